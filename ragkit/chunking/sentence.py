@@ -1,0 +1,33 @@
+"""Sentence-aware chunks (default): llama-index's SentenceSplitter, counting tokens with the embedder's tokenizer."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragkit.chunking._base import assemble, capped, fit_budget
+from ragkit.plugins import Plugin, TokenBudget
+from ragkit.types import Chunk, Document
+
+
+class SentenceChunker(Plugin):
+    stage, name = "chunker", "sentence"
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        chunk_size: int = Field(200, ge=8, description="target tokens per chunk (capped at the embedder's max)")
+        chunk_overlap: int = Field(20, ge=0, description="tokens shared by neighbouring chunks")
+
+    def split(self, doc: Document, budget: TokenBudget) -> list[Chunk]:
+        splitter = sentence_splitter(self.params.chunk_size, self.params.chunk_overlap, budget)
+        pieces = []
+        for seg in doc.iter_segments():
+            for text in splitter.split_text(seg.text):
+                pieces.extend((t, seg.metadata) for t in fit_budget(text, budget))
+        return assemble(doc, pieces)
+
+
+def sentence_splitter(chunk_size: int, overlap: int, budget: TokenBudget):
+    from llama_index.core.node_parser import SentenceSplitter
+
+    size = capped(chunk_size, budget)
+    return SentenceSplitter(chunk_size=size, chunk_overlap=min(overlap, size // 2), tokenizer=budget.encode)

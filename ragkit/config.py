@@ -1,0 +1,153 @@
+"""ragkit.toml, validated with pydantic. The one place that knows defaults.
+
+A plugin section is a table with ``name`` plus that plugin's parameters, e.g.::
+
+    [chunker]
+    name = "sentence"
+    chunk_size = 200
+
+Plugin parameters are validated by the plugin's own ``Params`` model when the engine builds the pipeline,
+so an unknown parameter is reported with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ragkit.errors import ConfigError
+
+CONFIG_FILE = "ragkit.toml"
+
+
+class PluginSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+DEFAULT_EXCLUDE = ["**/.*", "**/.*/**", "**/__pycache__/**", "**/*.meta.json", "**/node_modules/**"]
+
+
+class IngestConfig(_Strict):
+    include: list[str] = Field(default_factory=lambda: ["**/*"], description="glob patterns, relative to the root")
+    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+    embed_batch_size: int = Field(64, ge=1)
+
+
+class RetrievalConfig(_Strict):
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    k: int = Field(10, ge=1, le=1000, description="hits returned")
+    candidates: int = Field(100, ge=1, le=10000, description="hits per branch before fusion")
+
+
+class Config(_Strict):
+    chunker: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence"))
+    embedder: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence-transformers"))
+    sparse: PluginSpec = Field(default_factory=lambda: PluginSpec(name="bm25s"))
+    dense: PluginSpec = Field(default_factory=lambda: PluginSpec(name="faiss"))
+    fusion: PluginSpec = Field(default_factory=lambda: PluginSpec(name="rrf"))
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    transforms: list[PluginSpec] = Field(default_factory=list)
+    rerankers: list[PluginSpec] = Field(default_factory=list)
+    filters: list[PluginSpec] = Field(default_factory=list)
+    generator: PluginSpec = Field(default_factory=lambda: PluginSpec(name="extractive"))
+
+    @field_validator("chunker", "embedder", "sparse", "dense", "fusion", "generator", mode="before")
+    @classmethod
+    def _name_only(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
+# Sections that shape what is stored in an index: changing them requires a rebuild.
+INDEX_SECTIONS = ("chunker", "embedder", "sparse", "dense")
+
+
+def load_config(source: str | Path | dict[str, Any] | Config | None = None,
+                overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Read a TOML file (or take a dict/Config), apply ``key.path=value`` overrides, validate."""
+    if isinstance(source, Config):
+        data = source.model_dump(exclude_unset=True)
+        label = "config"
+    elif isinstance(source, dict):
+        data, label = dict(source), "config"
+    elif source is None:
+        data, label = {}, "defaults"
+    else:
+        path = Path(source)
+        label = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    for key, value in _override_items(overrides):
+        _set_path(data, key, value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{label}: {_first_error(exc)}") from None
+
+
+def _override_items(overrides: list[str] | dict[str, Any] | None) -> list[tuple[str, Any]]:
+    if not overrides:
+        return []
+    if isinstance(overrides, dict):
+        return list(overrides.items())
+    items = []
+    for raw in overrides:
+        key, sep, value = raw.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {raw!r}: expected key.path=value")
+        items.append((key.strip(), _parse_value(value.strip())))
+    return items
+
+
+def _parse_value(text: str) -> Any:
+    """TOML value syntax when it parses (numbers, booleans, arrays, quoted strings), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        elif not isinstance(nxt, dict):
+            raise ConfigError(f"override {dotted!r}: {part!r} is not a table")
+        node = nxt
+    if parts[-1] == "name" and node is not data and node.get("name") != value:
+        # switching plugin drops the old plugin's parameters, which the new one may not accept
+        node.clear()
+    node[parts[-1]] = value
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown setting {where!r}"
+    return f"{where}: {err['msg']}"

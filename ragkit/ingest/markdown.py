@@ -1,0 +1,28 @@
+"""Markdown with optional YAML front matter (user metadata) and a ``.meta.json`` sidecar."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ragkit.ingest._read import read_sidecar, read_text, split_front_matter
+from ragkit.errors import LoadError
+from ragkit.plugins import Plugin
+from ragkit.types import Document
+
+_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
+
+
+class MarkdownLoader(Plugin):
+    stage, name = "loader", "markdown"
+    extensions = (".md", ".markdown")
+
+    def load(self, path: Path, doc_id: str) -> Iterator[Document]:
+        meta, body = split_front_matter(read_text(path))
+        meta.update(read_sidecar(path))
+        if not body.strip():
+            raise LoadError("empty document (front matter only)")
+        h1 = _H1.search(body)
+        title = str(meta.pop("title", "")) or (h1.group(1) if h1 else path.stem)
+        yield Document(doc_id=doc_id, text=body.strip(), title=title, metadata=meta)

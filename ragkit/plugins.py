@@ -1,0 +1,273 @@
+"""Stage interfaces and the plugin registry.
+
+The component contract (every plugin, built-in or third-party):
+
+1. A plugin is a class with ``stage`` and ``name`` class attributes and a nested pydantic model ``Params``
+   (``extra="forbid"``) that declares every parameter with its default. Its constructor takes only those
+   parameters (``Plugin.__init__`` validates them) and is cheap: no model, file or network access.
+2. Heavy state (models, index files) loads once, lazily, in ``warm_up()`` or on first use.
+3. Each stage has one call, typed below by a Protocol. Every implementation passes the reusable conformance
+   tests in ``tests/conformance/``.
+4. Plugins that need shared resources (the embedder, the embedding cache) receive them through
+   ``bind(resources)`` right after construction; they must not build their own.
+
+Registration: plugins are found through the entry-point group ``ragkit.plugins``; each entry is
+``"<stage>.<name>" = "package.module:Class"``. ragkit's built-ins are declared the same way in its
+``pyproject.toml``. ``register()`` adds a class at run time (tests, notebooks). Entry points are imported
+only when their plugin is asked for, so start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ragkit.errors import ConfigError, PluginError
+from ragkit.types import Answer, Chunk, Document, Hit, LoadIssue
+
+ENTRY_POINT_GROUP = "ragkit.plugins"
+
+STAGES: dict[str, str] = {
+    "loader": "turns a file into documents",
+    "chunker": "splits a document into chunks",
+    "embedder": "turns text into normalized vectors",
+    "sparse": "lexical index part (BM25)",
+    "dense": "vector index part",
+    "fusion": "merges the rankings of the retrieval branches",
+    "transform": "rewrites or expands the query (seam: query-transforms issue)",
+    "reranker": "re-scores fused candidates (seam: reranking issue)",
+    "filter": "drops or reorders hits after retrieval (seam: filters issue)",
+    "generator": "writes the answer with citations",
+}
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Plugin:
+    """Shared plumbing: parameter validation, a no-op warm_up and bind. Not a deep hierarchy: one level."""
+
+    stage: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, **params: Any) -> None:
+        try:
+            self.params = self.Params(**params)
+        except ValidationError as exc:
+            raise ConfigError(_params_error(self.stage, self.name, self.Params, exc)) from None
+
+    def warm_up(self) -> None:
+        """Load heavy state. Called once before first use; must be idempotent."""
+
+    def bind(self, resources: "Resources") -> None:
+        """Receive shared resources (embedder, caches). Default: needs none."""
+
+    def spec(self) -> dict[str, Any]:
+        """The serialisable description of this plugin: name + every parameter, defaults filled in."""
+        return {"name": self.name, **self.params.model_dump(mode="json")}
+
+
+class Resources:
+    """What the engine shares with plugins that ask for it in ``bind``."""
+
+    def __init__(self, embedder: "Embedder | None" = None, embed_cached: Any = None) -> None:
+        self.embedder = embedder
+        # embed_cached(texts) -> np.ndarray: embeds through the on-disk cache (never re-embeds known text)
+        self.embed_cached = embed_cached
+
+
+# --- stage protocols -------------------------------------------------------------------------------------------
+
+@runtime_checkable
+class Loader(Protocol):
+    extensions: ClassVar[tuple[str, ...]]
+
+    def load(self, path: Path, doc_id: str) -> Iterable[Document | LoadIssue]:
+        """Yield documents (and per-record issues). Raise LoadError when the whole file is unusable."""
+
+
+class TokenBudget(Protocol):
+    max_tokens: int
+
+    def count(self, text: str) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+@runtime_checkable
+class Chunker(Protocol):
+    def split(self, doc: Document, budget: TokenBudget) -> list[Chunk]:
+        """Split into chunks of at most ``budget.max_tokens`` tokens (unless the chunker documents otherwise)."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_id: str
+
+    def embed(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Return float32, L2-normalized vectors, one row per text."""
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def token_budget(self) -> TokenBudget: ...
+
+
+@runtime_checkable
+class IndexPart(Protocol):
+    """A retrieval branch that owns its files (sparse or dense). Rows are the docstore's chunk rows."""
+
+    def build(self, texts: Sequence[str], vectors: np.ndarray | None) -> None: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def search(self, query: "QueryBundle", k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (rows, scores), best first, considering only rows where ``allowed`` is True (pre-filter)."""
+
+
+class QueryBundle:
+    """A query as the retrieval branches see it; the dense vector is computed once, on first use."""
+
+    def __init__(self, text: str, embed_query: Any = None) -> None:
+        self.text = text
+        self._embed_query = embed_query
+        self._vector: np.ndarray | None = None
+
+    @property
+    def vector(self) -> np.ndarray:
+        if self._vector is None:
+            if self._embed_query is None:
+                raise PluginError("dense retrieval needs an embedder, none is bound")
+            self._vector = self._embed_query(self.text)
+        return self._vector
+
+
+@runtime_checkable
+class Fusion(Protocol):
+    def fuse(self, rankings: dict[str, tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Merge per-branch (rows, scores) rankings into one (rows, fused scores), best first."""
+
+
+@runtime_checkable
+class QueryTransform(Protocol):
+    def transform(self, query: str) -> list[str]:
+        """Return the queries to retrieve with (the first is the main one)."""
+
+
+@runtime_checkable
+class HitProcessor(Protocol):
+    """Rerankers and filters share one call."""
+
+    def process(self, query: str, hits: list[Hit]) -> list[Hit]: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    def answer(self, query: str, hits: list[Hit]) -> Answer: ...
+
+    def stream(self, query: str, hits: list[Hit]) -> Iterator[str]: ...
+
+
+# --- registry --------------------------------------------------------------------------------------------------
+
+class Registry:
+    def __init__(self) -> None:
+        self._classes: dict[tuple[str, str], type[Plugin]] = {}
+        self._lazy: dict[tuple[str, str], str] = {}
+        self._loaded_entry_points = False
+
+    def _ensure_entry_points(self) -> None:
+        if self._loaded_entry_points:
+            return
+        self._loaded_entry_points = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            stage, _, name = ep.name.partition(".")
+            if stage not in STAGES or not name:
+                continue  # reported by `ragkit plugins --check`; never fatal for other plugins
+            self._lazy.setdefault((stage, name), ep.value)
+        if not self._lazy:
+            raise PluginError(
+                "no plugins registered: ragkit must be installed (pip install -e .) so its entry points exist")
+
+    def register(self, cls: type[Plugin]) -> type[Plugin]:
+        if cls.stage not in STAGES:
+            raise PluginError(f"plugin {cls.__name__}: unknown stage {cls.stage!r} (stages: {', '.join(STAGES)})")
+        self._classes[(cls.stage, cls.name)] = cls
+        return cls
+
+    def names(self, stage: str) -> list[str]:
+        self._ensure_entry_points()
+        return sorted({n for s, n in [*self._lazy, *self._classes] if s == stage})
+
+    def get(self, stage: str, name: str) -> type[Plugin]:
+        self._ensure_entry_points()
+        if stage not in STAGES:
+            raise PluginError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+        key = (stage, name)
+        if key not in self._classes:
+            target = self._lazy.get(key)
+            if target is None:
+                known = ", ".join(self.names(stage)) or "none"
+                raise PluginError(f"unknown {stage} plugin {name!r} (available: {known})")
+            module_name, _, attr = target.partition(":")
+            try:
+                cls = getattr(importlib.import_module(module_name), attr)
+            except Exception as exc:  # a broken third-party plugin must name itself
+                raise PluginError(f"{stage} plugin {name!r} failed to import from {target}: {exc}") from exc
+            if getattr(cls, "stage", None) != stage or getattr(cls, "name", None) != name:
+                raise PluginError(f"{target} is registered as {stage}.{name} but declares "
+                                  f"{getattr(cls, 'stage', None)}.{getattr(cls, 'name', None)}")
+            self._classes[key] = cls
+        return self._classes[key]
+
+    def create(self, stage: str, spec: dict[str, Any] | str) -> Plugin:
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        params = dict(spec)
+        name = params.pop("name", None)
+        if not name:
+            raise ConfigError(f"{stage}: missing plugin 'name' (available: {', '.join(self.names(stage))})")
+        return self.get(stage, name)(**params)
+
+    def all(self) -> Iterator[type[Plugin]]:
+        self._ensure_entry_points()
+        for stage in STAGES:
+            for name in self.names(stage):
+                yield self.get(stage, name)
+
+
+def _params_error(stage: str, name: str, model: type[BaseModel], exc: ValidationError) -> str:
+    known = ", ".join(model.model_fields) or "none"
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "?"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown parameter {field!r} (known: {known})")
+        else:
+            parts.append(f"parameter {field!r}: {err['msg']}")
+    return f"{stage} plugin {name!r}: " + "; ".join(parts)
+
+
+def describe_params(cls: type[Plugin]) -> list[dict[str, Any]]:
+    out = []
+    for fname, f in cls.Params.model_fields.items():
+        default = f.get_default(call_default_factory=True)
+        out.append({"name": fname, "type": getattr(f.annotation, "__name__", str(f.annotation)),
+                    "default": default, "help": f.description or ""})
+    return out
+
+
+registry = Registry()

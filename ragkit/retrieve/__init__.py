@@ -1,0 +1,1 @@
+"""Query-time retrieval stages: fusion of the branches (and, later, query transforms)."""

@@ -1,0 +1,104 @@
+"""Plain data that flows between stages: Document -> Chunk -> Hit -> Answer.
+
+These are dataclasses with no behaviour beyond (de)serialisation, so every stage can be written and tested alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Segment:
+    """A part of a document that chunks must not cross (a PDF page, for instance), with its own metadata."""
+
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Document:
+    """One logical document. ``segments`` is None when the whole text is one segment."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    segments: list[Segment] | None = None
+
+    def iter_segments(self) -> list[Segment]:
+        return self.segments if self.segments is not None else [Segment(self.text, {})]
+
+
+@dataclass
+class LoadIssue:
+    """A problem with one record inside a file (a malformed JSONL line); loaders yield it and carry on."""
+
+    location: str
+    reason: str
+
+
+@dataclass
+class Chunk:
+    """The unit that is indexed and retrieved. ``metadata`` holds the document's metadata plus chunk fields."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    position: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its final score and the score and rank it had at every stage."""
+
+    chunk: Chunk
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def chunk_id(self) -> str:
+        return self.chunk.chunk_id
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chunk_id": self.chunk_id, "doc_id": self.doc_id, "score": self.score,
+                "scores": self.scores, "ranks": self.ranks, "text": self.chunk.text,
+                "position": self.chunk.position, "metadata": self.chunk.metadata}
+
+
+@dataclass
+class Citation:
+    """``[n]`` in an answer points at ``hits[n-1]`` of the answer's sources."""
+
+    n: int
+    chunk_id: str
+    doc_id: str
+    title: str = ""
+    source: str = ""
+    page: int | None = None
+
+
+@dataclass
+class Answer:
+    query: str
+    text: str
+    citations: list[Citation]
+    sources: list[Hit]
+    timings: dict[str, float] = field(default_factory=dict)
+    trace: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "answer": self.text,
+                "citations": [asdict(c) for c in self.citations],
+                "sources": [h.to_dict() for h in self.sources],
+                "timings": self.timings, "trace": self.trace}
