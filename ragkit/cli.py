@@ -210,7 +210,8 @@ def info(index: Path = IndexOpt, config: Optional[Path] = ConfigOpt, as_json: bo
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns the code of a typer.Exit instead of raising it
+        sys.exit(rc if isinstance(rc, int) else 0)
     except RagkitError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         sys.exit(2)

@@ -74,6 +74,9 @@ class Config(_Strict):
         return {"name": v} if isinstance(v, str) else v
 
 
+PLUGIN_DEFAULTS = {s: Config.model_fields[s].default_factory().name
+                   for s in ("chunker", "embedder", "sparse", "dense", "fusion", "generator")}
+
 # Sections that shape what is stored in an index: changing them requires a rebuild.
 INDEX_SECTIONS = ("chunker", "embedder", "sparse", "dense")
 
@@ -100,6 +103,9 @@ def load_config(source: str | Path | dict[str, Any] | Config | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     for key, value in _override_items(overrides):
+        section = key.split(".", 1)[0]
+        if section in PLUGIN_DEFAULTS and "." in key and not isinstance(data.get(section), dict):
+            data[section] = {"name": data.get(section) or PLUGIN_DEFAULTS[section]}
         _set_path(data, key, value)
     try:
         return Config.model_validate(data)

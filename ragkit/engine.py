@@ -72,6 +72,7 @@ class Generation:
         self.path = path
         try:
             self.manifest = Manifest.read(path / "manifest.json")
+            self.manifest.generation = path.name  # staged before its name was known
             self.docstore = DocStore(path / "docstore.sqlite")
             sparse.load(path / "sparse")
             dense.load(path / "dense")
@@ -223,6 +224,7 @@ class Engine:
             index_cfg = self._settings_for(rebuild)
             prev = None if rebuild else self.generation()
             self._use_settings(index_cfg)
+            self._mismatch = None  # from here on the index is (re)built with these settings
             prev_files = prev.docstore.files() if prev else {}
             files, missing = walk(paths, self.config.ingest.include, self.config.ingest.exclude)
             report.failed.extend((m, "no such file or directory") for m in missing)

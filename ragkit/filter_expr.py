@@ -105,7 +105,7 @@ class Filter:
         if text.startswith("!") and re.fullmatch(r"![\w.\-]+", text):
             return cls((Condition(text[1:], "missing"),))
         m = _EXPR.match(text)
-        if not m or not m.group("value"):
+        if not m or not m.group("value") or m.group("value")[0] in "<>=!":
             raise ConfigError(f"filter {expr!r}: expected field=value, field!=value, field>=value, "
                               "field in a,b, field? or !field")
         op = m.group("op").strip()

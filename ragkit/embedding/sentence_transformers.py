@@ -17,6 +17,11 @@ from ragkit.plugins import Plugin
 
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
+# Loaded models are shared by every embedder of the process with the same settings (engines opened for
+# ablations or tests load the weights once). Inference does not mutate the model.
+_LOADED: dict[tuple, object] = {}
+_LOAD_LOCK = threading.Lock()
+
 
 def resolve_model(name: str) -> tuple[str, bool]:
     """(what to pass to SentenceTransformer, whether it is a local directory)."""
@@ -62,7 +67,6 @@ class SentenceTransformerEmbedder(Plugin):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._model = None
-        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -75,8 +79,12 @@ class SentenceTransformerEmbedder(Plugin):
     def warm_up(self) -> None:
         if self._model is not None:
             return
-        with self._lock:
+        with _LOAD_LOCK:
             if self._model is not None:
+                return
+            key = (self.params.model, self.params.device, self.params.max_seq_length)
+            if key in _LOADED:
+                self._model = _LOADED[key]
                 return
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -94,7 +102,7 @@ class SentenceTransformerEmbedder(Plugin):
                                   f"{str(exc).splitlines()[0]}{hint}") from None
             if self.params.max_seq_length:
                 model.max_seq_length = self.params.max_seq_length
-            self._model = model
+            _LOADED[key] = self._model = model
 
     @property
     def model(self):

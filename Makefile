@@ -1,0 +1,36 @@
+# Two commands on a fresh machine, both offline: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_INDEX ?= .demo-index
+
+.PHONY: install demo test test-fast bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: the local CPU wheel (otherwise pip pulls the CUDA build)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/ragkit ingest corpora/beacon --index $(DEMO_INDEX)
+	$(BIN)/ragkit query "How do I rotate an API key?" --index $(DEMO_INDEX) --k 5
+	$(BIN)/ragkit query "What is the API rate limit per minute?" --index $(DEMO_INDEX) --k 5 --explain
+	$(BIN)/ragkit query "How long are logs retained on Beacon Cloud?" --index $(DEMO_INDEX) --k 5 --filter product=cloud
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python benchmarks/scifact_retrieval.py
+	$(BIN)/python benchmarks/ingest_query.py
+
+clean:
+	rm -rf $(DEMO_INDEX) .ragkit .pytest_cache

@@ -1,0 +1,43 @@
+"""Shared by the benchmark scripts: where the offline datasets are and where cached indexes live."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RAGKIT_SHARED", ROOT.parent / "shared"))
+DATASETS = SHARED / "datasets"
+CACHE = Path(os.environ.get("RAGKIT_CACHE", ROOT / ".cache"))
+RESULTS = ROOT / "benchmarks" / "results"
+
+# One doc = one chunk, as BEIR evaluations do (the embedder truncates at its max length).
+BEIR_OVERRIDES = ["chunker.name=document"]
+
+
+def machine() -> dict:
+    import torch
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform()}
+
+
+def write_result(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "date": time.strftime("%Y-%m-%d"), "machine": machine(), **data}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def beir_index(name: str, overrides: list[str] | None = None, progress=None):
+    """Open (building once) the index of a BEIR corpus under .cache/indexes/."""
+    from ragkit import Engine
+
+    ds = DATASETS / name
+    eng = Engine.open(CACHE / "indexes" / f"{name}-document", None, BEIR_OVERRIDES + (overrides or []))
+    report = eng.ingest([ds / "corpus.jsonl.gz"], progress=progress)
+    return eng, report

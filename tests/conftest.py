@@ -1,0 +1,124 @@
+"""Shared fixtures. The real MiniLM model is used everywhere (loaded once per process and shared);
+the SciFact index is built once per machine under .cache/ and reused (see benchmarks/_common.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+MINI_DOCS = {
+    "cloud/api-keys.md": """---
+title: Rotating API keys
+product: cloud
+date: 2024-05-01
+status: current
+---
+# Rotating API keys
+
+Open Settings > API keys and press Rotate next to the key. The previous key keeps working for 24 hours
+so that running agents can switch over. Rotation is recorded in the audit log.
+
+## Scopes
+
+Each key has a scope: ingest-only, read-only or admin.
+""",
+    "selfhosted/api-keys.md": """---
+title: API keys on self-hosted Beacon
+product: selfhosted
+date: 2024-03-01
+status: current
+---
+# API keys on self-hosted Beacon
+
+Run `beacon keys rotate --key-id ID` on the server. The zanzibar flag disables the grace period entirely.
+""",
+    "cloud/retention.txt": "Log retention on the cloud edition is 30 days on the Starter plan and 400 days on "
+                           "the Enterprise plan. Metrics are kept for 13 months.\n",
+    "selfhosted/backup.html": """<html><head><title>Backups</title><meta name="product" content="selfhosted">
+<style>body{color:red}</style><script>var tracking = "zzz-script-text";</script></head>
+<body><nav>Home | Docs | Pricing</nav><main><h1>Backups</h1><p>Back up the data directory nightly with
+<code>beacon backup create</code>. Snapshots are stored in /var/lib/beacon/snapshots.</p>
+<table><tr><th>Tier</th><th>Retention</th></tr><tr><td>daily</td><td>7 snapshots</td></tr></table></main>
+<footer>Copyright Tidewater Labs. Cookie settings.</footer></body></html>
+""",
+}
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def mini_corpus(tmp_path) -> Path:
+    return write_tree(tmp_path / "docs", MINI_DOCS)
+
+
+@pytest.fixture
+def mini_index(tmp_path, mini_corpus):
+    from ragkit import Engine
+
+    eng = Engine.open(tmp_path / "idx")
+    eng.ingest([mini_corpus])
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from ragkit.plugins import registry
+
+    emb = registry.create("embedder", "sentence-transformers")
+    emb.warm_up()
+    return emb
+
+
+@pytest.fixture(scope="session")
+def budget(embedder):
+    return embedder.token_budget()
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    path = ROOT.parent / "shared" / "datasets"
+    if not (path / "scifact" / "corpus.jsonl.gz").exists():
+        pytest.fail(f"offline datasets not found at {path} (CI places ../shared beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def scifact_engine(shared_datasets):
+    """SciFact indexed with one chunk per document; built once, cached under .cache/indexes."""
+    from _common import beir_index
+
+    eng, _ = beir_index("scifact")
+    eng.warm_up()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="session")
+def beacon_engine(tmp_path_factory):
+    from ragkit import Engine
+
+    eng = Engine.open(tmp_path_factory.mktemp("beacon") / "idx")
+    eng.ingest([ROOT / "corpora" / "beacon"])
+    yield eng
+    eng.close()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,95 @@
+"""Crash safety with a real SIGKILL: the previous commit stays readable and complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ragkit import Engine
+
+WORDS = ("agent collector pipeline retention dashboard alert quota region backup upgrade token scope "
+         "ingest query latency shard replica snapshot tenant audit").split()
+
+
+def _bulk(root: Path, n: int) -> None:
+    for i in range(n):
+        body = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(120))
+        (root / "bulk" / f"doc{i:04d}.txt").write_text(f"Bulk document {i}. {body}.\n", encoding="utf-8")
+
+
+def _ingest_proc(corpus: Path, index: Path, env_extra: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "ragkit", "ingest", str(corpus), "--index", str(index)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _assert_previous_commit_intact(index: Path, expected_docs: int) -> None:
+    eng = Engine.open(index)
+    st = eng.stats()
+    assert st["generation"] == "g000001" and st["documents"] == expected_docs
+    hits = eng.retrieve("rotate api key grace period", k=3).hits
+    assert hits and hits[0].doc_id.endswith("api-keys.md")
+    assert len(eng.generation().docstore.chunk_ids()) == st["chunks"]
+    eng.close()
+
+
+@pytest.fixture
+def committed(tmp_path, mini_corpus):
+    index = tmp_path / "idx"
+    eng = Engine.open(index)
+    eng.ingest([mini_corpus])
+    eng.close()
+    (mini_corpus / "bulk").mkdir()
+    _bulk(mini_corpus, 150)
+    return mini_corpus, index
+
+
+def test_sigkill_while_embedding(committed):
+    corpus, index = committed
+    proc = _ingest_proc(corpus, index)
+    # wait until the writer holds the lock and is working, then kill it hard
+    deadline = time.time() + 60
+    while time.time() < deadline and not (index / "cache" / "embeddings.sqlite-wal").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert proc.poll() is None, "ingest finished before it could be killed; make the bulk corpus larger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _assert_previous_commit_intact(index, 4)
+    # the next writer is not blocked, cleans up, reuses the vectors embedded before the kill, and commits
+    eng = Engine.open(index)
+    rep = eng.ingest([corpus])
+    assert rep.committed and rep.documents_total == 154
+    assert rep.chunks_embedded < 150 + 4
+
+
+@pytest.mark.parametrize("point", ["before-commit"])
+def test_sigkill_with_the_next_generation_fully_staged(committed, point):
+    corpus, index = committed
+    proc = _ingest_proc(corpus, index, {"RAGKIT_CRASH_AT": point})
+    proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    staged = [p.name for p in (index / "gens").iterdir() if p.name.startswith(".tmp-")]
+    assert staged, "the kill should have left a staged generation behind"
+    _assert_previous_commit_intact(index, 4)
+    rep = Engine.open(index).ingest([corpus])
+    assert rep.committed and rep.chunks_embedded == 0  # everything was cached before the kill
+    assert not [p for p in (index / "gens").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_sigkill_at_random_moments(committed):
+    corpus, index = committed
+    for delay in (0.3, 2.5, 5.0):
+        proc = _ingest_proc(corpus, index)
+        time.sleep(delay)
+        if proc.poll() is not None:  # it finished: the new commit must be complete instead
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _assert_previous_commit_intact(index, 4)
