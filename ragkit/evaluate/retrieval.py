@@ -43,4 +43,6 @@ def score(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
     from ranx import Qrels, Run, evaluate
 
     result = evaluate(Qrels(qrels), Run(run), list(metrics), return_mean=not per_query, make_comparable=True)
+    if not isinstance(result, dict):  # ranx returns a bare value for a single metric
+        result = {metrics[0]: result}
     return {m: (float(v) if not per_query else v) for m, v in result.items()}

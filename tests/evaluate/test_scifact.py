@@ -42,3 +42,16 @@ def test_dense_minilm(ndcg):
 
 def test_hybrid_at_least_the_better_branch(ndcg):
     assert ndcg["hybrid"] >= max(ndcg["bm25"], ndcg["dense"])
+
+
+def test_ndcg_equals_ranx_on_a_hand_made_example():
+    """Three queries whose nDCG@10 is computed here by hand from the definition, with linear gains as
+    trec_eval and ranx use (gain = relevance grade, discount = log2(rank + 1))."""
+    import math
+
+    qrels = {"q1": {"a": 1}, "q2": {"b": 2, "c": 1}, "q3": {"x": 1}}
+    run = {"q1": {"a": 3.0, "z": 2.0}, "q2": {"c": 3.0, "z": 2.0, "b": 1.0}, "q3": {"y": 1.0}}
+    dcg2 = 1 / math.log2(2) + 2 / math.log2(4)  # c (grade 1) at rank 1, b (grade 2) at rank 3
+    idcg2 = 2 / math.log2(2) + 1 / math.log2(3)
+    expected = (1.0 + dcg2 / idcg2 + 0.0) / 3
+    assert score(qrels, run, ("ndcg@10",))["ndcg@10"] == pytest.approx(expected, abs=1e-9)
