@@ -264,11 +264,7 @@ class Engine:
                         removed_sources.add(source)
 
             if not to_load and not removed_sources and prev is not None:
-                report.generation = prev.manifest.generation
-                report.documents_total = prev.manifest.n_documents
-                report.chunks_total = prev.manifest.n_chunks
-                report.seconds = time.perf_counter() - t0
-                return report
+                return _nothing_committed(report, prev, t0)
 
             # 2. load + chunk changed files; a failing file keeps its previously indexed version
             t = time.perf_counter()
@@ -326,11 +322,7 @@ class Engine:
 
             if prev is not None and not new_docs and not removed_sources:
                 # every changed file failed: nothing to commit, the index stays as it was
-                report.generation = prev.manifest.generation
-                report.documents_total = prev.manifest.n_documents
-                report.chunks_total = prev.manifest.n_chunks
-                report.seconds = time.perf_counter() - t0
-                return report
+                return _nothing_committed(report, prev, t0)
 
             # 4. embed what the cache does not know, build both branches, write and commit
             t = time.perf_counter()
@@ -483,6 +475,14 @@ class Engine:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
+
+def _nothing_committed(report: IngestReport, prev: Generation, t0: float) -> IngestReport:
+    report.generation = prev.manifest.generation
+    report.documents_total = prev.manifest.n_documents
+    report.chunks_total = prev.manifest.n_chunks
+    report.seconds = time.perf_counter() - t0
+    return report
+
 
 def _short(spec: Any) -> str:
     if not isinstance(spec, dict):

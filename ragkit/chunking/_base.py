@@ -47,3 +47,14 @@ def assemble(doc: Document, pieces: list[tuple[str, dict[str, Any]]]) -> list[Ch
 
 def capped(size: int, budget: TokenBudget) -> int:
     return max(8, min(size, budget.max_tokens))
+
+
+def split_segments(doc: Document, split_text, budget: TokenBudget,
+                   extra: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Run ``split_text`` over each segment (chunks never cross a segment), capping every piece."""
+    pieces = []
+    for seg in doc.iter_segments():
+        meta = {**seg.metadata, **(extra or {})}
+        for text in split_text(seg.text):
+            pieces.extend((t, meta) for t in fit_budget(text, budget))
+    return pieces

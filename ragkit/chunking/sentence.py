@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.chunking._base import assemble, capped, fit_budget
+from ragkit.chunking._base import assemble, capped, split_segments
 from ragkit.plugins import Plugin, TokenBudget
 from ragkit.types import Chunk, Document
 
@@ -19,11 +19,7 @@ class SentenceChunker(Plugin):
 
     def split(self, doc: Document, budget: TokenBudget) -> list[Chunk]:
         splitter = sentence_splitter(self.params.chunk_size, self.params.chunk_overlap, budget)
-        pieces = []
-        for seg in doc.iter_segments():
-            for text in splitter.split_text(seg.text):
-                pieces.extend((t, seg.metadata) for t in fit_budget(text, budget))
-        return assemble(doc, pieces)
+        return assemble(doc, split_segments(doc, splitter.split_text, budget))
 
 
 def sentence_splitter(chunk_size: int, overlap: int, budget: TokenBudget):

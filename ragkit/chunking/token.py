@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.chunking._base import assemble, capped, fit_budget
+from ragkit.chunking._base import assemble, capped, split_segments
 from ragkit.plugins import Plugin, TokenBudget
 from ragkit.types import Chunk, Document
 
@@ -23,8 +23,4 @@ class TokenChunker(Plugin):
         size = capped(self.params.chunk_size, budget)
         splitter = TokenTextSplitter(chunk_size=size, chunk_overlap=min(self.params.chunk_overlap, size // 2),
                                      tokenizer=budget.encode)
-        pieces = []
-        for seg in doc.iter_segments():
-            for text in splitter.split_text(seg.text):
-                pieces.extend((t, seg.metadata) for t in fit_budget(text, budget))
-        return assemble(doc, pieces)
+        return assemble(doc, split_segments(doc, splitter.split_text, budget))

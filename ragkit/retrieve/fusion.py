@@ -60,13 +60,16 @@ def _normalized_sum(rankings: dict[str, Ranking], k: int, weights: dict[str, flo
     return _sorted(rows, total, k)
 
 
+class _Weighted(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weights: dict[str, float] = Field(default_factory=dict, description="per-branch weight, default 1")
+
+
 class RRF(Plugin):
     stage, name = "fusion", "rrf"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(_Weighted):
         k: float = Field(60.0, gt=0, description="rank constant: larger flattens the contribution of top ranks")
-        weights: dict[str, float] = Field(default_factory=dict, description="per-branch weight, default 1")
 
     def fuse(self, rankings: dict[str, Ranking], k: int) -> Ranking:
         return rrf(rankings, k, self.params.k, self.params.weights)
@@ -75,9 +78,7 @@ class RRF(Plugin):
 class MinMaxFusion(Plugin):
     stage, name = "fusion", "minmax"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        weights: dict[str, float] = Field(default_factory=dict, description="per-branch weight, default 1")
+    Params = _Weighted
 
     def fuse(self, rankings: dict[str, Ranking], k: int) -> Ranking:
         return _normalized_sum(rankings, k, self.params.weights, "minmax")
@@ -86,9 +87,7 @@ class MinMaxFusion(Plugin):
 class ZScoreFusion(Plugin):
     stage, name = "fusion", "zscore"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        weights: dict[str, float] = Field(default_factory=dict, description="per-branch weight, default 1")
+    Params = _Weighted
 
     def fuse(self, rankings: dict[str, Ranking], k: int) -> Ranking:
         return _normalized_sum(rankings, k, self.params.weights, "zscore")

@@ -8,6 +8,10 @@ import pytest
 from ragkit.plugins import QueryBundle, registry
 
 PARTS = [("sparse", n) for n in registry.names("sparse")] + [("dense", n) for n in registry.names("dense")]
+# parameter variants that change the data structure are conformance-tested as parts of their own
+VARIANTS = {("dense", "faiss"): [{"index": "flat"}, {"index": "hnsw", "hnsw_m": 8}]}
+PARTS = [(s, n, p) for s, n in PARTS for p in VARIANTS.get((s, n), [{}])]
+IDS = [f"{s}.{n}" + "".join(f"-{v}" for v in p.values()) for s, n, p in PARTS]
 TEXTS = [
     "rotate the api key in settings",
     "log retention is thirty days",
@@ -26,9 +30,9 @@ def _bundle(embedder, text):
     return QueryBundle(text, embedder.embed_query)
 
 
-@pytest.mark.parametrize("stage,name", PARTS, ids=[f"{s}.{n}" for s, n in PARTS])
-def test_build_save_load_search(stage, name, tmp_path, embedder, vectors):
-    part = registry.create(stage, name)
+@pytest.mark.parametrize("stage,name,params", PARTS, ids=IDS)
+def test_build_save_load_search(stage, name, params, tmp_path, embedder, vectors):
+    part = registry.create(stage, {"name": name, **params})
     part.build(TEXTS, vectors)
     assert len(part) == len(TEXTS)
     rows, scores = part.search(_bundle(embedder, "api key rotation"), 3, None)
@@ -36,16 +40,16 @@ def test_build_save_load_search(stage, name, tmp_path, embedder, vectors):
     assert np.all(np.diff(scores) <= 1e-6)  # best first
     assert set(rows[:2].tolist()) <= {0, 2, 4}
     part.save(tmp_path / "p")
-    again = registry.create(stage, name)
+    again = registry.create(stage, {"name": name, **params})
     again.load(tmp_path / "p")
     rows2, scores2 = again.search(_bundle(embedder, "api key rotation"), 3, None)
     assert rows2.tolist() == rows.tolist()
     np.testing.assert_allclose(scores2, scores, rtol=1e-5)
 
 
-@pytest.mark.parametrize("stage,name", PARTS, ids=[f"{s}.{n}" for s, n in PARTS])
-def test_mask_is_a_prefilter(stage, name, embedder, vectors):
-    part = registry.create(stage, name)
+@pytest.mark.parametrize("stage,name,params", PARTS, ids=IDS)
+def test_mask_is_a_prefilter(stage, name, params, embedder, vectors):
+    part = registry.create(stage, {"name": name, **params})
     part.build(TEXTS, vectors)
     allowed = np.array([False, True, False, True, False])
     rows, _ = part.search(_bundle(embedder, "api key rotation"), 5, allowed)
@@ -55,12 +59,12 @@ def test_mask_is_a_prefilter(stage, name, embedder, vectors):
     assert len(rows) == 0 and len(scores) == 0
 
 
-@pytest.mark.parametrize("stage,name", PARTS, ids=[f"{s}.{n}" for s, n in PARTS])
-def test_empty_index(stage, name, tmp_path, embedder):
-    part = registry.create(stage, name)
+@pytest.mark.parametrize("stage,name,params", PARTS, ids=IDS)
+def test_empty_index(stage, name, params, tmp_path, embedder):
+    part = registry.create(stage, {"name": name, **params})
     part.build([], np.zeros((0, embedder.dim), np.float32))
     part.save(tmp_path / "e")
-    part = registry.create(stage, name)
+    part = registry.create(stage, {"name": name, **params})
     part.load(tmp_path / "e")
     rows, _ = part.search(_bundle(embedder, "anything"), 5, None)
     assert len(rows) == 0

@@ -1,0 +1,52 @@
+"""Render the README's result tables from benchmarks/results/*.json (never type numbers by hand)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from _common import RESULTS
+
+
+def scifact() -> str:
+    data = json.loads((RESULTS / "scifact_retrieval.json").read_text())
+    metrics = list(next(iter(data["results"].values())))
+    lines = ["| variant | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for name, vals in data["results"].items():
+        cells = [f"**{vals[m]:.4f}**" if name == data["best_fusion"] and m == "ndcg@10" else f"{vals[m]:.4f}"
+                 for m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append(f"\n({data['queries']} test queries, chunker `{data['chunker']}`, measured {data['date']}; "
+                 f"best fusion: `{data['best_fusion']}`)")
+    return "\n".join(lines)
+
+
+def ingest_query() -> str:
+    d = json.loads((RESULTS / "ingest_query.json").read_text())
+    lat = d["query_latency"]
+    rows = [
+        ("ingest throughput", f"{d['ingest_docs_per_s']} docs/s, {d['ingest_chunks_per_s']} chunks/s "
+                              f"({d['ingest_seconds']} s for {d['documents']} docs)"),
+        ("raw sentence-transformers encode, same chunks", f"{d['raw_encode_chunks_per_s']} chunks/s "
+                                                          f"({d['raw_encode_seconds']} s)"),
+        ("ingest / raw encode (target >= 0.85)", f"{d['ingest_vs_raw_encode']:.3f}"),
+        ("re-ingest unchanged corpus / first ingest (target < 0.10)",
+         f"{d['reingest_vs_first']:.4f} ({d['reingest_unchanged_seconds']} s)"),
+        ("query BM25-only p50 / p95 (target p50 <= 5 ms)", f"{lat['bm25']['p50_ms']} / {lat['bm25']['p95_ms']} ms"),
+        ("query dense-only p50 / p95", f"{lat['dense']['p50_ms']} / {lat['dense']['p95_ms']} ms"),
+        ("query hybrid p50 / p95 (target p50 <= 25 ms)", f"{lat['hybrid']['p50_ms']} / {lat['hybrid']['p95_ms']} ms"),
+        ("hybrid stages p50: bm25 / dense (incl. query embedding) / fusion",
+         f"{lat['hybrid'].get('bm25_p50_ms')} / {lat['hybrid'].get('dense_p50_ms')} / "
+         f"{lat['hybrid'].get('fusion_p50_ms')} ms"),
+        ("peak RSS", f"{d['peak_rss_mb']} MB"),
+    ]
+    out = ["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+    out.append(f"\n(measured {d['date']}, {d['machine']['cpus']} CPUs, torch threads {d['machine']['torch_threads']})")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["scifact", "ingest_query"]
+    for name in which:
+        print(globals()[name]())
+        print()
