@@ -19,7 +19,8 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/ragkit ingest corpora/beacon --index $(DEMO_INDEX)
 	$(BIN)/ragkit query "How do I rotate an API key?" --index $(DEMO_INDEX) --k 5
-	$(BIN)/ragkit query "What is the API rate limit per minute?" --index $(DEMO_INDEX) --k 5 --explain
+	$(BIN)/ragkit query "What is the API rate limit per minute?" --index $(DEMO_INDEX) --k 3 --explain \
+		--filter 'status!=deprecated' 
 	$(BIN)/ragkit query "How long are logs retained on Beacon Cloud?" --index $(DEMO_INDEX) --k 5 --filter product=cloud
 
 test: install

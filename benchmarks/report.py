@@ -45,8 +45,21 @@ def ingest_query() -> str:
     return "\n".join(out)
 
 
+def beacon() -> str:
+    d = json.loads((RESULTS / "beacon_eval.json").read_text())
+    metrics = list(d["hybrid"])
+    lines = ["| mode | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for mode in ("bm25", "dense", "hybrid"):
+        lines.append(f"| {mode} | " + " | ".join(f"{d[mode][m]:.4f}" for m in metrics) + " |")
+    by_type = ", ".join(f"{t} {v:.0%}" for t, v in d["extractive_answer_cites_gold_by_type"].items())
+    lines.append(f"\nExtractive answers (default generator, hybrid top 5) that cite a gold document: "
+                 f"**{d['extractive_answer_cites_gold']:.1%}** of {d['questions']} questions ({by_type}). "
+                 f"({d['documents']} documents, {d['chunks']} chunks, measured {d['date']})")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["scifact", "ingest_query"]
+    which = sys.argv[1:] or ["scifact", "ingest_query", "beacon"]
     for name in which:
         print(globals()[name]())
         print()

@@ -121,6 +121,7 @@ def query(
     eng = _open(index, config, overrides)
     if eng.generation() is None:
         raise RagkitError(f"{index}: no index here yet; run `ragkit ingest PATH --index {index}` first")
+    eng.warm_up()  # load models first, so the reported timings are the query's own
     if no_answer:
         r = eng.retrieve(text, k=k, filter=filters or None, mode=mode)
         data = {"query": text, "answer": None, "citations": [], "sources": [h.to_dict() for h in r.hits],
@@ -143,24 +144,21 @@ def query(
 
 
 def _render_sources(data: dict[str, Any], explain: bool) -> None:
-    t = Table(title=f"sources for: {data['query']}", title_justify="left")
+    t = Table(title=f"sources for: {data['query']}", title_justify="left", show_lines=True)
     t.add_column("#", justify="right")
     t.add_column("score", justify="right")
     if explain:
-        stages = sorted({s for h in data["sources"] for s in h["scores"]})
-        for s in stages:
-            t.add_column(f"{s} (rank)", justify="right")
-    t.add_column("document")
-    t.add_column("where")
-    t.add_column("text", overflow="fold", max_width=70)
+        t.add_column("per stage: score #rank", no_wrap=True)
+    t.add_column("document", overflow="fold", max_width=34)
+    t.add_column("text", overflow="fold", ratio=1)
     for i, h in enumerate(data["sources"], 1):
         meta = h["metadata"]
-        where = f"p.{meta['page']}" if meta.get("page") else str(meta.get("heading_path", ""))
+        where = f"page {meta['page']}" if meta.get("page") else str(meta.get("heading_path") or "")
         row = [str(i), f"{h['score']:.4f}"]
         if explain:
-            row += [f"{h['scores'][s]:.4f} ({h['ranks'][s]})" if s in h["scores"] else "-" for s in stages]
+            row.append("\n".join(f"{s} {v:.4f} #{h['ranks'][s]}" for s, v in h["scores"].items()))
         snippet = " ".join(h["text"].split())
-        row += [h["doc_id"], where, snippet[:160] + ("…" if len(snippet) > 160 else "")]
+        row += [h["doc_id"] + (f"\n{where}" if where else ""), snippet[:200] + ("…" if len(snippet) > 200 else "")]
         t.add_row(*row)
     out.print(t)
 

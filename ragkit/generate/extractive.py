@@ -17,13 +17,43 @@ _SENT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9`])")
 
 
 def split_sentences(text: str) -> list[str]:
-    out = []
-    for line in text.split("\n"):
-        line = line.strip().lstrip("#>*- ").strip()
-        if not line:
+    """Candidate answer units of a chunk: sentences of its prose, and one unit per table row rendered as
+    ``header: value; ...``. Headings are labels, not answers, and are left out."""
+    out: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        if _is_table_row(lines[i]):
+            block = []
+            while i < len(lines) and _is_table_row(lines[i]):
+                block.append(lines[i])
+                i += 1
+            out.extend(_table_units(block))
             continue
+        line = lines[i].strip()
+        i += 1
+        if not line or line.startswith("#"):
+            continue
+        line = line.lstrip(">*- ").strip()
         out.extend(s.strip() for s in _SENT.split(line) if s.strip())
     return out
+
+
+def _is_table_row(line: str) -> bool:
+    line = line.strip()
+    return line.startswith("|") or " | " in line
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _table_units(block: list[str]) -> list[str]:
+    rows = [_cells(r) for r in block if not all(re.fullmatch(r":?-{2,}:?", c) or not c for c in _cells(r))]
+    if len(rows) < 2:
+        return [", ".join(c for c in r if c) for r in rows]
+    header, body = rows[0], rows[1:]
+    return ["; ".join(f"{h}: {v}" if h else v for h, v in zip(header, r) if v) for r in body]
 
 
 def citation_for(n: int, hit: Hit) -> Citation:
@@ -38,7 +68,7 @@ class ExtractiveAnswerer(Plugin):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         max_sentences: int = Field(3, ge=1, le=20)
-        sources: int = Field(3, ge=1, le=20, description="top hits whose sentences are candidates")
+        sources: int = Field(5, ge=1, le=20, description="top hits whose sentences are candidates")
         min_similarity: float = Field(0.25, ge=-1, le=1, description="below this, answer 'not found'")
         min_words: int = Field(4, ge=1, description="shorter sentences (headings, labels) are not candidates")
 

@@ -3,8 +3,17 @@ from ragkit.generate.extractive import NOT_FOUND, split_sentences
 
 def test_split_sentences():
     text = "# Title\nFirst sentence here. Second one! Third? 4.5 stays.\n- item one is here"
-    assert split_sentences(text) == ["Title", "First sentence here.", "Second one!", "Third?", "4.5 stays.",
+    assert split_sentences(text) == ["First sentence here.", "Second one!", "Third?", "4.5 stays.",
                                      "item one is here"]
+
+
+def test_table_rows_become_labelled_units():
+    md = "Retention by plan:\n| Plan | Logs | Metrics |\n|------|:----:|---|\n| Free | 7 days | 30 days |\n" \
+         "| Team | 15 days | 90 days |"
+    assert split_sentences(md) == ["Retention by plan:", "Plan: Free; Logs: 7 days; Metrics: 30 days",
+                                   "Plan: Team; Logs: 15 days; Metrics: 90 days"]
+    html_style = "Region | City\neu-1 | Frankfurt"  # how the HTML loader renders a table
+    assert split_sentences(html_style) == ["Region: eu-1; City: Frankfurt"]
 
 
 def test_answer_cites_the_right_source(mini_index):
