@@ -34,10 +34,7 @@ def write_result(name: str, data: dict) -> Path:
 
 
 def beir_index(name: str, overrides: list[str] | None = None, progress=None):
-    """Open (building once) the index of a BEIR corpus under .cache/indexes/."""
-    from ragkit import Engine
+    """Open (building once) the index of a BEIR corpus; the same cache `ragkit eval --cache-dir .cache` uses."""
+    from ragkit.evaluate.runner import dataset_engine, load_dataset
 
-    ds = DATASETS / name
-    eng = Engine.open(CACHE / "indexes" / f"{name}-document", None, BEIR_OVERRIDES + (overrides or []))
-    report = eng.ingest([ds / "corpus.jsonl.gz"], progress=progress)
-    return eng, report
+    return dataset_engine(load_dataset(DATASETS / name), None, BEIR_OVERRIDES + (overrides or []), CACHE, progress)

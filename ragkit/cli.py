@@ -163,6 +163,54 @@ def _render_sources(data: dict[str, Any], explain: bool) -> None:
     out.print(t)
 
 
+@app.command("eval")
+def eval_(
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="dataset directory: BEIR (queries.jsonl + "
+                                 "qrels/<split>.tsv + corpus) or QA (qa.jsonl + corpus)"),
+    config: Optional[Path] = ConfigOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    split: str = typer.Option("test", "--split", help="qrels split to evaluate (BEIR layout)"),
+    k: int = typer.Option(100, "--k", "-k", help="retrieval depth per query"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="bm25, dense or hybrid (default: retrieval.mode)"),
+    metrics: str = typer.Option("ndcg@10,recall@100,mrr@10,map@100,hit_rate@10", "--metrics",
+                                help="comma-separated ranx metric names"),
+    drop_self_hits: bool = typer.Option(False, "--drop-self-hits", help="ignore retrieved documents whose id "
+                                        "equals the query id (BEIR does this for ArguAna-style sets)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N queries"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes are cached "
+                                             "(default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
+    out_json: Optional[Path] = typer.Option(None, "--out", help="write the full report (aggregate + per query) as JSON"),
+    out_md: Optional[Path] = typer.Option(None, "--markdown", help="write a Markdown summary"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Retrieval metrics of the configured pipeline on a dataset; the corpus is indexed once and cached."""
+    from ragkit.evaluate.runner import dataset_engine, evaluate_retrieval, load_dataset
+
+    ds = load_dataset(dataset, split)
+    eng, _ = dataset_engine(ds, _config_path(config), overrides or [], cache_dir)
+    eng.warm_up()
+    report = evaluate_retrieval(eng, ds, split=split, k=k, mode=mode, limit=limit, drop_self_hits=drop_self_hits,
+                                metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()))
+    eng.close()
+    if out_json:
+        out_json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    if out_md:
+        out_md.write_text(report.markdown())
+    if as_json:
+        _dump({k: v for k, v in report.to_dict().items() if k != "rows"})
+        return
+    t = Table(title=f"eval {dataset} ({split}, {report.queries} queries, mode {report.config['mode']})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for m, v in report.metrics.items():
+        t.add_row(m, f"{v:.4f}")
+    for m, v in report.latency_ms.items():
+        t.add_row(f"latency {m}", f"{v:.1f} ms")
+    out.print(t)
+    for w in report.warnings:
+        out.print(f"[yellow]warning[/] {w}", highlight=False)
+
+
 @app.command()
 def plugins(as_json: bool = JsonOpt) -> None:
     """List every registered plugin, by stage, with its parameters and defaults."""

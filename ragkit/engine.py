@@ -118,8 +118,8 @@ class Engine:
     def open(cls, path: str | Path = ".ragkit", config: str | Path | dict | Config | None = None,
              overrides: list[str] | dict[str, Any] | None = None) -> "Engine":
         """Open (or prepare to create) the index at ``path``. ``config`` is a ragkit.toml path, a dict or a
-        Config; without one, ``<path>/../ragkit.toml`` is not guessed: defaults plus the index's own settings
-        apply."""
+        Config; without one, defaults apply for the query stages and the index's own stored settings for the
+        index-shaping ones. ``overrides`` are ``key.path=value`` strings or a dict."""
         return cls(path, load_config(config, overrides))
 
     def _make(self, stage: str, spec: PluginSpec) -> Plugin:
@@ -222,9 +222,10 @@ class Engine:
         paths = list(paths)
         with self.dir.write_lock():
             index_cfg = self._settings_for(rebuild)
-            prev = None if rebuild else self.generation()
-            self._use_settings(index_cfg)
             self._mismatch = None  # from here on the index is (re)built with these settings
+            current = self.generation()
+            prev = None if rebuild else current
+            self._use_settings(index_cfg)
             prev_files = prev.docstore.files() if prev else {}
             files, missing = walk(paths, self.config.ingest.include, self.config.ingest.exclude)
             report.failed.extend((m, "no such file or directory") for m in missing)
@@ -320,9 +321,11 @@ class Engine:
             all_chunks = keep_chunks + [c for _, _, chunks in new_docs.values() for c in chunks]
             all_files = keep_files + list(new_file_records.values())
 
-            if prev is not None and not new_docs and not removed_sources:
-                # every changed file failed: nothing to commit, the index stays as it was
-                return _nothing_committed(report, prev, t0)
+            if current is not None and not new_docs and not removed_sources:
+                # every changed file failed (or, with --rebuild, every file): nothing to commit, the index
+                # stays exactly as it was
+                self._use_settings(current.manifest.config)  # a failed --rebuild leaves the old settings
+                return _nothing_committed(report, current, t0)
 
             # 4. embed what the cache does not know, build both branches, write and commit
             t = time.perf_counter()

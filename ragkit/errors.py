@@ -20,17 +20,17 @@ class LoadError(RagkitError):
     """A source file could not be turned into documents (unreadable, binary, empty, bad encoding, too large...)."""
 
 
-class IndexError_(RagkitError):
+class IndexDirError(RagkitError):
     """Base for problems with an index directory."""
 
 
-class IndexLockedError(IndexError_):
+class IndexLockedError(IndexDirError):
     """Another process is writing to the index."""
 
 
-class IndexCorruptError(IndexError_):
+class IndexCorruptError(IndexDirError):
     """The index directory is damaged, foreign, or of an unknown format."""
 
 
-class IndexConfigMismatch(IndexError_):
+class IndexConfigMismatch(IndexDirError):
     """The requested chunking/embedding/index settings differ from the ones the index was built with."""

@@ -155,3 +155,16 @@ def test_empty_index_and_query(tmp_path):
     eng = Engine.open(tmp_path / "nothing")
     assert eng.retrieve("anything").hits == []
     assert eng.stats()["documents"] == 0
+
+
+def test_rebuild_where_every_file_fails_keeps_the_index(tmp_path, mini_corpus):
+    eng = Engine.open(tmp_path / "idx")
+    eng.ingest([mini_corpus])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.txt").write_bytes(b"\x00\x01")
+    rebuild = Engine.open(tmp_path / "idx", overrides=["chunker.chunk_size=64"])
+    rep = rebuild.ingest([bad], rebuild=True)
+    assert not rep.committed and rep.failed
+    assert rebuild.stats()["documents"] == 4 and rebuild.stats()["config"]["chunker"]["chunk_size"] == 200
+    assert rebuild.retrieve("rotate api key", k=1).hits[0].doc_id == "cloud/api-keys.md"

@@ -6,9 +6,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ragkit.errors import RagkitError
 from ragkit.evaluate.datasets import Dataset
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "hit_rate@10")
+KNOWN_METRICS = ("hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map", "ndcg",
+                 "ndcg_burges", "bpref", "dcg", "dcg_burges")
+
+
+def check_metrics(metrics: tuple[str, ...]) -> None:
+    for m in metrics:
+        base, _, cut = m.partition("@")
+        if base not in KNOWN_METRICS or (cut and not cut.isdigit()):
+            raise RagkitError(f"unknown metric {m!r} (known: {', '.join(KNOWN_METRICS)}, optionally @k)")
 
 
 @dataclass
@@ -40,9 +50,14 @@ def run_queries(engine, dataset: Dataset, *, k: int = 100, mode: str | None = No
 
 def score(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
           metrics: tuple[str, ...] = DEFAULT_METRICS, per_query: bool = False) -> dict[str, Any]:
+    """Mean metrics ``{metric: value}``, or with ``per_query`` ``{metric: {qid: value}}``."""
     from ranx import Qrels, Run, evaluate
 
-    result = evaluate(Qrels(qrels), Run(run), list(metrics), return_mean=not per_query, make_comparable=True)
+    check_metrics(metrics)
+    ranx_run = Run(run)
+    result = evaluate(Qrels(qrels), ranx_run, list(metrics), make_comparable=True)
+    if per_query:
+        return {m: {qid: float(v) for qid, v in ranx_run.scores[m].items()} for m in metrics}
     if not isinstance(result, dict):  # ranx returns a bare value for a single metric
         result = {metrics[0]: result}
-    return {m: (float(v) if not per_query else v) for m, v in result.items()}
+    return {m: float(v) for m, v in result.items()}

@@ -53,11 +53,12 @@ def committed(tmp_path, mini_corpus):
 def test_sigkill_while_embedding(committed):
     corpus, index = committed
     proc = _ingest_proc(corpus, index)
-    # wait until the writer holds the lock and is working, then kill it hard
+    # wait until the writer holds the lock (it writes its pid there), give it time to reach the
+    # embedding of the 150 new files (model load ~3 s, embedding ~4 s here), then kill it hard
     deadline = time.time() + 60
-    while time.time() < deadline and not (index / "cache" / "embeddings.sqlite-wal").exists():
+    while time.time() < deadline and (index / "write.lock").read_text().strip() != str(proc.pid):
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(4.0)
     assert proc.poll() is None, "ingest finished before it could be killed; make the bulk corpus larger"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -1,0 +1,132 @@
+"""Retrieval evaluation of a pipeline on a dataset directory (BEIR or QA layout).
+
+The dataset's corpus is indexed once per (corpus content, index-shaping config) under a cache directory and
+reused by every later run with the same pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragkit.config import INDEX_SECTIONS, load_config
+from ragkit.errors import RagkitError
+from ragkit.evaluate.datasets import Dataset, load_beir, load_qa
+from ragkit.evaluate.retrieval import DEFAULT_METRICS, score
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("RAGKIT_CACHE") or Path.home() / ".cache" / "ragkit")
+
+
+def load_dataset(root: str | Path, split: str = "test") -> Dataset:
+    root = Path(root)
+    if (root / "qrels" / f"{split}.tsv").is_file():
+        return load_beir(root, split)
+    if (root / "qa.jsonl").is_file():
+        return load_qa(root)
+    raise RagkitError(f"{root}: not a dataset (expected qrels/{split}.tsv with queries.jsonl, or qa.jsonl)")
+
+
+def corpus_fingerprint(corpus: Path) -> str:
+    h = hashlib.sha256()
+    files = [corpus] if corpus.is_file() else sorted(p for p in corpus.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(corpus.parent)}\0{st.st_size}\0{int(st.st_mtime)}\0".encode())
+    return h.hexdigest()[:12]
+
+
+def dataset_engine(dataset: Dataset, config: Any = None, overrides: list[str] | None = None,
+                   cache_root: Path | None = None, progress=None):
+    """An Engine over the dataset's corpus, built on first use and cached by corpus + index settings."""
+    from ragkit.engine import Engine
+    from ragkit.plugins import registry
+
+    if dataset.corpus is None:
+        raise RagkitError(f"{dataset.root}: no corpus (corpus.jsonl[.gz] or docs/) to index")
+    cfg = load_config(config, overrides)
+    shape = {s: registry.create(s, getattr(cfg, s).as_dict()).spec() for s in INDEX_SECTIONS}
+    key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
+    name = f"{dataset.root.name}-{corpus_fingerprint(dataset.corpus)}-{key}"
+    eng = Engine.open((cache_root or default_cache_root()) / "eval-indexes" / name, cfg)
+    report = eng.ingest([dataset.corpus], progress=progress)
+    return eng, report
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    split: str
+    queries: int
+    metrics: dict[str, float]
+    latency_ms: dict[str, float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def markdown(self) -> str:
+        lines = [f"# ragkit eval: {self.dataset} ({self.split}, {self.queries} queries)", "",
+                 "| metric | value |", "|---|---|"]
+        lines += [f"| {m} | {v:.4f} |" for m, v in self.metrics.items()]
+        lines += [f"| latency {k} | {v:.1f} ms |" for k, v in self.latency_ms.items()]
+        if self.warnings:
+            lines += ["", "Warnings:", ""] + [f"- {w}" for w in self.warnings]
+        return "\n".join(lines) + "\n"
+
+
+def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int = 100, mode: str | None = None,
+                       metrics: tuple[str, ...] = DEFAULT_METRICS, drop_self_hits: bool = False,
+                       limit: int | None = None, progress=None) -> EvalReport:
+    queries = dataset.queries[:limit] if limit else dataset.queries
+    gen = engine.generation()
+    indexed = {d.doc_id for d in gen.docstore.documents()} if gen else set()
+    warnings = []
+    # QA layouts may name documents by file stem ("1545") while the index uses file names ("1545.txt")
+    stem_of = {d: Path(d).stem for d in indexed}
+    wanted = {d for q in queries for d in q.relevant}
+    use_stems = bool(wanted) and not (wanted & indexed) and bool(wanted & set(stem_of.values()))
+    known = set(stem_of.values()) if use_stems else indexed
+    missing = sorted(wanted - known)
+    if missing:
+        warnings.append(f"{len(missing)} judged document ids are not in the corpus (e.g. {missing[0]}); "
+                        "they count as unretrievable")
+    run: dict[str, dict[str, float]] = {}
+    rows, latencies = [], []
+    for i, q in enumerate(queries):
+        t = time.perf_counter()
+        hits = engine.retrieve(q.text, k=k, mode=mode).hits
+        latencies.append(time.perf_counter() - t)
+        docs: dict[str, float] = {}
+        for h in hits:
+            doc = stem_of.get(h.doc_id, h.doc_id) if use_stems else h.doc_id
+            if drop_self_hits and doc == q.qid:
+                continue
+            docs.setdefault(doc, h.score)  # best chunk first: a document scores as its best chunk
+        run[q.qid] = docs or {"__none__": 0.0}
+        rows.append({"qid": q.qid, "query": q.text, "retrieved": list(docs)[:10],
+                     "scores": [round(v, 5) for v in list(docs.values())[:10]],
+                     "relevant": q.relevant, "latency_ms": round(latencies[-1] * 1000, 2)})
+        if progress:
+            progress("queries", i + 1, len(queries))
+    qrels = {q.qid: q.relevant for q in queries}
+    agg = score(qrels, run, metrics)
+    per_query = score(qrels, run, metrics, per_query=True)
+    for row in rows:
+        row["metrics"] = {m: round(per_query[m].get(row["qid"], 0.0), 4) for m in metrics}
+    lat_ms = [x * 1000 for x in latencies]
+    latency = {"p50": statistics.median(lat_ms), "p95": sorted(lat_ms)[int(0.95 * (len(lat_ms) - 1))]} \
+        if lat_ms else {}
+    return EvalReport(dataset=str(dataset.root), split=split, queries=len(queries), metrics=agg,
+                      latency_ms=latency, rows=rows, warnings=warnings,
+                      config={"mode": mode or engine.config.retrieval.mode, "k": k,
+                              "fusion": engine.fusion.spec(), "index": engine.stats().get("config")})
