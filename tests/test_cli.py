@@ -93,7 +93,7 @@ def test_errors_are_one_line(tmp_path, cli_index, args, needle):
 
 def test_help_is_complete():
     top = ragkit("--help").stdout
-    for cmd in ("ingest", "query", "plugins", "info"):
+    for cmd in ("ingest", "query", "plugins", "info", "eval"):
         assert cmd in top
         sub = ragkit(cmd, "--help").stdout
         assert "Usage" in sub and "--help" in sub

@@ -51,7 +51,10 @@ def run_queries(engine, dataset: Dataset, *, k: int = 100, mode: str | None = No
 def score(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
           metrics: tuple[str, ...] = DEFAULT_METRICS, per_query: bool = False) -> dict[str, Any]:
     """Mean metrics ``{metric: value}``, or with ``per_query`` ``{metric: {qid: value}}``."""
-    from ranx import Qrels, Run, evaluate
+    try:
+        from ranx import Qrels, Run, evaluate
+    except ImportError:
+        raise RagkitError("retrieval metrics need ranx: pip install 'ragkit[eval]'") from None
 
     check_metrics(metrics)
     ranx_run = Run(run)

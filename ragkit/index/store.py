@@ -45,11 +45,17 @@ class Manifest:
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
-            raise IndexCorruptError(f"{path}: unsupported index format {data.get('format')!r} (expected {FORMAT})")
-        data.pop("format")
-        return cls(**data)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT:
+                raise IndexCorruptError(f"{path}: unsupported index format {data.get('format')!r} "
+                                        f"(expected {FORMAT})")
+            data.pop("format")
+            return cls(**data)
+        except IndexCorruptError:
+            raise
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise IndexCorruptError(f"{path}: unreadable manifest: {exc}") from None
 
     def write(self, path: Path) -> None:
         _write_durable(path, json.dumps({"format": FORMAT, **self.__dict__}, indent=2, sort_keys=True))

@@ -79,3 +79,11 @@ def test_parts_disagreeing_is_detected(tmp_path, mini_index):
     (gen / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError, match="disagree on the number of chunks"):
         Engine.open(root).retrieve("api key")
+
+
+def test_garbage_manifest_is_a_clear_error(tmp_path, mini_index):
+    root = mini_index.dir.path
+    gen = root / "gens" / (root / "CURRENT").read_text().strip()
+    (gen / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorruptError, match="unreadable manifest"):
+        Engine.open(root)
