@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/ragkit ingest corpora/beacon --index $(DEMO_INDEX)
 	$(BIN)/ragkit query "How do I rotate an API key?" --index $(DEMO_INDEX) --k 5
 	$(BIN)/ragkit query "What is the API rate limit per minute?" --index $(DEMO_INDEX) --k 3 --explain \
-		--filter 'status!=deprecated' 
+		--config examples/prefer-newest.toml
 	$(BIN)/ragkit query "How long are logs retained on Beacon Cloud?" --index $(DEMO_INDEX) --k 5 --filter product=cloud
 
 test: install

@@ -20,12 +20,19 @@ from ragkit.evaluate.retrieval import run_queries, score
 METRICS = ("ndcg@10", "hit_rate@5", "mrr@10", "recall@10")
 
 
+RULES = {"rerankers": [{"name": "rules", "prefer_newest": True, "rules": [{"when": "status=deprecated",
+                                                                          "boost": 0.5}]}]}
+
+
 def evaluate(eng: Engine) -> dict:
     beir = load_beir(ROOT / "eval_sets" / "beacon", "test")
     results = {}
     for mode in ("bm25", "dense", "hybrid"):
         rr = run_queries(eng, beir, k=20, mode=mode)
         results[mode] = {m: round(v, 4) for m, v in score(beir.qrels, rr.run, METRICS).items()}
+    with Engine.open(eng.dir.path, RULES) as ruled:  # same index, + the rules reranker (examples/prefer-newest.toml)
+        rr = run_queries(ruled, beir, k=20, mode="hybrid")
+        results["hybrid+rules"] = {m: round(v, 4) for m, v in score(beir.qrels, rr.run, METRICS).items()}
     qa = load_qa(ROOT / "eval_sets" / "beacon")
     cited = 0
     by_type: dict[str, list[int]] = {}
@@ -47,8 +54,8 @@ def main() -> int:
         eng.warm_up()
         results = evaluate(eng)
         eng.close()
-    for mode in ("bm25", "dense", "hybrid"):
-        print(f"{mode:7s} " + "  ".join(f"{m}={v:.4f}" for m, v in results[mode].items()))
+    for mode in ("bm25", "dense", "hybrid", "hybrid+rules"):
+        print(f"{mode:13s} " + "  ".join(f"{m}={v:.4f}" for m, v in results[mode].items()))
     print(f"extractive answers citing a gold document: {results['extractive_answer_cites_gold']:.1%} "
           f"of {results['questions']} questions; by type: {results['extractive_answer_cites_gold_by_type']}")
     path = write_result("beacon_eval", {"documents": rep.documents_total, "chunks": rep.chunks_total,

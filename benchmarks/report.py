@@ -49,7 +49,7 @@ def beacon() -> str:
     d = json.loads((RESULTS / "beacon_eval.json").read_text())
     metrics = list(d["hybrid"])
     lines = ["| mode | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for mode in ("bm25", "dense", "hybrid"):
+    for mode in ("bm25", "dense", "hybrid", "hybrid+rules"):
         lines.append(f"| {mode} | " + " | ".join(f"{d[mode][m]:.4f}" for m in metrics) + " |")
     by_type = ", ".join(f"{t} {v:.0%}" for t, v in d["extractive_answer_cites_gold_by_type"].items())
     lines.append(f"\nExtractive answers (default generator, hybrid top 5) that cite a gold document: "

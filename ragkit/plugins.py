@@ -252,10 +252,12 @@ class Registry:
 def _params_error(stage: str, name: str, model: type[BaseModel], exc: ValidationError) -> str:
     known = ", ".join(model.model_fields) or "none"
     parts = []
-    for err in exc.errors():
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # unknown names first
+    for err in errors:
         field = ".".join(str(p) for p in err["loc"]) or "?"
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown parameter {field!r} (known: {known})")
+            # the list of known names is only meaningful for top-level parameters
+            parts.append(f"unknown parameter {field!r}" + (f" (known: {known})" if len(err["loc"]) == 1 else ""))
         else:
             parts.append(f"parameter {field!r}: {err['msg']}")
     return f"{stage} plugin {name!r}: " + "; ".join(parts)

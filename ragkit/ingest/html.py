@@ -42,17 +42,21 @@ class HtmlLoader(Plugin):
             if not tag.decomposed and str(tag.get("role")).lower() in _BOILERPLATE_ROLES:
                 tag.decompose()
         root = soup.find("main") or soup.find("article") or soup.body or soup
-        text = html_to_text(root)
-        if not text:
-            raise LoadError("empty document (no visible text)")
         if not title:
             h1 = root.find("h1")
             title = h1.get_text(" ", strip=True) if h1 else path.stem
+        text = html_to_text(root)
+        if not text:
+            raise LoadError("empty document (no visible text)")
         yield Document(doc_id=doc_id, text=text, title=title, metadata=meta)
 
 
 def html_to_text(root) -> str:
-    """Block elements become line breaks, table cells are separated by ' | '."""
+    """Block elements become line breaks, headings keep their level as Markdown ``#`` marks (so later stages
+    can tell a heading from a sentence), table cells are separated by ' | '."""
+    for level in range(1, 7):
+        for h in root.find_all(f"h{level}"):
+            h.insert(0, "#" * level + " ")
     for cell in root.find_all(["td", "th"]):
         cell.insert_after(" | ")
     for tag in root.find_all(_BLOCKS):

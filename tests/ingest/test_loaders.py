@@ -41,6 +41,7 @@ def test_html_drops_scripts_styles_navigation(tmp_path):
     (doc,) = HtmlLoader().load(p, "b.html")
     assert doc.title == "Backups" and doc.metadata["product"] == "selfhosted"
     assert "beacon backup create" in doc.text and "daily | 7 snapshots" in doc.text
+    assert doc.text.startswith("# Backups\n")
     for junk in ("zzz-script-text", "color:red", "Pricing", "Cookie"):
         assert junk not in doc.text
 

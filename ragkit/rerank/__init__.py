@@ -1,0 +1,1 @@
+"""Rerankers: re-score the fused candidates (``process(query, hits) -> hits``)."""
