@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.index.analysis import Analyzer
+from ragkit.index.analysis import Bm25Params
 from ragkit.plugins import Plugin, QueryBundle
 
 
@@ -34,19 +33,14 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.nd
 class Bm25sIndex(Plugin):
     stage, name = "sparse", "bm25s"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        k1: float = Field(0.9, gt=0)
-        b: float = Field(0.4, ge=0, le=1)
+    class Params(Bm25Params):
         method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
-        stemmer: str | None = Field("english", description="Snowball language, or empty for none")
-        stopwords: str | None = Field("en", description="'en' or empty for none")
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._bm25 = None
         self._n = 0
-        self.analyzer = Analyzer(self.params.stemmer or None, self.params.stopwords or None)
+        self.analyzer = self.params.analyzer()
 
     def __len__(self) -> int:
         return self._n

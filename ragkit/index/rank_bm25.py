@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from ragkit.index.analysis import Analyzer
+from ragkit.index.analysis import Bm25Params
 from ragkit.index.bm25 import top_k
 from ragkit.plugins import Plugin, QueryBundle
 
@@ -18,19 +18,14 @@ from ragkit.plugins import Plugin, QueryBundle
 class RankBm25Index(Plugin):
     stage, name = "sparse", "rank-bm25"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        k1: float = Field(0.9, gt=0)
-        b: float = Field(0.4, ge=0, le=1)
+    class Params(Bm25Params):
         epsilon: float = Field(0.25, ge=0, description="floor for negative IDF, as a fraction of mean IDF")
-        stemmer: str | None = "english"
-        stopwords: str | None = "en"
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._tokens: list[list[str]] = []
         self._bm25 = None
-        self.analyzer = Analyzer(self.params.stemmer or None, self.params.stopwords or None)
+        self.analyzer = self.params.analyzer()
 
     def __len__(self) -> int:
         return len(self._tokens)
