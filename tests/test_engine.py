@@ -168,3 +168,13 @@ def test_rebuild_where_every_file_fails_keeps_the_index(tmp_path, mini_corpus):
     assert not rep.committed and rep.failed
     assert rebuild.stats()["documents"] == 4 and rebuild.stats()["config"]["chunker"]["chunk_size"] == 200
     assert rebuild.retrieve("rotate api key", k=1).hits[0].doc_id == "cloud/api-keys.md"
+
+
+def test_filters_run_in_config_order_and_show_in_trace(tmp_path, mini_corpus):
+    cfg = {"filters": [{"name": "max-per-doc", "max_chunks": 1}, {"name": "keywords", "must_include": ["api"]}]}
+    eng = Engine.open(tmp_path / "idx", cfg)
+    eng.ingest([mini_corpus])
+    r = eng.retrieve("rotate api keys", k=10)
+    assert r.trace[-2:] == ["filter max-per-doc", "filter keywords"]
+    assert r.hits and len({h.doc_id for h in r.hits}) == len(r.hits)
+    assert all("api" in h.chunk.text.lower() for h in r.hits)
