@@ -105,7 +105,8 @@ class Engine:
         self._cache: EmbeddingCache | None = None
         self._index_config = self._resolve_index_config()
         self.embedder = registry.create("embedder", self._index_config["embedder"])
-        self.resources = Resources(embedder=self.embedder, embed_cached=self.embed_cached)
+        self.resources = Resources(embedder=self.embedder, embed_cached=self.embed_cached,
+                                   neighbours=self._neighbours)
         self.fusion = self._make("fusion", config.fusion)
         self.transforms = [self._make("transform", s) for s in config.transforms]
         self.rerankers = [self._make("reranker", s) for s in config.rerankers]
@@ -172,6 +173,10 @@ class Engine:
         cache = self.cache if self.dir.path.exists() else None
         vecs, _ = embed_with_cache(texts, self.embedder.model_id, self.embedder.embed, cache, self.embedder.dim)
         return vecs
+
+    def _neighbours(self, doc_id: str, positions: Sequence[int]) -> dict[int, Chunk]:
+        gen = self.generation()
+        return gen.docstore.neighbours(doc_id, positions) if gen else {}
 
     # --- reading -------------------------------------------------------------------------------------------
 

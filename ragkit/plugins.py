@@ -78,10 +78,12 @@ class Plugin:
 class Resources:
     """What the engine shares with plugins that ask for it in ``bind``."""
 
-    def __init__(self, embedder: "Embedder | None" = None, embed_cached: Any = None) -> None:
+    def __init__(self, embedder: "Embedder | None" = None, embed_cached: Any = None, neighbours: Any = None) -> None:
         self.embedder = embedder
         # embed_cached(texts) -> np.ndarray: embeds through the on-disk cache (never re-embeds known text)
         self.embed_cached = embed_cached
+        # neighbours(doc_id, positions) -> {position: Chunk}: chunks of the committed generation by position
+        self.neighbours = neighbours
 
 
 # --- stage protocols -------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ _SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT, metadata TEXT NOT NULL);
 CREATE TABLE chunks (row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
                      position INTEGER NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL);
+CREATE INDEX chunks_by_doc ON chunks (doc_id, position);
 CREATE TABLE files (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER, mtime REAL, doc_ids TEXT NOT NULL);
 """
 
@@ -88,6 +89,15 @@ class DocStore:
             for row, cid, did, pos, text, meta in self._q(q, part):
                 found[row] = Chunk(cid, did, text, pos, json.loads(meta))
         return [found[r] for r in wanted]
+
+    def neighbours(self, doc_id: str, positions: Sequence[int]) -> dict[int, Chunk]:
+        """Chunks of ``doc_id`` at the given positions (those that exist), keyed by position."""
+        pos = [int(p) for p in positions]
+        if not pos:
+            return {}
+        q = (f"SELECT chunk_id, doc_id, position, text, metadata FROM chunks WHERE doc_id=? "
+             f"AND position IN ({','.join('?' * len(pos))})")
+        return {p: Chunk(cid, did, text, p, json.loads(meta)) for cid, did, p, text, meta in self._q(q, [doc_id, *pos])}
 
     def iter_chunks(self) -> list[Chunk]:
         return [Chunk(cid, did, text, pos, json.loads(meta)) for cid, did, pos, text, meta in

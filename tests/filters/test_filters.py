@@ -16,7 +16,7 @@ def hit(doc_id, text, score, pos=0, **scores):
 
 @pytest.fixture(scope="module")
 def resources(embedder):
-    return Resources(embedder=embedder, embed_cached=embedder.embed)
+    return Resources(embedder=embedder, embed_cached=embedder.embed, neighbours=lambda doc_id, positions: {})
 
 
 def make(name, resources, **params):
@@ -75,3 +75,39 @@ def test_mmr_promotes_novelty(resources):
     assert [h.doc_id for h in diverse][:2] in (["a", "c"], ["b", "c"])
     relevance_only = make("mmr", resources, lambda_=1.0).process("how do I rotate an API key", hits)
     assert {h.doc_id for h in relevance_only[:2]} == {"a", "b"}
+
+
+def test_context_window_expands_merges_and_respects_the_budget(tmp_path):
+    from ragkit import Engine
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    words = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "harbor", "indigo", "jasper",
+             "kelp", "lagoon"]
+    (docs / "steps.md").write_text(" ".join(f"Then run the {w} procedure." for w in words))
+    (docs / "other.md").write_text("Backups run nightly and keep seven snapshots.")
+    base = {"chunker": {"name": "token", "chunk_size": 12, "chunk_overlap": 0}}
+    eng = Engine.open(tmp_path / "idx", base)
+    eng.ingest([docs])
+    chunks = [c for c in eng.generation().docstore.iter_chunks() if c.doc_id == "steps.md"]
+    assert len(chunks) >= 5
+    target = next(c for c in chunks if "fjord" in c.text)
+    assert 0 < target.position < len(chunks) - 1
+
+    wide = Engine.open(tmp_path / "idx", {**base, "filters": [{"name": "window", "size": 1, "max_tokens": 200}]})
+    hits = wide.retrieve("fjord", k=3, mode="bm25").hits
+    top = hits[0]
+    assert top.chunk.position == target.position
+    assert top.chunk.metadata["window"] == [target.position - 1, target.position + 1]
+    for p in (target.position - 1, target.position, target.position + 1):
+        assert chunks[p].text in top.chunk.text
+    # a lower-ranked hit inside that window is merged away, not returned twice
+    both = wide.retrieve("fjord ember", k=5, mode="bm25").hits
+    steps = [h for h in both if h.doc_id == "steps.md"]
+    windows = [tuple(h.chunk.metadata.get("window", (h.chunk.position, h.chunk.position))) for h in steps]
+    covered = [p for lo, hi in windows for p in range(lo, hi + 1)]
+    assert len(covered) == len(set(covered))
+
+    tight = Engine.open(tmp_path / "idx", {**base, "filters": [{"name": "window", "size": 2, "max_tokens": 16}]})
+    top = tight.retrieve("fjord", k=1, mode="bm25").hits[0]
+    assert top.chunk.text == target.text and "window" not in top.chunk.metadata  # no neighbour fits 16 tokens
