@@ -98,3 +98,12 @@ def test_help_is_complete():
         sub = ragkit(cmd, "--help").stdout
         assert "Usage" in sub and "--help" in sub
     assert "--sync" in ragkit("ingest", "--help").stdout and "--explain" in ragkit("query", "--help").stdout
+
+
+def test_info(cli_index):
+    root, _ = cli_index
+    data = json.loads(ragkit("info", "--index", root / "idx", "--json").stdout)
+    assert data["documents"] == 4 and data["generation"] == "g000001"
+    assert data["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and data["dim"] == 384
+    assert data["config"]["chunker"]["name"] == "sentence"
+    assert "generation" in ragkit("info", "--index", root / "idx").stdout
