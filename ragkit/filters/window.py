@@ -19,11 +19,12 @@ class ContextWindow(Plugin):
         max_tokens: int = Field(512, ge=16, description="token budget of the merged text")
 
     def bind(self, resources: Resources) -> None:
-        self._neighbours = resources.neighbours
-        self._embedder = resources.embedder
+        self._resources = resources  # looked up per call: the engine may switch to the index's own embedder
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
-        budget = self._embedder.token_budget() if hits else None
+        if not hits:
+            return hits
+        budget = self._resources.embedder.token_budget()
         out: list[Hit] = []
         covered: dict[str, set[int]] = {}
         for h in hits:
@@ -31,7 +32,7 @@ class ContextWindow(Plugin):
             if pos in covered.get(h.doc_id, set()):
                 continue  # already inside the window of a higher-ranked hit
             size = self.params.size
-            found = self._neighbours(h.doc_id, range(max(0, pos - size), pos + size + 1))
+            found = self._resources.neighbours(h.doc_id, range(max(0, pos - size), pos + size + 1))
             found[pos] = h.chunk
             window = [pos]
             used = budget.count(h.chunk.text)
