@@ -70,9 +70,9 @@ class Generation:
 
     def __init__(self, path: Path, sparse: Plugin, dense: Plugin) -> None:
         self.path = path
+        self.name = path.name  # a generation is named by its directory (it is staged before it has a name)
         try:
             self.manifest = Manifest.read(path / "manifest.json")
-            self.manifest.generation = path.name  # staged before its name was known
             self.docstore = DocStore(path / "docstore.sqlite")
             sparse.load(path / "sparse")
             dense.load(path / "dense")
@@ -214,7 +214,7 @@ class Engine:
         if gen is None:
             return {"index": str(self.dir.path), "generation": None, "documents": 0, "chunks": 0}
         m = gen.manifest
-        return {"index": str(self.dir.path), "generation": m.generation, "documents": m.n_documents,
+        return {"index": str(self.dir.path), "generation": gen.name, "documents": m.n_documents,
                 "chunks": m.n_chunks, "embedding_model": m.model_id, "dim": m.dim, "config": m.config,
                 "created": m.created}
 
@@ -354,7 +354,7 @@ class Engine:
             dense.build(texts, vectors)
             dense.save(staging / "dense")
             write_docstore(staging / "docstore.sqlite", all_docs, all_chunks, all_files)
-            Manifest(generation="", created=now(), config=index_cfg, model_id=self.embedder.model_id,
+            Manifest(created=now(), config=index_cfg, model_id=self.embedder.model_id,
                      dim=int(self.embedder.dim), n_documents=len(all_docs),
                      n_chunks=len(all_chunks)).write(staging / "manifest.json")
             if progress:
@@ -485,7 +485,7 @@ class Engine:
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 def _nothing_committed(report: IngestReport, prev: Generation, t0: float) -> IngestReport:
-    report.generation = prev.manifest.generation
+    report.generation = prev.name
     report.documents_total = prev.manifest.n_documents
     report.chunks_total = prev.manifest.n_chunks
     report.seconds = time.perf_counter() - t0

@@ -23,34 +23,46 @@ def check_metrics(metrics: tuple[str, ...]) -> None:
 
 @dataclass
 class RunResult:
-    run: dict[str, dict[str, float]]
-    latencies: list[float]
+    docs: dict[str, dict[str, float]]  # qid -> {doc_id: score}, best first (may be empty)
+    latencies: dict[str, float]  # qid -> seconds
+
+    @property
+    def run(self) -> dict[str, dict[str, float]]:
+        """The run as ranx takes it: every query needs at least one entry."""
+        return {qid: docs or {"__none__": 0.0} for qid, docs in self.docs.items()}
 
 
-def run_queries(engine, dataset: Dataset, *, k: int = 100, mode: str | None = None,
-                doc_level: str = "max") -> RunResult:
-    """Document-level run: a document's score is its best chunk's (``doc_level='max'``) or the sum."""
-    run: dict[str, dict[str, float]] = {}
-    latencies = []
-    for q in dataset.queries:
+def run_queries(engine, dataset: Dataset, *, k: int = 100, mode: str | None = None, doc_level: str = "max",
+                queries: list | None = None, doc_key=None, drop_self_hits: bool = False,
+                progress=None) -> RunResult:
+    """Document-level run: a document's score is its best chunk's (``doc_level='max'``) or the sum.
+
+    ``doc_key`` maps an indexed doc id to the id the qrels use; ``drop_self_hits`` ignores a retrieved
+    document whose id equals the query id."""
+    queries = dataset.queries if queries is None else queries
+    out = RunResult({}, {})
+    for i, q in enumerate(queries):
         t = time.perf_counter()
         hits = engine.retrieve(q.text, k=k, mode=mode).hits
-        latencies.append(time.perf_counter() - t)
+        out.latencies[q.qid] = time.perf_counter() - t
         docs: dict[str, float] = {}
         for h in hits:
+            doc = doc_key(h.doc_id) if doc_key else h.doc_id
+            if drop_self_hits and doc == q.qid:
+                continue
             if doc_level == "sum":
-                docs[h.doc_id] = docs.get(h.doc_id, 0.0) + h.score
-            elif h.doc_id not in docs:
-                docs[h.doc_id] = h.score  # hits are best-first, so the first is the best chunk
-        if not docs:  # ranx requires at least one entry per query
-            docs = {"__none__": 0.0}
-        run[q.qid] = docs
-    return RunResult(run, latencies)
+                docs[doc] = docs.get(doc, 0.0) + h.score
+            elif doc not in docs:
+                docs[doc] = h.score  # hits are best-first, so the first is the best chunk
+        out.docs[q.qid] = docs
+        if progress:
+            progress("queries", i + 1, len(queries))
+    return out
 
 
-def score(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
-          metrics: tuple[str, ...] = DEFAULT_METRICS, per_query: bool = False) -> dict[str, Any]:
-    """Mean metrics ``{metric: value}``, or with ``per_query`` ``{metric: {qid: value}}``."""
+def evaluate_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
+                 metrics: tuple[str, ...] = DEFAULT_METRICS) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """One ranx evaluation: (mean per metric, {metric: {qid: value}})."""
     try:
         from ranx import Qrels, Run, evaluate
     except ImportError:
@@ -59,8 +71,14 @@ def score(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
     check_metrics(metrics)
     ranx_run = Run(run)
     result = evaluate(Qrels(qrels), ranx_run, list(metrics), make_comparable=True)
-    if per_query:
-        return {m: {qid: float(v) for qid, v in ranx_run.scores[m].items()} for m in metrics}
     if not isinstance(result, dict):  # ranx returns a bare value for a single metric
         result = {metrics[0]: result}
-    return {m: float(v) for m, v in result.items()}
+    per_query = {m: {qid: float(v) for qid, v in ranx_run.scores[m].items()} for m in metrics}
+    return {m: float(v) for m, v in result.items()}, per_query
+
+
+def score(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
+          metrics: tuple[str, ...] = DEFAULT_METRICS, per_query: bool = False) -> dict[str, Any]:
+    """Mean metrics ``{metric: value}``, or with ``per_query`` ``{metric: {qid: value}}``."""
+    mean, each = evaluate_run(qrels, run, metrics)
+    return each if per_query else mean

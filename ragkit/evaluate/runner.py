@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from ragkit.config import INDEX_SECTIONS, load_config
 from ragkit.errors import RagkitError
 from ragkit.evaluate.datasets import Dataset, load_beir, load_qa
-from ragkit.evaluate.retrieval import DEFAULT_METRICS, score
+from ragkit.evaluate.retrieval import DEFAULT_METRICS, evaluate_run, run_queries
 
 
 def default_cache_root() -> Path:
@@ -100,30 +99,16 @@ def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int 
     if missing:
         warnings.append(f"{len(missing)} judged document ids are not in the corpus (e.g. {missing[0]}); "
                         "they count as unretrievable")
-    run: dict[str, dict[str, float]] = {}
-    rows, latencies = [], []
-    for i, q in enumerate(queries):
-        t = time.perf_counter()
-        hits = engine.retrieve(q.text, k=k, mode=mode).hits
-        latencies.append(time.perf_counter() - t)
-        docs: dict[str, float] = {}
-        for h in hits:
-            doc = stem_of.get(h.doc_id, h.doc_id) if use_stems else h.doc_id
-            if drop_self_hits and doc == q.qid:
-                continue
-            docs.setdefault(doc, h.score)  # best chunk first: a document scores as its best chunk
-        run[q.qid] = docs or {"__none__": 0.0}
-        rows.append({"qid": q.qid, "query": q.text, "retrieved": list(docs)[:10],
-                     "scores": [round(v, 5) for v in list(docs.values())[:10]],
-                     "relevant": q.relevant, "latency_ms": round(latencies[-1] * 1000, 2)})
-        if progress:
-            progress("queries", i + 1, len(queries))
+    result = run_queries(engine, dataset, k=k, mode=mode, queries=queries, drop_self_hits=drop_self_hits,
+                         doc_key=(lambda d: stem_of.get(d, d)) if use_stems else None, progress=progress)
+    rows = [{"qid": q.qid, "query": q.text, "retrieved": list(result.docs[q.qid])[:10],
+             "scores": [round(v, 5) for v in list(result.docs[q.qid].values())[:10]],
+             "relevant": q.relevant, "latency_ms": round(result.latencies[q.qid] * 1000, 2)} for q in queries]
     qrels = {q.qid: q.relevant for q in queries}
-    agg = score(qrels, run, metrics)
-    per_query = score(qrels, run, metrics, per_query=True)
+    agg, per_query = evaluate_run(qrels, result.run, metrics)
     for row in rows:
         row["metrics"] = {m: round(per_query[m].get(row["qid"], 0.0), 4) for m in metrics}
-    lat_ms = [x * 1000 for x in latencies]
+    lat_ms = [x * 1000 for x in result.latencies.values()]
     latency = {"p50": statistics.median(lat_ms), "p95": sorted(lat_ms)[int(0.95 * (len(lat_ms) - 1))]} \
         if lat_ms else {}
     return EvalReport(dataset=str(dataset.root), split=split, queries=len(queries), metrics=agg,

@@ -35,7 +35,6 @@ KEEP_GENERATIONS = 2  # the current one and its predecessor (readers may still h
 
 @dataclass
 class Manifest:
-    generation: str
     created: float
     config: dict[str, Any]
     model_id: str
@@ -51,6 +50,7 @@ class Manifest:
                 raise IndexCorruptError(f"{path}: unsupported index format {data.get('format')!r} "
                                         f"(expected {FORMAT})")
             data.pop("format")
+            data.pop("generation", None)  # early format-1 manifests stored it; the directory name is the truth
             return cls(**data)
         except IndexCorruptError:
             raise
