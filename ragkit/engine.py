@@ -106,7 +106,7 @@ class Engine:
         self._index_config = self._resolve_index_config()
         self.embedder = registry.create("embedder", self._index_config["embedder"])
         self.resources = Resources(embedder=self.embedder, embed_cached=self.embed_cached,
-                                   neighbours=self._neighbours)
+                                   neighbours=self._neighbours, llm=self._llm)
         self.fusion = self._make("fusion", config.fusion)
         self.transforms = [self._make("transform", s) for s in config.transforms]
         self.rerankers = [self._make("reranker", s) for s in config.rerankers]
@@ -173,6 +173,15 @@ class Engine:
         cache = self.cache if self.dir.path.exists() else None
         vecs, _ = embed_with_cache(texts, self.embedder.model_id, self.embedder.embed, cache, self.embedder.dim)
         return vecs
+
+    def _llm(self):
+        llm = getattr(getattr(self, "generator", None), "llm", None)
+        if llm is None:
+            from ragkit.errors import ConfigError
+
+            raise ConfigError(f"this step needs an LLM, and generator {self.config.generator.name!r} has none: "
+                              "configure an LLM generator ([generator] name = 'llama-cpp' | 'openai' | 'cohere')")
+        return llm
 
     def _neighbours(self, doc_id: str, positions: Sequence[int]) -> dict[int, Chunk]:
         gen = self.generation()
@@ -463,8 +472,14 @@ class Engine:
         r.timings["generate"] = time.perf_counter() - t
         r.timings["total"] = time.perf_counter() - t0
         answer.timings.update(r.timings)
-        answer.trace = r.trace + [f"generator {self.generator.name}"]
+        answer.trace = r.trace + [f"generator {self.generator.name}"] + answer.trace
         return answer
+
+    def query_stream(self, query: str, *, k: int | None = None, filter: Any = None,
+                     mode: str | None = None) -> "AnswerStream":
+        """Like :meth:`query`, but iterate the answer's text as it is generated; ``.answer`` holds the checked
+        Answer (citations, sources, timings) once the iteration has finished."""
+        return AnswerStream(self, query, k=k, filter=filter, mode=mode)
 
     def close(self) -> None:
         with self._lock:
@@ -480,6 +495,36 @@ class Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class AnswerStream:
+    """Iterator of text deltas; ``answer`` is set when it is exhausted."""
+
+    def __init__(self, engine: Engine, query: str, **kw: Any) -> None:
+        self._engine, self._query, self._kw = engine, query, kw
+        self.answer: Answer | None = None
+        self.retrieval: Retrieval | None = None
+
+    def __iter__(self):
+        t0 = time.perf_counter()
+        self.retrieval = r = self._engine.retrieve(self._query, **self._kw)
+        t = time.perf_counter()
+        first = None
+        for item in self._engine.generator.stream(self._query, r.hits):
+            if isinstance(item, Answer):
+                self.answer = item
+            else:
+                if first is None:
+                    first = time.perf_counter() - t
+                yield item
+        if self.answer is None:
+            raise RagkitError(f"generator {self._engine.generator.name!r} ended its stream without an answer")
+        r.timings["generate"] = time.perf_counter() - t
+        if first is not None:
+            r.timings["first_token"] = first
+        r.timings["total"] = time.perf_counter() - t0
+        self.answer.timings.update(r.timings)
+        self.answer.trace = r.trace + [f"generator {self._engine.generator.name}"] + self.answer.trace
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------

@@ -78,12 +78,16 @@ class Plugin:
 class Resources:
     """What the engine shares with plugins that ask for it in ``bind``."""
 
-    def __init__(self, embedder: "Embedder | None" = None, embed_cached: Any = None, neighbours: Any = None) -> None:
+    def __init__(self, embedder: "Embedder | None" = None, embed_cached: Any = None, neighbours: Any = None,
+                 llm: Any = None) -> None:
         self.embedder = embedder
         # embed_cached(texts) -> np.ndarray: embeds through the on-disk cache (never re-embeds known text)
         self.embed_cached = embed_cached
         # neighbours(doc_id, positions) -> {position: Chunk}: chunks of the committed generation by position
         self.neighbours = neighbours
+        # llm() -> ragkit.llm.LLM: the configured generator's language model; raises ConfigError naming what to
+        # configure when the generator is not LLM-backed. Call it only when the LLM is actually needed.
+        self.llm = llm
 
 
 # --- stage protocols -------------------------------------------------------------------------------------------
@@ -180,7 +184,8 @@ class HitProcessor(Protocol):
 class Generator(Protocol):
     def answer(self, query: str, hits: list[Hit]) -> Answer: ...
 
-    def stream(self, query: str, hits: list[Hit]) -> Iterator[str]: ...
+    def stream(self, query: str, hits: list[Hit]) -> Iterator["str | Answer"]:
+        """Yield the answer's text as deltas (str), then the final, checked :class:`Answer` as the last item."""
 
 
 # --- registry --------------------------------------------------------------------------------------------------

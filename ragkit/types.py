@@ -96,9 +96,11 @@ class Answer:
     sources: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)
     trace: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens / completion_tokens when an LLM ran
+    warnings: list[str] = field(default_factory=list)  # e.g. invalid citations removed
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "answer": self.text,
                 "citations": [asdict(c) for c in self.citations],
                 "sources": [h.to_dict() for h in self.sources],
-                "timings": self.timings, "trace": self.trace}
+                "timings": self.timings, "trace": self.trace, "usage": self.usage, "warnings": self.warnings}

@@ -122,3 +122,81 @@ def beacon_engine(tmp_path_factory):
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --- local language models (GGUF via llama-cpp-python; .ci/run fetches them with ../shared/models/fetch.sh) -----
+
+def gguf(name: str) -> Path:
+    from ragkit.llm.models import offline_model_path
+
+    path = offline_model_path(name)
+    if path is None:
+        pytest.fail(f"offline model {name!r} not fetched: run ../shared/models/fetch.sh {name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2-135M: fast and weak; for code paths, never for quality claims."""
+    return gguf("smollm2")
+
+
+@pytest.fixture(scope="session")
+def qwen05_path() -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct: the default local generator."""
+    return gguf("qwen0.5b")
+
+
+@pytest.fixture(scope="session")
+def small_llm(smollm2_path):
+    from ragkit.llm.llama_cpp import LlamaCppLLM
+
+    return LlamaCppLLM(str(smollm2_path), n_ctx=2048).warm_up()
+
+
+@pytest.fixture(scope="session")
+def qwen_llm(qwen05_path):
+    from ragkit.llm.llama_cpp import LlamaCppLLM
+
+    return LlamaCppLLM(str(qwen05_path), n_ctx=4096).warm_up()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server(smollm2_path):
+    """A real llama.cpp OpenAI-compatible server (llama_cpp.server) on 127.0.0.1 serving SmolLM2 as "smollm2".
+    Yields its base URL (".../v1")."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = open(ROOT / ".pytest_cache" / f"llama-server-{port}.log", "w") if (ROOT / ".pytest_cache").is_dir() \
+        else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path),
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
+                             "--model_alias", "smollm2"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(base + "/models", timeout=2).read()
+            break
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"llama_cpp.server did not start on port {port}")
+            time.sleep(0.5)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -86,8 +86,10 @@ class ExtractiveAnswerer(Plugin):
             parts.append(f"{sentence} [{n}]")
         return Answer(query=query, text=" ".join(parts), citations=[used[n] for n in sorted(used)], sources=hits)
 
-    def stream(self, query: str, hits: list[Hit]) -> Iterator[str]:
-        yield self.answer(query, hits).text
+    def stream(self, query: str, hits: list[Hit]) -> Iterator[str | Answer]:
+        answer = self.answer(query, hits)
+        yield answer.text
+        yield answer
 
     def _pick(self, query: str, hits: list[Hit]) -> list[tuple[int, str]]:
         cands: list[tuple[int, int, str]] = []
