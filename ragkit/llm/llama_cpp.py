@@ -8,6 +8,7 @@ keeps the longest common token prefix), which is why scorers put the shared inst
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,17 @@ from ragkit.llm.models import resolve_gguf
 
 _LOADED: dict[tuple, tuple[Any, threading.Lock]] = {}
 _LOAD_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free the models before interpreter teardown (llama-cpp-python's __del__ fails once its globals are gone)."""
+    while _LOADED:
+        llm, _ = _LOADED.popitem()[1]
+        try:
+            llm.close()
+        except Exception:  # best effort at exit
+            pass
 
 YES_WORDS = ("yes", "Yes", " yes", " Yes", "YES")
 NO_WORDS = ("no", "No", " no", " No", "NO")
@@ -65,7 +77,10 @@ class LlamaCppLLM:
 
     @property
     def context_window(self) -> int:
-        return self.warm_up()._llm.n_ctx()
+        # llama.cpp may round the context up (to 256 tokens at least) but llama-cpp-python sizes its token buffer
+        # by the requested n_ctx, so the smaller of the two is what a prompt plus its reply may use.
+        actual = self.warm_up()._llm.n_ctx()
+        return min(actual, self.n_ctx) if self.n_ctx > 0 else actual
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -121,14 +136,44 @@ class LlamaCppLLM:
             # llama-cpp-python streams one piece per token (multi-byte characters may merge two)
             usage.completion_tokens += n_out
 
+    def _answer_ids(self, words: tuple[str, ...]) -> list[int]:
+        """Vocabulary ids of the single tokens that spell one of ``words`` (case and leading-space variants)."""
+        ids = set()
+        for w in words:
+            toks = self._llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)
+            if len(toks) == 1:
+                ids.add(toks[0])
+        return sorted(ids)
+
     def yes_probability(self, messages: list[Message]) -> float:
+        """P("yes") / (P("yes") + P("no")) for the first token of the reply, from the model's next-token logits.
+
+        The logits are captured through a logits processor on a one-token completion, so no ``logits_all`` context
+        (which costs memory per prompt token) is needed and the KV-cache prefix reuse of ``create_completion`` still
+        applies. NaN when neither word is among the model's 20 likeliest first tokens: the judge did not answer the
+        question, and callers count that as a failure.
+        """
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
         self.warm_up()
         prompt = self.render(messages)
+        captured: list[np.ndarray] = []
+
+        def keep(_ids: Any, scores: Any) -> Any:
+            captured.append(np.array(scores, dtype=np.float64, copy=True))
+            return scores
+
         with self._lock:
-            out = self._llm.create_completion(prompt, max_tokens=1, temperature=0.0, logprobs=20, top_k=1)
-        top = out["choices"][0]["logprobs"]["top_logprobs"][0] or {}
-        p_yes = sum(math.exp(lp) for tok, lp in top.items() if tok.strip().lower() == "yes")
-        p_no = sum(math.exp(lp) for tok, lp in top.items() if tok.strip().lower() == "no")
-        if p_yes + p_no == 0.0:
-            return float("nan")  # neither word among the top tokens: callers count it as a failure
+            yes_ids, no_ids = self._answer_ids(YES_WORDS), self._answer_ids(NO_WORDS)
+            self._llm.create_completion(prompt, max_tokens=1, temperature=0.0, top_k=1,
+                                        logits_processor=LogitsProcessorList([keep]))
+        if not captured:
+            return float("nan")
+        logits = captured[0]
+        top20 = set(np.argpartition(-logits, 20)[:20].tolist())
+        if not top20.intersection(yes_ids + no_ids):
+            return float("nan")
+        probs = np.exp(logits - logits.max())
+        p_yes, p_no = float(probs[yes_ids].sum()), float(probs[no_ids].sum())
         return p_yes / (p_yes + p_no)
