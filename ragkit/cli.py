@@ -254,6 +254,31 @@ def info(index: Path = IndexOpt, config: Optional[Path] = ConfigOpt, as_json: bo
     out.print(t)
 
 
+@app.command()
+def serve(
+    index: Path = IndexOpt,
+    config: Optional[Path] = ConfigOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    host: Optional[str] = typer.Option(None, "--host", help="address to listen on (default: serve.host, "
+                                       "127.0.0.1); other than loopback only with --api-keys"),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="port (default: serve.port, 8000)"),
+    api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="keys.toml: hashed API keys, each with a "
+                                            "tenant and its metadata filter"),
+    new_key: Optional[str] = typer.Option(None, "--new-key", metavar="TENANT", help="print a fresh API key for "
+                                          "TENANT and the keys.toml entry holding its hash, then exit"),
+) -> None:
+    """HTTP API over the index: /v1/retrieve, /v1/query, OpenAI-compatible /v1/chat/completions; docs at /docs."""
+    from ragkit.serve.server import new_key_entry, run
+
+    if new_key is not None:
+        key, entry = new_key_entry(new_key)
+        err.print("API key (shown once; keys.toml stores only its hash):", highlight=False)
+        out.print(key, highlight=False)
+        err.print("\nappend to keys.toml:\n" + entry, highlight=False, markup=False)
+        return
+    run(index, _config_path(config), overrides or [], host, port, api_keys)
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)  # click returns the code of a typer.Exit instead of raising it

@@ -55,6 +55,21 @@ class RetrievalConfig(_Strict):
     candidates: int = Field(100, ge=1, le=10000, description="hits per branch before fusion")
 
 
+class ServeConfig(_Strict):
+    """``ragkit serve``: where it listens and the limits every request is held to."""
+
+    host: str = Field("127.0.0.1", description="without API keys only a loopback address is allowed")
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: str | None = Field(None, description="keys.toml: hashed keys -> tenant + metadata filter")
+    max_body_bytes: int = Field(262_144, ge=1024, description="larger request bodies get 413")
+    max_query_chars: int = Field(2000, ge=1, description="longer queries (or last chat messages) get 422")
+    max_k: int = Field(50, ge=1, le=1000, description="k above this gets 422")
+    max_tokens: int = Field(1024, ge=1, description="cap on a request's max_tokens; answers stop there")
+    max_messages: int = Field(64, ge=1, description="chat messages per request")
+    generation_timeout: float = Field(120.0, gt=0, description="seconds; a slower answer gets 504")
+    reload_interval: float = Field(1.0, gt=0, description="seconds between checks for a newer index commit")
+
+
 class Config(_Strict):
     chunker: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence"))
     embedder: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence-transformers"))
@@ -67,6 +82,7 @@ class Config(_Strict):
     rerankers: list[PluginSpec] = Field(default_factory=list)
     filters: list[PluginSpec] = Field(default_factory=list)
     generator: PluginSpec = Field(default_factory=lambda: PluginSpec(name="extractive"))
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @field_validator("chunker", "embedder", "sparse", "dense", "fusion", "generator", mode="before")
     @classmethod

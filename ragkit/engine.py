@@ -206,8 +206,10 @@ class Engine:
                                            registry.create("sparse", cfg["sparse"]),
                                            registry.create("dense", cfg["dense"]))
                 self._gen_name = name
-                if old is not None:
-                    old.close()
+                # The replaced generation is not closed here: requests in other threads may still be reading
+                # it (a server finishes in-flight requests on the generation they started with). It is freed
+                # when the last of them drops its reference; Engine.close() closes the current one.
+                del old
             return self._gen
 
     def warm_up(self) -> "Engine":
