@@ -58,6 +58,25 @@ def beacon() -> str:
     return "\n".join(lines)
 
 
+def serve_load() -> str:
+    """`ragkit serve` under load: serve_load.json (hybrid, the acceptance run) and serve_load_bm25.json."""
+    lines = ["| mode | clients | seconds | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    dates = set()
+    for name in ("serve_load", "serve_load_bm25"):
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            continue
+        d = json.loads(path.read_text())
+        dates.add(d["date"])
+        for r in d["runs"]:
+            lat = r["latency_ms"]
+            lines.append(f"| {r['mode']} | {r['clients']} | {r['duration_s']:.0f} | {r['requests']} | {r['errors']} | "
+                         f"{r['throughput_rps']} | {lat['p50']} | {lat['p95']} | {lat['p99']} |")
+    lines.append(f"\n(SciFact, 5183 documents, `/v1/retrieve` k=10 with an API key; measured {', '.join(sorted(dates))})")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["scifact", "ingest_query", "beacon"]
     for name in which:

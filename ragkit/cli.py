@@ -271,10 +271,10 @@ def serve(
     from ragkit.serve.server import new_key_entry, run
 
     if new_key is not None:
-        key, entry = new_key_entry(new_key)
-        err.print("API key (shown once; keys.toml stores only its hash):", highlight=False)
-        out.print(key, highlight=False)
-        err.print("\nappend to keys.toml:\n" + entry, highlight=False, markup=False)
+        key, entry = new_key_entry(new_key)  # stdout: the key; stderr: its keys.toml entry (valid TOML)
+        sys.stdout.write(key + "\n")
+        sys.stderr.write(f"# key for tenant {new_key!r}: printed on stdout once, only its hash is kept here\n"
+                         + entry)
         return
     run(index, _config_path(config), overrides or [], host, port, api_keys)
 

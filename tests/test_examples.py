@@ -16,3 +16,4 @@ def test_example_config_spells_out_the_defaults():
         b = registry.create(section, getattr(defaults, section).as_dict())
         assert a.spec() == b.spec(), section
     assert example.retrieval == defaults.retrieval and example.ingest == defaults.ingest
+    assert example.serve == defaults.serve

@@ -83,9 +83,13 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
     _error_handlers(app)
 
     @app.get("/healthz", tags=["service"])
-    def healthz() -> dict[str, Any]:
+    def healthz():
         """Liveness and readiness; no authentication, and nothing about what the index holds."""
-        return {"status": "ok", "ready": engine.generation() is not None}
+        try:
+            return {"status": "ok", "ready": engine.generation() is not None}
+        except RagkitError as exc:
+            log.error("healthz: %s", exc)
+            return JSONResponse({"status": "error", "ready": False}, status_code=503)
 
     @app.post("/v1/retrieve", response_model=S.RetrieveResponse, responses=ERRORS, tags=["ragkit"])
     def retrieve_(body: S.RetrieveRequest, key: ApiKey = Depends(principal)) -> S.RetrieveResponse:

@@ -1,0 +1,180 @@
+"""Load test of `ragkit serve`: N concurrent clients against POST /v1/retrieve on the SciFact index.
+
+Starts `ragkit serve` as a separate process on 127.0.0.1 (loopback only; behind an API key, so auth is part
+of every request), then runs each configured client count for a bounded duration with SciFact's queries in
+turn. Reports throughput, p50/p95/p99 latency and errors, and writes benchmarks/results/serve_load.json.
+
+    python benchmarks/serve_load.py                          # 1 client for 15 s, then 16 clients for 60 s
+    python benchmarks/serve_load.py --clients 1,4,16 --duration 30 --mode bm25
+
+Acceptance: zero errors at 16 concurrent clients for 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import CACHE, DATASETS, ROOT, write_result
+
+MAX_CLIENTS, MAX_DURATION = 64, 600
+
+
+def scifact_index() -> Path:
+    from _common import beir_index
+    from ragkit.errors import IndexLockedError
+
+    try:
+        eng, _ = beir_index("scifact")
+        path = eng.dir.path
+        eng.close()
+        return path
+    except IndexLockedError:  # someone else is checking the cached index right now: use it as it is
+        found = sorted((CACHE / "eval-indexes").glob("scifact-*"))
+        if not found:
+            raise
+        return found[-1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def queries() -> list[str]:
+    path = DATASETS / "scifact" / "queries.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def start_server(index: Path, port: int, keys: Path) -> subprocess.Popen:
+    import httpx
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ragkit", "serve", "--index", str(index), "--host", "127.0.0.1",
+                             "--port", str(port), "--api-keys", str(keys)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json().get("ready"):
+                return proc
+        except (httpx.TransportError, ValueError):
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise SystemExit(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.5)
+
+
+def run_load(url: str, key: str, qs: list[str], clients: int, duration: float, k: int, mode: str) -> dict:
+    import httpx
+
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(10 ** 9))
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def worker():
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
+            start.wait()
+            while time.perf_counter() < stop_at[0]:
+                q = qs[next(counter) % len(qs)]
+                t = time.perf_counter()
+                try:
+                    r = c.post("/v1/retrieve", json={"query": q, "k": k, "mode": mode})
+                    ok = r.status_code == 200 and len(r.json()["hits"]) > 0
+                    err = None if ok else f"HTTP {r.status_code}: {r.text[:120]}"
+                except Exception as exc:
+                    err = repr(exc)[:160]
+                dt = time.perf_counter() - t
+                with lock:
+                    if err is None:
+                        lat.append(dt)
+                    else:
+                        errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    stop_at[0] = t0 + duration
+    start.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    lat_ms = sorted(x * 1000 for x in lat)
+
+    def pct(p):
+        return round(lat_ms[min(len(lat_ms) - 1, int(p / 100 * len(lat_ms)))], 2) if lat_ms else None
+
+    return {"clients": clients, "duration_s": round(elapsed, 2), "mode": mode, "k": k,
+            "requests": len(lat) + len(errors), "ok": len(lat), "errors": len(errors),
+            "error_samples": sorted(set(errors))[:5], "throughput_rps": round(len(lat) / elapsed, 2),
+            "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
+                           "mean": round(statistics.fmean(lat_ms), 2) if lat_ms else None,
+                           "max": round(lat_ms[-1], 2) if lat_ms else None}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", default="1,16", help="comma-separated client counts, run in turn")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds per client count (1 client: 1/4 of it)")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--mode", default="hybrid", choices=["bm25", "dense", "hybrid"])
+    ap.add_argument("--port", type=int, default=0, help="default: a free port")
+    ap.add_argument("--name", default="serve_load", help="result name: benchmarks/results/<name>.json")
+    args = ap.parse_args()
+    counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    if any(not 1 <= c <= MAX_CLIENTS for c in counts) or not 0 < args.duration <= MAX_DURATION:
+        raise SystemExit(f"clients must be 1..{MAX_CLIENTS} and duration 0..{MAX_DURATION} s")
+
+    from ragkit.serve.auth import hash_key, new_key
+
+    index = scifact_index()
+    qs = queries()
+    key = new_key()
+    port = args.port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = Path(tmp) / "keys.toml"
+        keys.write_text(f'[[keys]]\nname = "bench"\nhash = "{hash_key(key)}"\ntenant = "all"\n'
+                        'filter = []\nall_tenants = true\n')
+        proc = start_server(index, port, keys)
+        try:
+            run_load(url, key, qs, 4, 3, args.k, args.mode)  # warm-up (caches, thread pool, first requests)
+            runs = []
+            for c in counts:
+                res = run_load(url, key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k, args.mode)
+                runs.append(res)
+                print(f"{c:>3} clients {res['duration_s']:>6.1f} s: {res['throughput_rps']:>7.1f} req/s  "
+                      f"p50 {res['latency_ms']['p50']} ms  p95 {res['latency_ms']['p95']} ms  "
+                      f"p99 {res['latency_ms']['p99']} ms  errors {res['errors']}", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    load = os.getloadavg()
+    path = write_result(args.name, {
+        "index": index.name, "endpoint": "/v1/retrieve", "auth": "API key (sha256)", "runs": runs,
+        "acceptance": {"clients": 16, "duration_s": 60, "errors_required": 0,
+                       "met": any(r["clients"] >= 16 and r["duration_s"] >= 59 and r["errors"] == 0 for r in runs)},
+        "note": "server and clients on the same 2-CPU machine, shared with other jobs during the run "
+                f"(load average {load[0]:.1f} at the end); latencies are pessimistic. Hybrid retrieval embeds "
+                "every query with MiniLM on the CPU, which bounds throughput."})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
