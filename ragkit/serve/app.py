@@ -28,8 +28,8 @@ from ragkit.config import Config, ServeConfig
 from ragkit.errors import RagkitError
 from ragkit.serve import schemas as S
 from ragkit.serve.auth import ApiKey, KeyRing
-from ragkit.serve.core import (ApiError, GenerationTimeout, ServeState, check_k, check_query, principal, require,
-                               retrieve, start_answer, state_of, tenant_filter, timeout_error)
+from ragkit.serve.core import (ApiError, GenerationTimeout, ServeState, check_k, check_max_tokens, check_query,
+                               principal, require, retrieve, start_answer, tenant_filter, timeout_error)
 
 log = logging.getLogger("ragkit.serve")
 
@@ -108,9 +108,10 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         require(key, "query")
         query = check_query(st, body.query)
         k = check_k(st, body.k)
+        max_tokens = check_max_tokens(st, body.max_tokens)
         t0 = time.perf_counter()
         hits, timings = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
-        job = start_answer(st, query, hits, None)
+        job = start_answer(st, query, hits, max_tokens)
         try:
             job.run()
         except GenerationTimeout as exc:

@@ -274,12 +274,16 @@ class AnswerJob:
         return out
 
 
-def start_answer(st: ServeState, question: str, hits: list[Hit], max_tokens: int | None) -> AnswerJob:
+def check_max_tokens(st: ServeState, max_tokens: int | None) -> int:
     cap = st.settings.max_tokens
     if max_tokens is not None and max_tokens > cap:
         raise ApiError(422, f"max_tokens={max_tokens} is above the limit {cap} (serve.max_tokens)",
                        code="max_tokens_too_large")
-    return AnswerJob(st.engine, question, hits, max_tokens or cap, st.settings.generation_timeout)
+    return max_tokens or cap
+
+
+def start_answer(st: ServeState, question: str, hits: list[Hit], max_tokens: int) -> AnswerJob:
+    return AnswerJob(st.engine, question, hits, max_tokens, st.settings.generation_timeout)
 
 
 def timeout_error(exc: GenerationTimeout) -> ApiError:

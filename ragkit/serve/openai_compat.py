@@ -21,7 +21,8 @@ from fastapi.responses import StreamingResponse
 from ragkit.errors import RagkitError
 from ragkit.serve import schemas as S
 from ragkit.serve.auth import ApiKey
-from ragkit.serve.core import (ApiError, AnswerJob, GenerationTimeout, ServeState, check_k, check_query, log,
+from ragkit.serve.core import (ApiError, AnswerJob, GenerationTimeout, ServeState, check_k, check_max_tokens,
+                               check_query, log,
                                principal, require, retrieve, start_answer, state_of, tenant_filter, timeout_error)
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -34,7 +35,7 @@ def retrieval_query(messages: list[S.ChatMessage], max_chars: int) -> tuple[str,
     earlier user messages, most recent first, while they fit ``max_chars``."""
     users = [m.text().strip() for m in messages if m.role == "user"]
     users = [u for u in users if u]
-    if messages[-1].role != "user" or not users:
+    if messages[-1].role != "user" or not messages[-1].text().strip():
         raise ApiError(400, "the last message must be a non-empty user message", code="no_user_message")
     question = users[-1]
     parts = [question]
@@ -68,8 +69,9 @@ def chat_completions(body: S.ChatCompletionRequest, request: Request, key: ApiKe
     question, rquery = retrieval_query(body.messages, st.settings.max_query_chars)
     check_query(st, question, "the last user message")
     k = check_k(st, body.k)
+    max_tokens = check_max_tokens(st, body.max_completion_tokens or body.max_tokens)
     hits, _ = retrieve(st, rquery, k, tenant_filter(key, body.filter), body.mode)
-    job = start_answer(st, question, hits, body.max_completion_tokens or body.max_tokens)
+    job = start_answer(st, question, hits, max_tokens)
     cid = "chatcmpl-" + uuid.uuid4().hex[:24]
     created = int(time.time())
     if body.stream:

@@ -24,7 +24,8 @@ class RetrieveRequest(BaseModel):
 
 
 class QueryRequest(RetrieveRequest):
-    pass
+    max_tokens: int | None = Field(None, ge=1, description="answer length cap (default and limit: "
+                                   "serve.max_tokens)")
 
 
 class HitOut(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.serve.conftest import KEYS, LIMITS
+from tests.serve.conftest import LIMITS
 
 
 def test_retrieve_returns_ranked_hits_with_scores_and_sources(http):
@@ -109,3 +109,11 @@ def test_malformed_json_body_size_and_unknown_routes(http):
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = c.get("/v1/retrieve")
     assert r.status_code == 405
+
+
+def test_query_max_tokens_cuts_the_answer_and_is_capped(http):
+    r = http["acme"].post("/v1/query", json={"query": "how do I change log retention?", "max_tokens": 4})
+    assert r.status_code == 200 and r.json()["finish_reason"] == "length"
+    assert len(r.json()["answer"].split()) <= 4 and r.json()["warnings"]
+    r = http["acme"].post("/v1/query", json={"query": "backups", "max_tokens": LIMITS["max_tokens"] + 1})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "max_tokens_too_large"

@@ -8,7 +8,6 @@ import time
 import openai
 import pytest
 from openai import OpenAI
-from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.generate.extractive import ExtractiveAnswerer
 from tests.serve.conftest import KEYS, LIMITS, running
@@ -94,6 +93,8 @@ def test_max_tokens_cuts_the_answer(client):
     ({"model": "ragkit", "messages": ask("x" * (LIMITS["max_query_chars"] + 1))},
      openai.UnprocessableEntityError, "query_too_long"),
     ({"model": "ragkit", "messages": []}, openai.UnprocessableEntityError, "invalid_field"),
+    ({"model": "ragkit", "messages": ask("backups") + [{"role": "user", "content": " "}]}, openai.BadRequestError,
+     "no_user_message"),
 ])
 def test_errors_map_to_openai_exceptions(client, kwargs, error, code):
     with pytest.raises(error) as info:
@@ -111,28 +112,17 @@ def test_bad_key_and_forbidden_endpoint(client):
 # --- a generator that streams word by word, slowly: deadlines and multi-delta streams --------------------------
 
 class SlowWords(ExtractiveAnswerer):
-    """The extractive answer, one word per delta with a pause between words (for timeouts)."""
+    """The extractive answer, one word per delta, ``SlowWords.delay`` seconds before each word."""
 
     stage, name = "generator", "test-slow-words"
+    delay = 0.0
     closed = threading.Event()
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        delay: float = Field(0.0, ge=0)
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.params_extractive = ExtractiveAnswerer.Params()
-
     def stream(self, query, hits):
-        params, self.params = self.params, self.params_extractive
-        try:
-            answer = self.answer(query, hits)
-        finally:
-            self.params = params
+        answer = self.answer(query, hits)
         try:
             for i, word in enumerate(answer.text.split(" ")):
-                time.sleep(self.params.delay)
+                time.sleep(SlowWords.delay)
                 yield word if i == 0 else " " + word
             yield answer
         finally:
@@ -141,6 +131,7 @@ class SlowWords(ExtractiveAnswerer):
 
 @pytest.fixture(scope="module")
 def slow_server(tenant_index, keyring):
+    """Yields (base URL, server state): tests set the generator's delay and the server's timeout."""
     from ragkit import Engine
     from ragkit.config import ServeConfig
     from ragkit.plugins import registry
@@ -148,17 +139,19 @@ def slow_server(tenant_index, keyring):
 
     registry.register(SlowWords)
     try:
-        eng = Engine.open(tenant_index, {"generator": {"name": "test-slow-words", "delay": 0.2}})
-        app = create_app(eng, keyring, settings=ServeConfig(**{**LIMITS, "generation_timeout": 1.0}))
+        eng = Engine.open(tenant_index, {"generator": {"name": "test-slow-words"}})
+        app = create_app(eng, keyring, settings=ServeConfig(**LIMITS))
         with running(app) as url:
-            yield url
+            yield url, app.state.ragkit
         eng.close()
     finally:
         registry._classes.pop(("generator", "test-slow-words"), None)
 
 
 def test_word_stream_is_many_events_and_max_tokens_stops_it(slow_server):
-    c = OpenAI(base_url=slow_server + "/v1", api_key=KEYS["acme"], max_retries=0)
+    url, st = slow_server
+    SlowWords.delay = 0.0
+    c = OpenAI(base_url=url + "/v1", api_key=KEYS["acme"], max_retries=0)
     chunks = list(c.chat.completions.create(model="ragkit", messages=ask("how do I change webhooks?"),
                                             stream=True, max_tokens=3))
     contents = [ch.choices[0].delta.content for ch in chunks if ch.choices and ch.choices[0].delta.content]
@@ -167,12 +160,15 @@ def test_word_stream_is_many_events_and_max_tokens_stops_it(slow_server):
 
 
 def test_generation_timeout_is_504_and_stops_the_generator(slow_server):
-    c = OpenAI(base_url=slow_server + "/v1", api_key=KEYS["acme"], max_retries=0)
+    url, st = slow_server
+    SlowWords.delay = 3.0  # the first word comes after the deadline, however fast the machine
+    st.settings = st.settings.model_copy(update={"generation_timeout": 1.0})
+    c = OpenAI(base_url=url + "/v1", api_key=KEYS["acme"], max_retries=0)
     SlowWords.closed.clear()
     with pytest.raises(openai.InternalServerError) as info:
         c.chat.completions.create(model="ragkit", messages=ask("how do I change webhooks?"))
     assert info.value.status_code == 504 and info.value.code == "generation_timeout"
-    assert SlowWords.closed.wait(30)  # the worker stopped pulling words and closed the generator
+    assert SlowWords.closed.wait(60)  # the worker stopped pulling words and closed the generator
     with pytest.raises(openai.APIError, match="no complete answer within"):
         for _ in c.chat.completions.create(model="ragkit", messages=ask("how do I change webhooks?"), stream=True):
             pass

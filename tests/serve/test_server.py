@@ -8,7 +8,6 @@ import sys
 import time
 
 import httpx
-import pytest
 
 from tests.conftest import ROOT, free_port
 
