@@ -57,12 +57,13 @@ def queries() -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def start_server(index: Path, port: int, keys: Path) -> subprocess.Popen:
+def start_server(index: Path, port: int, keys: Path, overrides: list[str]) -> subprocess.Popen:
     import httpx
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ragkit", "serve", "--index", str(index), "--host", "127.0.0.1",
-                             "--port", str(port), "--api-keys", str(keys)], cwd=ROOT, env=env,
+                             "--port", str(port), "--api-keys", str(keys),
+                             *[a for o in overrides for a in ("--set", o)]], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while True:
@@ -136,6 +137,8 @@ def main() -> None:
     ap.add_argument("--mode", default="hybrid", choices=["bm25", "dense", "hybrid"])
     ap.add_argument("--port", type=int, default=0, help="default: a free port")
     ap.add_argument("--name", default="serve_load", help="result name: benchmarks/results/<name>.json")
+    ap.add_argument("--set", action="append", default=[], help="server config override, e.g. "
+                    "serve.max_concurrent_retrievals=2 (repeatable)")
     args = ap.parse_args()
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
     if any(not 1 <= c <= MAX_CLIENTS for c in counts) or not 0 < args.duration <= MAX_DURATION:
@@ -152,7 +155,7 @@ def main() -> None:
         keys = Path(tmp) / "keys.toml"
         keys.write_text(f'[[keys]]\nname = "bench"\nhash = "{hash_key(key)}"\ntenant = "all"\n'
                         'filter = []\nall_tenants = true\n')
-        proc = start_server(index, port, keys)
+        proc = start_server(index, port, keys, args.set)
         try:
             run_load(url, key, qs, 4, 3, args.k, args.mode)  # warm-up (caches, thread pool, first requests)
             runs = []
@@ -167,7 +170,8 @@ def main() -> None:
             proc.wait(30)
     load = os.getloadavg()
     path = write_result(args.name, {
-        "index": index.name, "endpoint": "/v1/retrieve", "auth": "API key (sha256)", "runs": runs,
+        "index": index.name, "endpoint": "/v1/retrieve", "server_overrides": args.set, "auth": "API key (sha256)",
+        "runs": runs,
         "acceptance": {"clients": 16, "duration_s": 60, "errors_required": 0,
                        "met": any(r["clients"] >= 16 and r["duration_s"] >= 59 and r["errors"] == 0 for r in runs)},
         "note": "server and clients on the same 2-CPU machine, shared with other jobs during the run "

@@ -68,6 +68,8 @@ class ServeConfig(_Strict):
     max_messages: int = Field(64, ge=1, description="chat messages per request")
     generation_timeout: float = Field(120.0, gt=0, description="seconds; a slower answer gets 504")
     reload_interval: float = Field(1.0, gt=0, description="seconds between checks for a newer index commit")
+    max_concurrent_retrievals: int = Field(0, ge=0, description="retrievals run at once (the rest queue); "
+                                           "0 = no limit")
 
 
 class Config(_Strict):

@@ -42,6 +42,11 @@ class ServeState:
     settings: ServeConfig
     model_name: str = "ragkit"
     started: int = field(default_factory=lambda: int(time.time()))
+    gate: threading.Semaphore | None = None
+
+    def __post_init__(self) -> None:
+        n = self.settings.max_concurrent_retrievals
+        self.gate = threading.BoundedSemaphore(n) if n else None
 
 
 def state_of(request: Request) -> ServeState:
@@ -116,7 +121,11 @@ def retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) 
     """Tenant-fenced retrieval. The filter is a pre-filter inside both branches (Engine.retrieve); every hit
     is checked against it once more, so no plugin later in the pipeline can hand another tenant's chunk out."""
     try:
-        r = st.engine.retrieve(query, k=k, filter=flt, mode=mode)
+        if st.gate is None:
+            r = st.engine.retrieve(query, k=k, filter=flt, mode=mode)
+        else:
+            with st.gate:
+                r = st.engine.retrieve(query, k=k, filter=flt, mode=mode)
     except IndexDirError as exc:
         raise ApiError(503, f"index unavailable: {exc}", "server_error", "index_unavailable") from None
     except RagkitError as exc:

@@ -117,3 +117,19 @@ def test_query_max_tokens_cuts_the_answer_and_is_capped(http):
     assert len(r.json()["answer"].split()) <= 4 and r.json()["warnings"]
     r = http["acme"].post("/v1/query", json={"query": "backups", "max_tokens": LIMITS["max_tokens"] + 1})
     assert r.status_code == 422 and r.json()["error"]["code"] == "max_tokens_too_large"
+
+
+def test_concurrent_retrievals_can_be_capped(tenant_engine, keyring):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ragkit.config import ServeConfig
+    from ragkit.serve import create_app
+    from tests.serve.conftest import KEYS, running
+
+    app = create_app(tenant_engine, keyring, settings=ServeConfig(max_concurrent_retrievals=1))
+    assert app.state.ragkit.gate is not None
+    with running(app) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEYS['globex']}"}) as c:
+        with ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(lambda q: c.post("/v1/retrieve", json={"query": q, "k": 3}).status_code,
+                                  ["invoices", "webhooks", "backups", "rate limits"] * 3))
+    assert codes == [200] * 12
