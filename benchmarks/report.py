@@ -74,6 +74,13 @@ def serve_load() -> str:
             lines.append(f"| {r['mode']} | {r['clients']} | {r['duration_s']:.0f} | {r['requests']} | {r['errors']} | "
                          f"{r['throughput_rps']} | {lat['p50']} | {lat['p95']} | {lat['p99']} |")
     lines.append(f"\n(SciFact, 5183 documents, `/v1/retrieve` k=10 with an API key; measured {', '.join(sorted(dates))})")
+    gate = RESULTS / "serve_load_gate.json"
+    if gate.exists():
+        g = json.loads(gate.read_text())
+        runs = ", ".join(f"{r['max_concurrent_retrievals']}: {r['throughput_rps']} req/s, p95 {r['latency_ms']['p95']} ms"
+                         for r in g["runs"])
+        lines.append(f"\n`serve.max_concurrent_retrievals`, hybrid, 16 clients x 20 s, alternating runs ({runs}): "
+                     f"{g['note']}")
     return "\n".join(lines)
 
 
