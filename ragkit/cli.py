@@ -302,10 +302,12 @@ def ablate(
 
         rows = main_rows(result)
         if rows:
-            t = Table(title=f"ablate {dataset} ({result['dataset']['queries']} queries)")
-            cols = [c for c in rows[0] if c not in ("index (chunks, MB)",)]
+            primary = result["settings"]["primary"]
+            t = Table(title=f"ablate {dataset} ({result['dataset']['queries']} queries; ▲/▼ significant, "
+                            "★ Pareto front)")
+            cols = ["variant", "vs", primary, f"Δ {primary} vs ref [95% CI] p", "latency p50 / p95 (ms)"]
             for c in cols:
-                t.add_column(c)
+                t.add_column(c, no_wrap=True)
             for r in rows:
                 t.add_row(*[r[c] for c in cols])
             out.print(t)

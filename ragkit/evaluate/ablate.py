@@ -374,7 +374,8 @@ class Ablation:
                       "first_stage_reused": 0, "variants_run": 0, "variants_resumed": 0, "query_vectors": 0}
         self._indexes: dict[str, Any] = {}
         self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
-        self._qvec: dict[tuple[str, str], np.ndarray] = {}
+        self._qvec: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
+        self._charge = 0.0
         self._dataset_fp = config_hash({"root": str(dataset.root.resolve()), "corpus": corpus_fingerprint(dataset.corpus),
                                         "queries": [q.qid for q in self.queries], "split": self.s.split,
                                         "qrels": self.qrels})
@@ -397,16 +398,23 @@ class Ablation:
         return self._indexes[key]
 
     def _memo_embed(self, engine) -> None:
+        """Embed each query text once across all first-stage runs. A run that gets a memoised vector is still
+        charged the time the embedding took when it was computed (``_charge``), so latencies stay honest."""
         emb = engine.embedder
         model = emb.model_id
         orig = emb.embed_query
 
         def embed_query(text: str) -> np.ndarray:
             key = (model, text)
-            if key not in self._qvec:
-                self._qvec[key] = orig(text)
-                self.stats["query_vectors"] += 1
-            return self._qvec[key]
+            if key in self._qvec:
+                vec, seconds = self._qvec[key]
+                self._charge += seconds
+                return vec
+            t = time.perf_counter()
+            vec = orig(text)
+            self._qvec[key] = (vec, time.perf_counter() - t)
+            self.stats["query_vectors"] += 1
+            return vec
 
         emb.embed_query = embed_query  # instance attribute: only this engine's embedder
 
@@ -430,6 +438,7 @@ class Ablation:
             self._memo_embed(eng)
             hits, timings = [], []
             for i, q in enumerate(self.queries):
+                self._charge = 0.0
                 t = time.perf_counter()
                 try:
                     r = eng.retrieve(q.text, k=cand)
@@ -438,7 +447,9 @@ class Ablation:
                         raise VariantSkipped(str(exc)) from None
                     raise
                 tm = {f"first:{k}": v for k, v in r.timings.items()}
-                tm["first_stage"] = time.perf_counter() - t
+                tm["first_stage"] = time.perf_counter() - t + self._charge
+                if self._charge:  # the query vector came from the memo: add what computing it cost
+                    tm["first:dense"] = tm.get("first:dense", 0.0) + self._charge
                 hits.append(r.hits)
                 timings.append(tm)
                 if self.progress:
@@ -533,7 +544,8 @@ class Ablation:
                    for st in stages}
         return {"name": v.name, "status": "done", "metrics": {m: float(x) for m, x in mean.items()},
                 "per_query": per_q, "latency_ms": latency, "index": index_info,
-                "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3)}
+                "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3),
+                "load_average": _loadavg()}
 
     # -- the whole ablation --
 
@@ -543,6 +555,7 @@ class Ablation:
         results: dict[str, dict[str, Any]] = {}
         resolved: dict[str, tuple[Config, str | None]] = {}  # name -> (config, reference that ran)
         started = time.perf_counter()
+        self._load_start = _loadavg()
         for idx, v in enumerate(self.variants):
             # the config builds on the parent's; a skipped parent hands over its own base
             ref = v.parent
@@ -624,6 +637,13 @@ class Ablation:
                                         for g, idx in groups.items()}
                 item["config"] = r.get("config")
             variants.append(item)
+        load = [x for x in (self._load_start, _loadavg(), *(r.get("load_average") for r in results.values()))
+                if x is not None]
+        cpus = os.cpu_count() or 1
+        notes = []
+        if load and max(load) > cpus:
+            notes.append(f"The CPU was shared while this ran (1-minute load average {max(load):.1f} on {cpus} "
+                         "cores): latencies are pessimistic; compare them within this report, not across machines.")
         done = [v for v in variants if v["status"] == "done"]
         front = pareto_front([(v["name"], v["latency_ms"]["total"]["p50"], v["metrics"][s.primary]) for v in done])
         return {"schema": SCHEMA,
@@ -638,6 +658,8 @@ class Ablation:
                 "variants": variants,
                 "pareto": front,
                 "reuse": dict(self.stats),
+                "machine": {"cpus": cpus, "load_average": [round(x, 2) for x in load]},
+                "notes": notes,
                 "seconds": round(seconds, 1)}
 
 
@@ -650,6 +672,13 @@ def check_plugins(cfg: Config) -> None:
     for section, stage in (("transforms", "transform"), ("rerankers", "reranker"), ("filters", "filter")):
         for spec in getattr(cfg, section):
             registry.create(stage, spec.as_dict())
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:

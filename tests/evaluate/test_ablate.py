@@ -16,8 +16,6 @@ from ragkit.evaluate import ablate as ab
 from ragkit.evaluate.report import write_report
 from ragkit.plugins import Plugin, registry
 
-from ..test_cli import ragkit
-
 DOCS = [
     ("keys", "Rotating API keys", "Press Rotate in Settings to rotate an API key; the old key works for a day."),
     ("revoke", "Revoking keys", "A revoked API key stops working within sixty seconds and cannot be restored."),
@@ -54,7 +52,9 @@ def tiny_beir(tmp_path) -> Path:
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
         f"{q}\t{d}\t{s}\n" for q, _, rel, _ in QUERIES for d, s in rel.items()))
     # the type of each question comes from a qa.jsonl beside the BEIR files (as in eval_sets/beacon)
-    (root / "qa.jsonl").write_text("".join(json.dumps({"id": q, "question": t, "doc_ids": list(rel), "type": ty})
+    text = {i: x for i, _, x in DOCS}
+    (root / "qa.jsonl").write_text("".join(json.dumps({"id": q, "question": t, "doc_ids": list(rel), "type": ty,
+                                                       "reference_answer": text[next(iter(rel))]})
                                            + "\n" for q, t, rel, ty in QUERIES))
     return root
 
@@ -191,6 +191,20 @@ def test_ladder_lists_unavailable_steps_as_skipped_and_builds_on_the_last_step_t
     assert by["dense"]["reference"] == "bm25" and "vs_reference" in by["dense"]
 
 
+def test_answer_metrics_with_the_extractive_generator(tiny_beir, tmp_path):
+    ds = ab.load_ablation_dataset(tiny_beir)
+    base = load_config(None, BASE)
+    variants = ab.one_at_a_time(base, [ab.parse_vary("retrieval=bm25", base)])
+    result = ab.Ablation(ds, base, variants, tmp_path / "out", cache_root=tmp_path / "cache",
+                         settings=ab.AblationSettings(metrics=("ndcg@10",), k=10, answers=True)).run()
+    assert result["settings"]["metrics"] == ["ndcg@10", "answer_cites_gold", "answer_token_f1"]
+    for v in result["variants"]:
+        # the reference answers are the gold documents' text, which the extractive answer quotes from
+        assert v["metrics"]["answer_cites_gold"] >= 0.5 and v["metrics"]["answer_token_f1"] > 0.2
+        assert v["latency_ms"]["generate"]["p50"] > 0
+    assert "answer_cites_gold" in result["variants"][1]["vs_reference"]
+
+
 def test_bad_vary_and_spec_errors_are_one_line():
     base = load_config(None)
     from ragkit.errors import ConfigError
@@ -215,10 +229,17 @@ def test_cli_report_opens_in_headless_chromium_with_its_plots(tiny_beir, tmp_pat
     if chromium is None:
         pytest.fail("headless Chromium is needed for the report test: apt-get install -y chromium (.ci/run does)")
     out = tmp_path / "report"
-    proc = ragkit("ablate", "--dataset", tiny_beir, "--set", "chunker.name=document", "--vary",
-                  "retrieval=bm25,dense", "--vary", "fusion=minmax", "--k", "10", "--metrics", "ndcg@10,recall@10",
-                  "--out", out, "--cache-dir", tmp_path / "cache")
-    assert "report:" in proc.stdout and "bm25" in proc.stdout
+    # in-process (the CLI's own subprocess tests cover `python -m ragkit`; this saves a second model load)
+    from typer.testing import CliRunner
+
+    from ragkit.cli import app
+
+    args = ["ablate", "--dataset", tiny_beir, "--set", "chunker.name=document", "--vary", "retrieval=bm25,dense",
+            "--vary", "fusion=minmax", "--k", "10", "--metrics", "ndcg@10,recall@10", "--out", out,
+            "--cache-dir", tmp_path / "cache"]
+    proc = CliRunner().invoke(app, [str(a) for a in args])
+    assert proc.exit_code == 0, proc.output
+    assert "report:" in proc.output and "bm25" in proc.output
     for name in ("report.md", "report.html", "results.json", "plots/ndcg_10.png", "plots/pareto.png",
                  "plots/by_type.png"):
         assert (out / name).is_file(), name
