@@ -660,7 +660,8 @@ class Ablation:
                 "reuse": dict(self.stats),
                 "machine": {"cpus": cpus, "load_average": [round(x, 2) for x in load]},
                 "notes": notes,
-                "seconds": round(seconds, 1)}
+                "seconds": round(seconds, 1),
+                "variant_seconds": round(sum(r.get("seconds") or 0.0 for r in results.values()), 1)}
 
 
 def check_plugins(cfg: Config) -> None:

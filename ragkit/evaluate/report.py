@@ -40,7 +40,8 @@ def _delta_cell(c: dict[str, Any] | None) -> str:
     if not c:
         return "–"
     mark = MARK[c["direction"]]
-    return (f"{c['delta']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.3f}"
+    p = "p<0.001" if c["p_value"] < 0.001 else f"p={c['p_value']:.3f}"
+    return (f"{c['delta']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] {p}"
             + (f" {mark}" if mark else ""))
 
 
@@ -73,7 +74,8 @@ def stage_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
         for stage, lat in v["latency_ms"].items():
             if stage == "total":
                 continue
-            rows.append({"variant": v["name"], "stage": stage.replace("first:", "first stage: "),
+            label = "first stage (all of it)" if stage == "first_stage" else stage.replace("first:", "first stage: ")
+            rows.append({"variant": v["name"], "stage": label,
                          "p50 (ms)": f"{lat['p50']:.2f}", "p95 (ms)": f"{lat['p95']:.2f}"})
     return rows
 
@@ -144,8 +146,8 @@ def _notes(summary: dict[str, Any]) -> list[str]:
     notes = [f"Reuse: {r.get('indexes_built', 0)} index(es) built, {r.get('indexes_reused', 0)} reused from the "
              f"cache; {r.get('chunks_embedded', 0)} chunks embedded; {r.get('first_stage_runs', 0)} first-stage "
              f"runs shared by {r.get('first_stage_runs', 0) + r.get('first_stage_reused', 0)} variants; "
-             f"{r.get('variants_resumed', 0)} variants resumed from an earlier run. "
-             f"Wall time {summary.get('seconds', 0):.0f} s."]
+             f"{r.get('variants_resumed', 0)} variants resumed from an earlier run. Time spent on the variants "
+             f"{summary.get('variant_seconds', 0):.0f} s (this run, wall: {summary.get('seconds', 0):.0f} s)."]
     notes += summary.get("notes", [])
     return notes
 
@@ -266,8 +268,9 @@ def make_plots(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
     ax.set_yticks(ypos, names)
     for y, val in zip(ypos, values):
         ax.text(val, y + 0.3, f"{val:.3f}", fontsize=7, ha="left", va="center")
-    ax.set_xlabel(f"{primary} (mean over queries, 95% bootstrap CI)")
-    ax.set_title(f"{primary} per variant (green: significant win vs reference, red: loss)")
+    ax.set_xlabel(f"{primary} (mean over queries, 95% bootstrap CI)\nvs its reference: green significant win, "
+                  "red significant loss, grey no significant difference; blue: no reference")
+    ax.set_title(f"{primary} per variant")
     ax.set_xlim(0, max(1e-9, max(v + h for v, h in zip(values, hi))) * 1.12)
     fig.tight_layout()
     out["primary"] = directory / f"{_safe(primary)}.png"
@@ -278,13 +281,19 @@ def make_plots(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     lat = [v["latency_ms"]["total"]["p50"] for v in done]
     ax.scatter(lat, values, c=["#ef6c00" if n in front else "#90a4ae" for n in names], s=40, zorder=3)
-    for x, y, n in zip(lat, values, names):
-        ax.annotate(n, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    labels: dict[tuple[float, float], list[str]] = {}
+    for x, y, n in zip(lat, values, names):  # variants at the same spot share one label
+        spot = next((k for k in labels if abs(k[0] - x) <= 0.08 * max(k[0], x) and abs(k[1] - y) < 0.004), (x, y))
+        labels.setdefault(spot, []).append(n)
+    for i, ((x, y), ns) in enumerate(sorted(labels.items())):
+        ax.annotate(", ".join(ns), (x, y), textcoords="offset points", xytext=(6, 6 if i % 2 == 0 else -11),
+                    fontsize=7)
+    ax.margins(x=0.12, y=0.1)
     pts = sorted((v["latency_ms"]["total"]["p50"], v["metrics"][primary]) for v in done if v["name"] in front)
     if pts:
         ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="#ef6c00", lw=1.2, zorder=2,
                 label="Pareto front")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left")
     ax.set_xscale("log" if max(lat) > 20 * max(min(lat), 1e-6) else "linear")
     ax.set_xlabel("latency per query, p50 (ms)")
     ax.set_ylabel(primary)
