@@ -637,8 +637,9 @@ class Ablation:
                                         for g, idx in groups.items()}
                 item["config"] = r.get("config")
             variants.append(item)
-        load = [x for x in (self._load_start, _loadavg(), *(r.get("load_average") for r in results.values()))
-                if x is not None]
+        # the load while the variants ran (each records it when it finishes), not while this run resumed them
+        load = [x for x in (r.get("load_average") for r in results.values()) if x is not None] or \
+            [x for x in (self._load_start, _loadavg()) if x is not None]
         cpus = os.cpu_count() or 1
         notes = []
         if load and max(load) > cpus:
