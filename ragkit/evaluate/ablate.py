@@ -554,6 +554,7 @@ class Ablation:
         vdir.mkdir(parents=True, exist_ok=True)
         results: dict[str, dict[str, Any]] = {}
         resolved: dict[str, tuple[Config, str | None]] = {}  # name -> (config, reference that ran)
+        seen: dict[str, str] = {}  # name -> fingerprint of the variants that ran (or tried to)
         started = time.perf_counter()
         self._load_start = _loadavg()
         for idx, v in enumerate(self.variants):
@@ -561,7 +562,6 @@ class Ablation:
             ref = v.parent
             while ref is not None and results.get(ref, {}).get("status") == "skipped":
                 ref = results[ref].get("reference")
-            parent_cfg = resolved[ref][0] if ref is not None else self.base
             entry: dict[str, Any] = {"name": v.name, "description": v.description, "overrides": v.overrides,
                                      "parent": v.parent, "reference": ref}
             if self.progress:
@@ -569,13 +569,20 @@ class Ablation:
             try:
                 if v.disabled:
                     raise VariantSkipped(v.disabled)
+                if ref is not None and ref not in resolved:
+                    raise VariantSkipped(f"builds on {ref!r}, which failed")
+                parent_cfg = resolved[ref][0] if ref is not None else self.base
                 try:
                     cfg = apply_overrides(parent_cfg, v.overrides)
                     check_plugins(cfg)
                 except (ConfigError, PluginError) as exc:
                     raise VariantSkipped(str(exc)) from None
-                resolved[v.name] = (cfg, ref)
                 fp = self._fingerprint(v, cfg)
+                twin = next((n for n, f in seen.items() if f == fp), None)
+                if twin is not None:
+                    raise VariantSkipped(f"same pipeline as {twin!r}")
+                resolved[v.name] = (cfg, ref)
+                seen[v.name] = fp
                 path = vdir / f"{slug(v.name)}.json"
                 done = None
                 if not self.fresh and path.is_file():

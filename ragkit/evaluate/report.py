@@ -268,8 +268,8 @@ def make_plots(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
     ax.set_yticks(ypos, names)
     for y, val in zip(ypos, values):
         ax.text(val, y + 0.3, f"{val:.3f}", fontsize=7, ha="left", va="center")
-    ax.set_xlabel(f"{primary} (mean over queries, 95% bootstrap CI)\nvs its reference: green significant win, "
-                  "red significant loss, grey no significant difference; blue: no reference")
+    ax.set_xlabel(f"{primary} (mean over queries, 95% bootstrap CI)\nagainst its reference: green = significant "
+                  "win, red = significant loss,\ngrey = no significant difference, blue = no reference")
     ax.set_title(f"{primary} per variant")
     ax.set_xlim(0, max(1e-9, max(v + h for v, h in zip(values, hi))) * 1.12)
     fig.tight_layout()
