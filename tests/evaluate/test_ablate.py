@@ -215,6 +215,12 @@ def test_bad_vary_and_spec_errors_are_one_line():
         ab.parse_vary("bogus=1,2", base)
     with pytest.raises(ConfigError, match="expected AXIS=VALUE1,VALUE2"):
         ab.parse_vary("retrieval", base)
+    grid = ab.full_grid(base, [ab.parse_vary("retrieval=bm25,hybrid", base), ab.parse_vary("fusion=rrf,minmax", base)])
+    assert [v.name for v in grid] == ["base", "bm25 + fusion=rrf", "bm25 + fusion=minmax", "hybrid + fusion=rrf",
+                                      "hybrid + fusion=minmax"]
+    assert grid[4].overrides == {"retrieval.mode": "hybrid", "fusion.name": "minmax"}
+    assert ab.apply_overrides(base, {"rerankers+": {"name": "rules"}, "fusion.name": "zscore"}).rerankers[0].name \
+        == "rules"
     assert ab.parse_spec("cross-encoder:model=/m,depth=10") == {"name": "cross-encoder", "model": "/m", "depth": 10}
     assert ab.parse_spec("none") is None
     assert ab.parse_variant("small: chunker.chunk_size=64, retrieval.candidates=50").overrides == {
