@@ -257,13 +257,20 @@ def attach_types(dataset: Dataset) -> None:
                     q.extra.setdefault(key, row[key])
 
 
-def query_groups(queries) -> dict[str, list[int]]:
-    """type:<t> and tag:<t> groups (query positions), when the dataset has such fields."""
+def query_groups(queries, min_size: int = 3) -> dict[str, list[int]]:
+    """Query positions by ``type`` (``type:<t>``); without types, by ``tags`` (``tag:<t>``, tags shared by at
+    least ``min_size`` queries, since free-form tags are often unique)."""
     groups: dict[str, list[int]] = {}
     for i, q in enumerate(queries):
         t = q.extra.get("type")
         if t:
             groups.setdefault(f"type:{t}", []).append(i)
+    if not groups:
+        for i, q in enumerate(queries):
+            tags = q.extra.get("tags") or []
+            for tag in [tags] if isinstance(tags, str) else tags:
+                groups.setdefault(f"tag:{tag}", []).append(i)
+        groups = {g: idx for g, idx in groups.items() if len(idx) >= min_size}
     return dict(sorted(groups.items()))
 
 

@@ -163,7 +163,7 @@ def markdown(summary: dict[str, Any], plots: dict[str, str]) -> str:
     lines += ["", "## Deltas against the reference, every metric", ""] + _md_table(delta_rows(summary))
     groups = group_rows(summary)
     if groups:
-        lines += ["", f"## {s['primary']} by query type", ""] + _md_table(groups)
+        lines += ["", f"## {s['primary']} by query type / tag", ""] + _md_table(groups)
         if "groups" in plots:
             lines += ["", f"![{s['primary']} by query type]({plots['groups']})"]
     skipped = skipped_rows(summary)
@@ -222,7 +222,7 @@ def render_html(summary: dict[str, Any], plots: dict[str, Path]) -> str:
     parts.append("<h2>Deltas against the reference, every metric</h2>" + _html_table(delta_rows(summary)))
     groups = group_rows(summary)
     if groups:
-        parts.append(f"<h2>{html.escape(s['primary'])} by query type</h2>" + _html_table(groups))
+        parts.append(f"<h2>{html.escape(s['primary'])} by query type / tag</h2>" + _html_table(groups))
         if "groups" in plots:
             parts.append(_img(plots["groups"], f"{s['primary']} by query type"))
     skipped = skipped_rows(summary)

@@ -207,6 +207,15 @@ def test_answer_metrics_with_the_extractive_generator(tiny_beir, tmp_path):
     assert "answer_cites_gold" in result["variants"][1]["vs_reference"]
 
 
+def test_query_groups_by_type_else_by_shared_tags():
+    from ragkit.evaluate.datasets import Query
+
+    typed = [Query("a", "x", {}, {"type": "t1", "tags": ["k"]}), Query("b", "y", {}, {"type": "t2"})]
+    assert ab.query_groups(typed) == {"type:t1": [0], "type:t2": [1]}
+    tagged = [Query(str(i), "x", {}, {"tags": ["common", f"own{i}"]}) for i in range(4)]
+    assert ab.query_groups(tagged) == {"tag:common": [0, 1, 2, 3]}  # one-off tags are left out
+
+
 def test_bad_vary_and_spec_errors_are_one_line():
     base = load_config(None)
     from ragkit.errors import ConfigError
