@@ -26,7 +26,6 @@ import itertools
 import json
 import os
 import re
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,8 +46,8 @@ PLUGIN_SECTIONS = ("chunker", "embedder", "sparse", "dense", "fusion", "generato
 LIST_SECTIONS = {"rerank": "rerankers", "reranker": "rerankers", "rerankers": "rerankers",
                  "transform": "transforms", "transforms": "transforms", "expand": "transforms",
                  "filter": "filters", "filters": "filters"}
-# Stages that run after the first stage: variants that differ only here share first-stage results.
-POST_SECTIONS = ("rerankers", "filters", "generator")
+# Variants that differ only in the stages after the first one (rerankers, filters, the generator unless a
+# transform uses its LLM, retrieval.k) share first-stage results.
 
 # The ladder's configurable steps (see --rerank / --rules / --expand). Rerank depth 10: the llm reranker is slow.
 DEFAULT_LADDER_RERANK = {"name": "llm", "depth": 10}
@@ -383,7 +382,8 @@ class Ablation:
         self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
         self._qvec: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
         self._charge = 0.0
-        self._dataset_fp = config_hash({"root": str(dataset.root.resolve()), "corpus": corpus_fingerprint(dataset.corpus),
+        self._dataset_fp = config_hash({"root": str(dataset.root.resolve()),
+                                        "corpus": corpus_fingerprint(dataset.corpus),
                                         "queries": [q.qid for q in self.queries], "split": self.s.split,
                                         "qrels": self.qrels})
 
@@ -429,10 +429,10 @@ class Ablation:
         """Per query: (hits, timings) before rerankers/filters, at candidate depth; shared by variants."""
         cand = max(cfg.retrieval.candidates, self.s.k)
         data = cfg.model_dump(mode="json")
-        for section in POST_SECTIONS:
-            data.pop(section, None)
-        data["retrieval"].pop("k", None)
-        key = config_hash({"index": str(index_path), "cfg": data, "cand": cand})
+        data["rerankers"], data["filters"] = [], []
+        shape = {k: v for k, v in data.items() if k != "generator" or data["transforms"]}  # transforms may use its LLM
+        shape["retrieval"] = {k: v for k, v in data["retrieval"].items() if k != "k"}
+        key = config_hash({"index": str(index_path), "cfg": shape, "cand": cand})
         if key in self._first:
             self.stats["first_stage_reused"] += 1
             return self._first[key]
@@ -556,7 +556,18 @@ class Ablation:
 
     # -- the whole ablation --
 
+    def close(self) -> None:
+        for eng, _, _ in self._indexes.values():
+            eng.close()
+        self._indexes.clear()
+
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> dict[str, Any]:
         vdir = self.out / "variants"
         vdir.mkdir(parents=True, exist_ok=True)
         results: dict[str, dict[str, Any]] = {}

@@ -13,7 +13,6 @@ import pytest
 
 from ragkit.config import load_config
 from ragkit.evaluate import ablate as ab
-from ragkit.evaluate.report import write_report
 from ragkit.plugins import Plugin, registry
 
 DOCS = [
