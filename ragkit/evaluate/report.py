@@ -280,7 +280,11 @@ def make_plots(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
     front = summary.get("pareto", [])
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     lat = [v["latency_ms"]["total"]["p50"] for v in done]
-    ax.scatter(lat, values, c=["#ef6c00" if n in front else "#90a4ae" for n in names], s=40, zorder=3)
+    on = [n in front for n in names]
+    ax.scatter([x for x, f in zip(lat, on) if not f], [y for y, f in zip(values, on) if not f], c="#90a4ae", s=40,
+               zorder=3)
+    ax.scatter([x for x, f in zip(lat, on) if f], [y for y, f in zip(values, on) if f], c="#ef6c00", s=40,
+               zorder=4)  # on top of a dominated point at almost the same spot
     labels: dict[tuple[float, float], list[str]] = {}
     for x, y, n in zip(lat, values, names):  # variants at the same spot share one label
         spot = next((k for k in labels if abs(k[0] - x) <= 0.08 * max(k[0], x) and abs(k[1] - y) < 0.004), (x, y))
