@@ -212,6 +212,113 @@ def eval_(
 
 
 @app.command()
+def ablate(
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="dataset directory (BEIR or QA layout)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="corpus to index when the dataset has none "
+                                          "beside it (e.g. eval_sets/beacon with corpora/beacon)"),
+    base: Optional[Path] = typer.Option(None, "--base", "--config", "-c", help="base pipeline config (TOML); "
+                                        "default: ./ragkit.toml when it exists"),
+    overrides: Optional[list[str]] = SetOpt,
+    vary: Optional[list[str]] = typer.Option(None, "--vary", help="AXIS=V1,V2: retrieval=bm25,dense,hybrid; "
+                                             "fusion=rrf,minmax; rerank=none,rules; filters=dedup+mmr; or any "
+                                             "dotted key, e.g. chunker.chunk_size=128,256 (repeatable)"),
+    variant: Optional[list[str]] = typer.Option(None, "--variant", help="a named variant: 'NAME: key=value, "
+                                                "key=value' (repeatable)"),
+    grid: bool = typer.Option(False, "--grid", help="every combination of the --vary axes instead of one "
+                              "change at a time"),
+    ladder: bool = typer.Option(False, "--ladder", help="BM25 -> dense -> hybrid (RRF, min-max) -> + rerank -> "
+                                "+ rules -> + query expansion, each step against the one before"),
+    rerank: str = typer.Option("llm:depth=10", "--rerank", help="the ladder's rerank step: NAME[:k=v,...], "
+                               "JSON, or none (e.g. cross-encoder:model=/path,depth=10)"),
+    rules: str = typer.Option("", "--rules", help="the ladder's rules step (default: the rules reranker "
+                              "preferring the newest version and demoting status=deprecated), or none"),
+    expand: str = typer.Option("prf", "--expand", help="the ladder's query-expansion step: a transform "
+                               "NAME[:k=v,...], JSON, or none"),
+    split: str = typer.Option("test", "--split", help="qrels split (BEIR layout)"),
+    k: int = typer.Option(100, "--k", "-k", help="retrieval depth per query"),
+    metrics: str = typer.Option("ndcg@10,recall@100,mrr@10,hit_rate@10", "--metrics",
+                                help="comma-separated ranx metric names; the first is the primary one"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N queries"),
+    answers: bool = typer.Option(False, "--answers", help="also run the generator: answer metrics (cites a "
+                                 "gold document; token F1 against the reference answer when the dataset has one)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the randomization test and bootstrap"),
+    out_dir: Path = typer.Option(Path("ablation"), "--out", "-o", help="report directory: report.md, "
+                                 "report.html, results.json, plots/, variants/ (resume state)"),
+    fresh: bool = typer.Option(False, "--fresh", help="ignore finished variants from an earlier run"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes and the shared "
+                                             "embedding cache live (default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compare pipeline variants on a dataset: metrics, significance, latency, report with plots. Resumable."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ragkit.config import load_config
+    from ragkit.evaluate import ablate as ab
+    from ragkit.evaluate.report import write_report
+
+    ds = ab.load_ablation_dataset(dataset, split, corpus)
+    base_cfg = load_config(_config_path(base), overrides or [])
+    axes = [ab.parse_vary(v, base_cfg) for v in vary or []]
+    if ladder:
+        if axes or grid:
+            raise RagkitError("--ladder: not combinable with --vary/--grid (run them as separate ablations)")
+        variants = ab.ladder(ab.parse_spec(rerank), ab.parse_spec(rules) if rules else ab.DEFAULT_LADDER_RULES,
+                             ab.parse_spec(expand))
+    elif axes:
+        variants = ab.full_grid(base_cfg, axes) if grid else ab.one_at_a_time(base_cfg, axes)
+    elif variant:
+        variants = [ab.Variant("base", {}, None, "the base config")]
+    else:
+        raise RagkitError("ablate: nothing to compare (give --vary AXIS=V1,V2, --variant or --ladder)")
+    for spec in variant or []:
+        v = ab.parse_variant(spec)
+        v.parent = "base" if any(x.name == "base" for x in variants) else None
+        variants.append(v)
+    settings = ab.AblationSettings(metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+                                   k=k, limit=limit, answers=answers, seed=seed, split=split)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=as_json) as bar:
+        n_q = len(ds.queries[:limit] if limit else ds.queries)
+        task = bar.add_task("variants", total=len(variants) * n_q)
+
+        def progress(name: str, phase: str, done: int, total: int) -> None:
+            if phase == "end":
+                bar.update(task, completed=done * n_q, description=f"variants ({done}/{len(variants)})")
+            elif phase == "start":
+                bar.update(task, completed=done * n_q, description=f"{name}")
+            elif phase in ("retrieve", "post"):
+                bar.update(task, description=f"{name}: {phase} {done}/{total}")
+            else:
+                bar.update(task, description=f"{name}: {phase} {done}/{total}")
+
+        result = ab.Ablation(ds, base_cfg, variants, out_dir, settings=settings, cache_root=cache_dir,
+                             progress=progress, fresh=fresh).run()
+    paths = write_report(result, out_dir)
+    failed = [v for v in result["variants"] if v["status"] == "failed"]
+    if as_json:
+        _dump({k_: v for k_, v in result.items() if k_ != "base_config"})
+    else:
+        from ragkit.evaluate.report import main_rows, skipped_rows
+
+        rows = main_rows(result)
+        if rows:
+            primary = result["settings"]["primary"]
+            t = Table(title=f"ablate {dataset} ({result['dataset']['queries']} queries; ▲/▼ significant, "
+                            "★ Pareto front)")
+            cols = ["variant", "vs", primary, f"Δ {primary} vs ref [95% CI] p", "latency p50 / p95 (ms)"]
+            for c in cols:
+                t.add_column(c, no_wrap=True)
+            for r in rows:
+                t.add_row(*[r[c] for c in cols])
+            out.print(t)
+        for r in skipped_rows(result):
+            out.print(f"[yellow]{r['status']}[/] {r['variant']}: {r['reason']}", highlight=False)
+        out.print(f"report: {paths['md']}  {paths['html']}  {paths['json']}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def plugins(as_json: bool = JsonOpt) -> None:
     """List every registered plugin, by stage, with its parameters and defaults."""
     from ragkit.plugins import STAGES, describe_params, registry

@@ -95,8 +95,11 @@ def _canonical(stage: str, spec: PluginSpec) -> dict[str, Any]:
 
 
 class Engine:
-    def __init__(self, index_path: str | Path, config: Config) -> None:
+    def __init__(self, index_path: str | Path, config: Config, *, embedding_cache: str | Path | None = None) -> None:
+        """``embedding_cache``: the SQLite embedding cache to use instead of the index's own (ablations share
+        one across indexes, so a text is embedded once whatever index it goes into)."""
         self.dir = IndexDir(index_path)
+        self._cache_path = Path(embedding_cache) if embedding_cache is not None else None
         self.dir.validate()
         self.config = config
         self._lock = threading.RLock()
@@ -117,11 +120,13 @@ class Engine:
 
     @classmethod
     def open(cls, path: str | Path = ".ragkit", config: str | Path | dict | Config | None = None,
-             overrides: list[str] | dict[str, Any] | None = None) -> "Engine":
+             overrides: list[str] | dict[str, Any] | None = None, *,
+             embedding_cache: str | Path | None = None) -> "Engine":
         """Open (or prepare to create) the index at ``path``. ``config`` is a ragkit.toml path, a dict or a
         Config; without one, defaults apply for the query stages and the index's own stored settings for the
-        index-shaping ones. ``overrides`` are ``key.path=value`` strings or a dict."""
-        return cls(path, load_config(config, overrides))
+        index-shaping ones. ``overrides`` are ``key.path=value`` strings or a dict. ``embedding_cache`` is an
+        embedding-cache file shared with other indexes (default: the index's own)."""
+        return cls(path, load_config(config, overrides), embedding_cache=embedding_cache)
 
     def _make(self, stage: str, spec: PluginSpec) -> Plugin:
         plugin = registry.create(stage, spec.as_dict())
@@ -166,7 +171,7 @@ class Engine:
     @property
     def cache(self) -> EmbeddingCache:
         if self._cache is None:
-            self._cache = EmbeddingCache(self.dir.cache_path)
+            self._cache = EmbeddingCache(self._cache_path or self.dir.cache_path)
         return self._cache
 
     def embed_cached(self, texts: Sequence[str]) -> np.ndarray:

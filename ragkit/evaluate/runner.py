@@ -42,19 +42,31 @@ def corpus_fingerprint(corpus: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def dataset_engine(dataset: Dataset, config: Any = None, overrides: list[str] | None = None,
-                   cache_root: Path | None = None, progress=None):
-    """An Engine over the dataset's corpus, built on first use and cached by corpus + index settings."""
-    from ragkit.engine import Engine
+def index_shape(cfg) -> dict[str, Any]:
+    """The index-shaping part of a config, canonical (plugin defaults filled in)."""
     from ragkit.plugins import registry
+
+    return {s: registry.create(s, getattr(cfg, s).as_dict()).spec() for s in INDEX_SECTIONS}
+
+
+def dataset_index_path(dataset: Dataset, cfg, cache_root: Path | None = None) -> Path:
+    """Where the index of this corpus with these index settings is cached."""
+    key = hashlib.sha256(json.dumps(index_shape(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    name = f"{dataset.root.name}-{corpus_fingerprint(dataset.corpus)}-{key}"
+    return (cache_root or default_cache_root()) / "eval-indexes" / name
+
+
+def dataset_engine(dataset: Dataset, config: Any = None, overrides: list[str] | None = None,
+                   cache_root: Path | None = None, progress=None, embedding_cache: Path | None = None):
+    """An Engine over the dataset's corpus, built on first use and cached by corpus + index settings.
+
+    ``embedding_cache``: an embedding-cache file shared by several indexes (ablations), else the index's own."""
+    from ragkit.engine import Engine
 
     if dataset.corpus is None:
         raise RagkitError(f"{dataset.root}: no corpus (corpus.jsonl[.gz] or docs/) to index")
     cfg = load_config(config, overrides)
-    shape = {s: registry.create(s, getattr(cfg, s).as_dict()).spec() for s in INDEX_SECTIONS}
-    key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
-    name = f"{dataset.root.name}-{corpus_fingerprint(dataset.corpus)}-{key}"
-    eng = Engine.open((cache_root or default_cache_root()) / "eval-indexes" / name, cfg)
+    eng = Engine.open(dataset_index_path(dataset, cfg, cache_root), cfg, embedding_cache=embedding_cache)
     report = eng.ingest([dataset.corpus], progress=progress)
     return eng, report
 

@@ -1,0 +1,731 @@
+"""Ablations: run named variants of a pipeline config on one dataset and compare each with its reference.
+
+A variant is a named diff of the base config (any section, plugin or parameter). Work is shared wherever a
+variant does not change it:
+
+* one index per distinct index-shaping config (``chunker``, ``embedder``, ``sparse``, ``dense``), all of them
+  embedding through ONE shared embedding cache, so a chunk text is embedded once whatever index it goes in;
+* one first-stage run (transforms -> branches -> fusion, per query) per distinct (index, query-time retrieval
+  config); variants that differ only after it (rerankers, filters, generator, ``retrieval.k``) reuse its hits;
+* query vectors are memoised across every first-stage run.
+
+Each finished variant is written to ``<out>/variants/<name>.json`` at once; a re-run with the same inputs
+loads finished variants instead of running them again (resume after an interruption).
+
+Variants are planned with a ``parent``: a variant's config is its parent's config plus its own overrides, and
+it is compared with its parent (the *reference*). When a step is skipped (its plugin is not installed, or it
+needs an LLM or model that is not configured) the next step builds on, and is compared with, the last step
+that ran: that is how ``--ladder`` climbs one optimization at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragkit.config import Config, load_config
+from ragkit.errors import ConfigError, PluginError, RagkitError
+from ragkit.evaluate.datasets import Dataset, _jsonl
+from ragkit.evaluate.retrieval import DEFAULT_METRICS, check_metrics, evaluate_run
+from ragkit.evaluate.runner import corpus_fingerprint, dataset_engine, dataset_index_path, index_shape
+from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci
+
+SCHEMA = "ragkit.ablate/1"
+PLUGIN_SECTIONS = ("chunker", "embedder", "sparse", "dense", "fusion", "generator")
+LIST_SECTIONS = {"rerank": "rerankers", "reranker": "rerankers", "rerankers": "rerankers",
+                 "transform": "transforms", "transforms": "transforms", "expand": "transforms",
+                 "filter": "filters", "filters": "filters"}
+# Variants that differ only in the stages after the first one (rerankers, filters, the generator unless a
+# transform uses its LLM, retrieval.k) share first-stage results.
+
+# The ladder's configurable steps (see --rerank / --rules / --expand). Rerank depth 10: the llm reranker is slow.
+DEFAULT_LADDER_RERANK = {"name": "llm", "depth": 10}
+DEFAULT_LADDER_RULES = {"name": "rules", "prefer_newest": True,
+                        "rules": [{"when": "status=deprecated", "boost": 0.5}]}
+DEFAULT_LADDER_EXPAND = {"name": "prf"}
+
+
+# --- variants ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Variant:
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # "a.b" -> value; "rerankers+" -> spec (append)
+    parent: str | None = None  # None: the base config
+    description: str = ""
+    disabled: str | None = None  # a reason: listed as skipped without running
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "overrides": self.overrides, "parent": self.parent,
+                "description": self.description}
+
+
+def parse_spec(text: str) -> dict[str, Any] | None:
+    """A plugin spec from the command line: ``none``, ``NAME``, ``NAME:k=v,k=v`` or a JSON object."""
+    from ragkit.config import _parse_value
+
+    text = text.strip()
+    if text.lower() in ("", "none", "off"):
+        return None
+    if text.startswith("{"):
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"plugin spec {text!r}: invalid JSON ({exc.msg})") from None
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ConfigError(f"plugin spec {text!r}: a JSON object with a 'name' is expected")
+        return spec
+    name, _, rest = text.partition(":")
+    spec: dict[str, Any] = {"name": name.strip()}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"plugin spec {text!r}: expected NAME:key=value,key=value")
+        spec[key.strip()] = _parse_value(value.strip())
+    return spec
+
+
+def axis_values(axis: str, values: str, base: Config) -> list[tuple[str, dict[str, Any]]]:
+    """``--vary AXIS=V1,V2``: (label, overrides) per value.
+
+    AXIS is ``retrieval``/``mode`` (bm25, dense, hybrid), a plugin section (``fusion=rrf,minmax``: plugin
+    names), a list section (``rerank=none,rules``, ``filters=dedup+mmr``: ``+`` joins several plugins, ``none``
+    is the empty list; a plugin the base config already lists keeps its parameters) or any dotted config key
+    (``chunker.chunk_size=128,256``, ``retrieval.candidates=50,200``)."""
+    from ragkit.config import _parse_value
+
+    axis = axis.strip()
+    out = []
+    for raw in (v.strip() for v in values.split(",")):
+        if not raw:
+            continue
+        if axis in ("retrieval", "mode", "retrieval.mode"):
+            out.append((f"{raw}", {"retrieval.mode": raw}))
+        elif axis in PLUGIN_SECTIONS:
+            out.append((f"{axis}={raw}", {f"{axis}.name": raw}))
+        elif axis in LIST_SECTIONS:
+            section = LIST_SECTIONS[axis]
+            existing = {s.name: s.as_dict() for s in getattr(base, section)}
+            specs = [] if raw.lower() == "none" else [existing.get(n.strip(), {"name": n.strip()})
+                                                     for n in raw.split("+")]
+            out.append((f"{section}={raw}", {section: specs}))
+        elif "." in axis:
+            out.append((f"{axis}={raw}", {axis: _parse_value(raw)}))
+        else:
+            raise ConfigError(f"--vary {axis}: unknown axis (use retrieval, a plugin section "
+                              f"({', '.join(PLUGIN_SECTIONS)}), rerank/transforms/filters, or a dotted config key)")
+    if not out:
+        raise ConfigError(f"--vary {axis}: no values")
+    return out
+
+
+def parse_vary(spec: str, base: Config) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    axis, sep, values = spec.partition("=")
+    if not sep:
+        raise ConfigError(f"--vary {spec!r}: expected AXIS=VALUE1,VALUE2")
+    return axis.strip(), axis_values(axis, values, base)
+
+
+def parse_variant(spec: str) -> Variant:
+    """``--variant 'NAME: key=value, key=value'``: a named variant of the base config."""
+    from ragkit.config import _parse_value
+
+    name, sep, rest = spec.partition(":")
+    if not sep or not name.strip():
+        raise ConfigError(f"--variant {spec!r}: expected 'NAME: key=value, key=value'")
+    overrides = {}
+    for item in filter(None, (p.strip() for p in re.split(r",\s*(?=[\w.+-]+=)", rest))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--variant {spec!r}: {item!r} is not key=value")
+        overrides[key.strip()] = _parse_value(value.strip())
+    return Variant(name.strip(), overrides, description=rest.strip())
+
+
+def one_at_a_time(base: Config, axes: list[tuple[str, list[tuple[str, dict]]]]) -> list[Variant]:
+    out = [Variant("base", {}, None, "the base config")]
+    for _, values in axes:
+        for label, ov in values:
+            out.append(Variant(label, ov, "base", _describe(ov)))
+    return out
+
+
+def full_grid(base: Config, axes: list[tuple[str, list[tuple[str, dict]]]]) -> list[Variant]:
+    out = [Variant("base", {}, None, "the base config")]
+    for combo in itertools.product(*(values for _, values in axes)):
+        ov: dict[str, Any] = {}
+        for _, o in combo:
+            ov.update(o)
+        out.append(Variant(" + ".join(label for label, _ in combo), ov, "base", _describe(ov)))
+    return out
+
+
+def ladder(rerank: dict | None = DEFAULT_LADDER_RERANK, rules: dict | None = DEFAULT_LADDER_RULES,
+           expand: dict | None = DEFAULT_LADDER_EXPAND) -> list[Variant]:
+    """The DevDay talk's ladder, one optimization per step, each compared with the step before it."""
+    steps = [
+        Variant("bm25", {"retrieval.mode": "bm25"}, None, "BM25 only"),
+        Variant("dense", {"retrieval.mode": "dense"}, "bm25", "dense (embedding) retrieval only"),
+        Variant("hybrid-rrf", {"retrieval.mode": "hybrid", "fusion.name": "rrf"}, "dense",
+                "BM25 + dense, reciprocal-rank fusion"),
+        Variant("hybrid-minmax", {"fusion.name": "minmax"}, "hybrid-rrf",
+                "BM25 + dense, min-max normalized score fusion"),
+    ]
+    steps.append(Variant("+rerank", {"rerankers+": rerank} if rerank else {}, "hybrid-rrf",
+                         f"hybrid-rrf + reranker {_spec_text(rerank)}",
+                         disabled=None if rerank else "disabled with --rerank none"))
+    steps.append(Variant("+rules", {"rerankers+": rules} if rules else {}, "+rerank",
+                         f"+ rule-based reranking {_spec_text(rules)}",
+                         disabled=None if rules else "disabled with --rules none"))
+    steps.append(Variant("+expand", {"transforms+": expand} if expand else {}, "+rules",
+                         f"+ query expansion {_spec_text(expand)}",
+                         disabled=None if expand else "disabled with --expand none"))
+    return steps
+
+
+def _spec_text(spec: dict | None) -> str:
+    if not spec:
+        return "(none)"
+    params = ", ".join(f"{k}={json.dumps(v)}" for k, v in spec.items() if k != "name")
+    return spec["name"] + (f" ({params})" if params else "")
+
+
+def _describe(ov: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in ov.items())
+
+
+def dedupe_names(variants: list[Variant]) -> list[Variant]:
+    seen: dict[str, int] = {}
+    for v in variants:
+        if v.name in seen:
+            seen[v.name] += 1
+            v.name = f"{v.name}#{seen[v.name]}"
+        else:
+            seen[v.name] = 1
+    return variants
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    data = cfg.model_dump(mode="json")
+    plain = {}
+    for key, value in overrides.items():
+        if key.endswith("+"):
+            section = LIST_SECTIONS.get(key[:-1], key[:-1])
+            data.setdefault(section, [])
+            data[section] = list(data[section]) + [copy.deepcopy(value)]
+        else:
+            plain[key] = copy.deepcopy(value)
+    return load_config(data, plain)
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+    return s or "variant"
+
+
+# --- dataset helpers --------------------------------------------------------------------------------------------
+
+def attach_types(dataset: Dataset) -> None:
+    """A BEIR-layout eval set with a qa.jsonl beside it (eval_sets/beacon): take each query's type/tags."""
+    if any("type" in q.extra or "tags" in q.extra for q in dataset.queries):
+        return
+    qa = dataset.root / "qa.jsonl"
+    if not qa.is_file():
+        return
+    extra = {str(r.get("id")): r for r in _jsonl(qa)}
+    for q in dataset.queries:
+        row = extra.get(q.qid)
+        if row:
+            for key in ("type", "tags", "reference_answer"):
+                if key in row:
+                    q.extra.setdefault(key, row[key])
+
+
+def query_groups(queries, min_size: int = 3) -> dict[str, list[int]]:
+    """Query positions by ``type`` (``type:<t>``); without types, by ``tags`` (``tag:<t>``, tags shared by at
+    least ``min_size`` queries, since free-form tags are often unique)."""
+    groups: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        t = q.extra.get("type")
+        if t:
+            groups.setdefault(f"type:{t}", []).append(i)
+    if not groups:
+        for i, q in enumerate(queries):
+            tags = q.extra.get("tags") or []
+            for tag in [tags] if isinstance(tags, str) else tags:
+                groups.setdefault(f"tag:{tag}", []).append(i)
+        groups = {g: idx for g, idx in groups.items() if len(idx) >= min_size}
+    return dict(sorted(groups.items()))
+
+
+def _doc_keyer(gen, queries):
+    """QA layouts may name documents by file stem while the index uses file names (as ragkit eval does)."""
+    if gen is None:
+        return None
+    indexed = {d.doc_id for d in gen.docstore.documents()}
+    wanted = {d for q in queries for d in q.relevant}
+    stem_of = {d: Path(d).stem for d in indexed}
+    if wanted and not (wanted & indexed) and (wanted & set(stem_of.values())):
+        return lambda d: stem_of.get(d, d)
+    return None
+
+
+def _doc_run(hits, doc_key) -> dict[str, float]:
+    docs: dict[str, float] = {}
+    for h in hits:
+        d = doc_key(h.doc_id) if doc_key else h.doc_id
+        if d not in docs:
+            docs[d] = h.score  # hits are best-first: a document's score is its best chunk's
+    return docs
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+_WORD = re.compile(r"\w+")
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    p, r = _WORD.findall(prediction.lower()), _WORD.findall(reference.lower())
+    if not p or not r:
+        return 0.0
+    common = sum(min(p.count(w), r.count(w)) for w in set(p) & set(r))
+    if not common:
+        return 0.0
+    prec, rec = common / len(p), common / len(r)
+    return 2 * prec * rec / (prec + rec)
+
+
+# --- running ----------------------------------------------------------------------------------------------------
+
+class VariantSkipped(Exception):
+    pass
+
+
+@dataclass
+class AblationSettings:
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    primary: str | None = None
+    k: int = 100
+    limit: int | None = None
+    answers: bool = False
+    answer_k: int = 5
+    seed: int = DEFAULT_SEED
+    alpha: float = 0.05
+    resamples: int = 10_000
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        self.metrics = tuple(self.metrics)
+        check_metrics(self.metrics)
+        if self.primary is None:
+            self.primary = self.metrics[0]
+        if self.primary not in self.metrics:
+            raise ConfigError(f"primary metric {self.primary!r} is not among the metrics ({', '.join(self.metrics)})")
+
+
+Progress = Callable[[str, str, int, int], None]  # (variant, phase, done, total)
+
+
+class Ablation:
+    def __init__(self, dataset: Dataset, base: Config, variants: list[Variant], out: Path, *,
+                 settings: AblationSettings | None = None, cache_root: Path | None = None,
+                 progress: Progress | None = None, fresh: bool = False) -> None:
+        if dataset.corpus is None:
+            raise RagkitError(f"{dataset.root}: no corpus to index (give one with --corpus)")
+        self.dataset = dataset
+        self.base = base
+        self.variants = dedupe_names(variants)
+        names = {v.name for v in self.variants}
+        for v in self.variants:
+            if v.parent is not None and v.parent not in names:
+                raise ConfigError(f"variant {v.name!r}: unknown parent {v.parent!r}")
+        self.out = Path(out)
+        self.s = settings or AblationSettings()
+        from ragkit.evaluate.runner import default_cache_root
+
+        self.cache_root = Path(cache_root) if cache_root else default_cache_root()
+        self.embedding_cache = self.cache_root / "eval-indexes" / "shared-embeddings.sqlite"
+        self.progress = progress
+        self.fresh = fresh
+        self.queries = dataset.queries[:self.s.limit] if self.s.limit else list(dataset.queries)
+        if not self.queries:
+            raise RagkitError(f"{dataset.root}: no queries")
+        self.qrels = {q.qid: q.relevant for q in self.queries}
+        # reuse bookkeeping (what the tests and the report look at)
+        self.stats = {"indexes_built": 0, "indexes_reused": 0, "chunks_embedded": 0, "first_stage_runs": 0,
+                      "first_stage_reused": 0, "variants_run": 0, "variants_resumed": 0, "query_vectors": 0}
+        self._indexes: dict[str, Any] = {}
+        self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
+        self._qvec: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
+        self._charge = 0.0
+        self._dataset_fp = config_hash({"root": str(dataset.root.resolve()),
+                                        "corpus": corpus_fingerprint(dataset.corpus),
+                                        "queries": [q.qid for q in self.queries], "split": self.s.split,
+                                        "qrels": self.qrels})
+
+    # -- indexes and first stage --
+
+    def _index(self, cfg: Config):
+        key = config_hash(index_shape(cfg))
+        if key not in self._indexes:
+            existed = (dataset_index_path(self.dataset, cfg, self.cache_root) / "CURRENT").exists()
+            cb = (lambda stage, d, n: self.progress("(index)", stage, d, n)) if self.progress else None
+            eng, rep = dataset_engine(self.dataset, cfg, None, self.cache_root, cb,
+                                      embedding_cache=self.embedding_cache)
+            self.stats["indexes_reused" if existed and not rep.committed else "indexes_built"] += 1
+            self.stats["chunks_embedded"] += rep.chunks_embedded
+            gen = eng.generation()
+            info = {"path": str(eng.dir.path), "chunks": gen.manifest.n_chunks if gen else 0,
+                    "bytes": _dir_bytes(gen.path) if gen else 0, "key": key}
+            self._indexes[key] = (eng, info, _doc_keyer(gen, self.queries))
+        return self._indexes[key]
+
+    def _memo_embed(self, engine) -> None:
+        """Embed each query text once across all first-stage runs. A run that gets a memoised vector is still
+        charged the time the embedding took when it was computed (``_charge``), so latencies stay honest."""
+        emb = engine.embedder
+        model = emb.model_id
+        orig = emb.embed_query
+
+        def embed_query(text: str) -> np.ndarray:
+            key = (model, text)
+            if key in self._qvec:
+                vec, seconds = self._qvec[key]
+                self._charge += seconds
+                return vec
+            t = time.perf_counter()
+            vec = orig(text)
+            self._qvec[key] = (vec, time.perf_counter() - t)
+            self.stats["query_vectors"] += 1
+            return vec
+
+        emb.embed_query = embed_query  # instance attribute: only this engine's embedder
+
+    def _first_stage(self, name: str, cfg: Config, index_path: Path):
+        """Per query: (hits, timings) before rerankers/filters, at candidate depth; shared by variants."""
+        cand = max(cfg.retrieval.candidates, self.s.k)
+        data = cfg.model_dump(mode="json")
+        data["rerankers"], data["filters"] = [], []
+        shape = {k: v for k, v in data.items() if k != "generator" or data["transforms"]}  # transforms may use its LLM
+        shape["retrieval"] = {k: v for k, v in data["retrieval"].items() if k != "k"}
+        key = config_hash({"index": str(index_path), "cfg": shape, "cand": cand})
+        if key in self._first:
+            self.stats["first_stage_reused"] += 1
+            return self._first[key]
+        from ragkit.engine import Engine
+
+        fs_cfg = load_config(data)
+        eng = Engine.open(index_path, fs_cfg, embedding_cache=self.embedding_cache)
+        try:
+            eng.warm_up()
+            self._memo_embed(eng)
+            hits, timings = [], []
+            for i, q in enumerate(self.queries):
+                self._charge = 0.0
+                t = time.perf_counter()
+                try:
+                    r = eng.retrieve(q.text, k=cand)
+                except RagkitError as exc:
+                    if i == 0:  # the first query is the probe (e.g. a transform that needs an LLM)
+                        raise VariantSkipped(str(exc)) from None
+                    raise
+                tm = {f"first:{k}": v for k, v in r.timings.items()}
+                tm["first_stage"] = time.perf_counter() - t + self._charge
+                if self._charge:  # the query vector came from the memo: add what computing it cost
+                    tm["first:dense"] = tm.get("first:dense", 0.0) + self._charge
+                hits.append(r.hits)
+                timings.append(tm)
+                if self.progress:
+                    self.progress(name, "retrieve", i + 1, len(self.queries))
+        except (ConfigError, PluginError) as exc:  # warm_up of a plugin that cannot load
+            raise VariantSkipped(str(exc)) from None
+        finally:
+            eng.close()
+        self.stats["first_stage_runs"] += 1
+        self._first[key] = (hits, timings)
+        return self._first[key]
+
+    # -- one variant --
+
+    def _fingerprint(self, v: Variant, cfg: Config) -> str:
+        s = self.s
+        return config_hash({"dataset": self._dataset_fp, "config": cfg.model_dump(mode="json"),
+                            "metrics": s.metrics, "k": s.k, "answers": s.answers, "answer_k": s.answer_k,
+                            "schema": SCHEMA})
+
+    def _run_variant(self, v: Variant, cfg: Config) -> dict[str, Any]:
+        from ragkit.engine import Engine
+
+        t0 = time.perf_counter()
+        try:
+            index_eng, index_info, doc_key = self._index(cfg)
+            engine = Engine.open(index_eng.dir.path, cfg, embedding_cache=self.embedding_cache)
+        except (ConfigError, PluginError) as exc:
+            raise VariantSkipped(str(exc)) from None
+        try:
+            try:
+                for p in [*engine.rerankers, *engine.filters]:
+                    p.warm_up()
+                if self.s.answers:
+                    engine.generator.warm_up()
+            except RagkitError as exc:
+                raise VariantSkipped(str(exc)) from None
+            before = self.stats["first_stage_runs"]
+            first_hits, first_timings = self._first_stage(v.name, cfg, index_eng.dir.path)
+            reused = self.stats["first_stage_runs"] == before
+            post = [*engine.rerankers, *engine.filters]
+            run: dict[str, dict[str, float]] = {}
+            timings: list[dict[str, float]] = []
+            answers: dict[str, list[float]] = {"answer_cites_gold": [], "answer_token_f1": []}
+            for i, q in enumerate(self.queries):
+                hits = [copy.copy(h) for h in first_hits[i]]
+                for h in hits:
+                    h.scores, h.ranks = dict(h.scores), dict(h.ranks)
+                tm = dict(first_timings[i])
+                for p in post:
+                    t = time.perf_counter()
+                    try:
+                        hits = p.process(q.text, hits)
+                    except RagkitError as exc:
+                        if i == 0:  # the first query is the probe: a step that cannot run is skipped
+                            raise VariantSkipped(str(exc)) from None
+                        raise
+                    tm[f"{p.stage}:{p.name}"] = time.perf_counter() - t
+                hits = hits[:self.s.k]
+                run[q.qid] = _doc_run(hits, doc_key)
+                if self.s.answers:
+                    t = time.perf_counter()
+                    try:
+                        ans = engine.generator.answer(q.text, hits[:self.s.answer_k])
+                    except RagkitError as exc:
+                        if i == 0:
+                            raise VariantSkipped(str(exc)) from None
+                        raise
+                    tm["generate"] = time.perf_counter() - t
+                    cited = {(doc_key(c.doc_id) if doc_key else c.doc_id) for c in ans.citations}
+                    answers["answer_cites_gold"].append(float(bool(cited & set(q.relevant))))
+                    ref = q.extra.get("reference_answer")
+                    answers["answer_token_f1"].append(token_f1(ans.text, ref) if ref else float("nan"))
+                tm["total"] = sum(v_ for k_, v_ in tm.items() if k_ in ("first_stage", "generate") or
+                                  not k_.startswith("first:"))
+                timings.append(tm)
+                if self.progress:
+                    self.progress(v.name, "post", i + 1, len(self.queries))
+        finally:
+            engine.close()
+        ranx_run = {qid: docs or {"__none__": 0.0} for qid, docs in run.items()}
+        mean, per_query = evaluate_run(self.qrels, ranx_run, self.s.metrics)
+        per_q = {m: [float(per_query[m].get(q.qid, 0.0)) for q in self.queries] for m in self.s.metrics}
+        if self.s.answers:
+            for m, vals in answers.items():
+                if not all(np.isnan(vals)):
+                    per_q[m] = vals
+                    mean[m] = float(np.nanmean(vals))
+        stages = sorted({k for tm in timings for k in tm})
+        latency = {st: {"p50": round(_pct([tm.get(st, 0.0) * 1000 for tm in timings], 0.5), 3),
+                        "p95": round(_pct([tm.get(st, 0.0) * 1000 for tm in timings], 0.95), 3)}
+                   for st in stages}
+        return {"name": v.name, "status": "done", "metrics": {m: float(x) for m, x in mean.items()},
+                "per_query": per_q, "latency_ms": latency, "index": index_info,
+                "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3),
+                "load_average": _loadavg()}
+
+    # -- the whole ablation --
+
+    def close(self) -> None:
+        for eng, _, _ in self._indexes.values():
+            eng.close()
+        self._indexes.clear()
+
+    def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> dict[str, Any]:
+        vdir = self.out / "variants"
+        vdir.mkdir(parents=True, exist_ok=True)
+        results: dict[str, dict[str, Any]] = {}
+        resolved: dict[str, tuple[Config, str | None]] = {}  # name -> (config, reference that ran)
+        seen: dict[str, str] = {}  # name -> fingerprint of the variants that ran (or tried to)
+        started = time.perf_counter()
+        self._load_start = _loadavg()
+        for idx, v in enumerate(self.variants):
+            # the config builds on the parent's; a skipped parent hands over its own base
+            ref = v.parent
+            while ref is not None and results.get(ref, {}).get("status") == "skipped":
+                ref = results[ref].get("reference")
+            entry: dict[str, Any] = {"name": v.name, "description": v.description, "overrides": v.overrides,
+                                     "parent": v.parent, "reference": ref}
+            if self.progress:
+                self.progress(v.name, "start", idx, len(self.variants))
+            try:
+                if v.disabled:
+                    raise VariantSkipped(v.disabled)
+                if ref is not None and ref not in resolved:
+                    raise VariantSkipped(f"builds on {ref!r}, which failed")
+                parent_cfg = resolved[ref][0] if ref is not None else self.base
+                try:
+                    cfg = apply_overrides(parent_cfg, v.overrides)
+                    check_plugins(cfg)
+                except (ConfigError, PluginError) as exc:
+                    raise VariantSkipped(str(exc)) from None
+                fp = self._fingerprint(v, cfg)
+                twin = next((n for n, f in seen.items() if f == fp), None)
+                if twin is not None:
+                    raise VariantSkipped(f"same pipeline as {twin!r}")
+                resolved[v.name] = (cfg, ref)
+                seen[v.name] = fp
+                path = vdir / f"{slug(v.name)}.json"
+                done = None
+                if not self.fresh and path.is_file():
+                    try:
+                        prev = json.loads(path.read_text(encoding="utf-8"))
+                        if prev.get("fingerprint") == fp and prev.get("status") == "done":
+                            done = prev
+                    except (OSError, ValueError):
+                        done = None
+                if done is not None:
+                    self.stats["variants_resumed"] += 1
+                    entry.update(done, resumed=True)
+                else:
+                    res = self._run_variant(v, cfg)
+                    res["fingerprint"] = fp
+                    res["config"] = cfg.model_dump(mode="json")
+                    self.stats["variants_run"] += 1
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+                    os.replace(tmp, path)  # a finished variant is on disk before the next one starts
+                    entry.update(res, resumed=False)
+                entry["reference"] = ref
+            except VariantSkipped as exc:
+                resolved.pop(v.name, None)
+                entry.update(status="skipped", reason=str(exc))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # a broken plugin: record it, keep going, re-run retries it
+                resolved.pop(v.name, None)
+                entry.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+            results[v.name] = entry
+            if self.progress:
+                self.progress(v.name, "end", idx + 1, len(self.variants))
+        return self._summarise(results, time.perf_counter() - started)
+
+    def _summarise(self, results: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
+        s = self.s
+        metrics = list(s.metrics) + ([m for m in ("answer_cites_gold", "answer_token_f1")
+                                      if any(m in r.get("metrics", {}) for r in results.values())]
+                                     if s.answers else [])
+        groups = query_groups(self.queries)
+        variants = []
+        for name, r in results.items():
+            item = {k: r.get(k) for k in ("name", "description", "status", "reason", "parent", "reference",
+                                          "overrides", "metrics", "latency_ms", "index", "first_stage_reused",
+                                          "resumed", "seconds") if k in r}
+            if r.get("status") == "done":
+                pq = r["per_query"]
+                item["ci95"] = {m: [round(x, 6) for x in mean_ci(np.array(pq[m]), seed=s.seed)]
+                                for m in metrics if m in pq and not np.isnan(pq[m]).any()}
+                ref = results.get(r.get("reference") or "")
+                if ref and ref.get("status") == "done":
+                    item["vs_reference"] = {
+                        m: compare(np.array(pq[m]), np.array(ref["per_query"][m]), alpha=s.alpha,
+                                   resamples=s.resamples, seed=s.seed).to_dict()
+                        for m in metrics if m in pq and m in ref["per_query"] and not np.isnan(pq[m]).any()}
+                if groups:
+                    item["by_group"] = {g: {m: float(np.mean([pq[m][i] for i in idx])) for m in metrics if m in pq}
+                                        for g, idx in groups.items()}
+                item["config"] = r.get("config")
+            variants.append(item)
+        # the load while the variants ran (each records it when it finishes), not while this run resumed them
+        load = [x for x in (r.get("load_average") for r in results.values()) if x is not None] or \
+            [x for x in (self._load_start, _loadavg()) if x is not None]
+        cpus = os.cpu_count() or 1
+        notes = []
+        if load and max(load) > cpus:
+            notes.append(f"The CPU was shared while this ran (1-minute load average {max(load):.1f} on {cpus} "
+                         "cores): latencies are pessimistic; compare them within this report, not across machines.")
+        done = [v for v in variants if v["status"] == "done"]
+        front = pareto_front([(v["name"], v["latency_ms"]["total"]["p50"], v["metrics"][s.primary]) for v in done])
+        return {"schema": SCHEMA,
+                "dataset": {"root": str(self.dataset.root), "corpus": str(self.dataset.corpus), "split": s.split,
+                            "queries": len(self.queries),
+                            "groups": {g: len(i) for g, i in groups.items()}},
+                "settings": {"metrics": metrics, "primary": s.primary, "k": s.k, "limit": s.limit,
+                             "answers": s.answers, "seed": s.seed, "alpha": s.alpha, "resamples": s.resamples,
+                             "test": "paired randomization (sign-flip), two-sided",
+                             "ci": "95% percentile bootstrap over queries"},
+                "base_config": self.base.model_dump(mode="json"),
+                "variants": variants,
+                "pareto": front,
+                "reuse": dict(self.stats),
+                "machine": {"cpus": cpus, "load_average": [round(x, 2) for x in load]},
+                "notes": notes,
+                "seconds": round(seconds, 1),
+                "variant_seconds": round(sum(r.get("seconds") or 0.0 for r in results.values()), 1)}
+
+
+def check_plugins(cfg: Config) -> None:
+    """Every plugin the config names exists and accepts its parameters (PluginError / ConfigError if not)."""
+    from ragkit.plugins import registry
+
+    for section in PLUGIN_SECTIONS:
+        registry.create(section, getattr(cfg, section).as_dict())
+    for section, stage in (("transforms", "transform"), ("rerankers", "reranker"), ("filters", "filter")):
+        for spec in getattr(cfg, section):
+            registry.create(stage, spec.as_dict())
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
+    """Names of the points no other point beats on both latency (lower) and quality (higher)."""
+    front = []
+    for name, lat, q in points:
+        dominated = any((l2 <= lat and q2 >= q) and (l2 < lat or q2 > q) for n2, l2, q2 in points if n2 != name)
+        if not dominated:
+            front.append(name)
+    return sorted(front, key=lambda n: next(p[1] for p in points if p[0] == n))
+
+
+def load_ablation_dataset(root: str | Path, split: str = "test", corpus: str | Path | None = None) -> Dataset:
+    from ragkit.evaluate.runner import load_dataset
+
+    ds = load_dataset(root, split)
+    if corpus is not None:
+        corpus = Path(corpus)
+        if not corpus.exists():
+            raise RagkitError(f"{corpus}: corpus not found")
+        ds.corpus = corpus
+    attach_types(ds)
+    return ds
