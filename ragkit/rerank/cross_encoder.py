@@ -34,7 +34,8 @@ class CrossEncoderReranker(Plugin):
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        model: str = Field(description="hub name (online) or local directory of a sentence-transformers CrossEncoder")
+        model: str = Field("cross-encoder/ms-marco-MiniLM-L6-v2",
+                           description="hub name (online) or local directory of a sentence-transformers CrossEncoder")
         depth: int = Field(20, ge=1, le=1000, description="fused candidates that are rescored")
         top_n: int | None = Field(None, ge=1, description="keep only this many after reranking (default: all)")
         batch_size: int = Field(16, ge=1, le=512)
@@ -74,7 +75,7 @@ class CrossEncoderReranker(Plugin):
 
     @property
     def max_length(self) -> int:
-        return int(self.params.max_length or self.model.max_length or 512)
+        return int(self.params.max_length or getattr(self.model, "max_seq_length", None) or 512)
 
     def pairs(self, query: str, hits: list[Hit]) -> list[tuple[str, str]]:
         cut = self.max_length * CHARS_PER_TOKEN
