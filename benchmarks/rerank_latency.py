@@ -116,7 +116,7 @@ def part_ce(eng, beir, queries, cands) -> dict:
         enc = tok([p[0] for p in pairs], [p[1] for p in pairs], truncation=True, max_length=max_len)
         return [len(x) for x in enc["input_ids"]]
 
-    out = {"model": "MiniLM-L6 cross-encoder, 1 epoch on 160 SciFact train pairs (weak; for latency)",
+    out = {"queries": len(queries), "model": "MiniLM-L6 cross-encoder, 1 epoch on 160 SciFact train pairs (weak; for latency)",
            "max_length": max_len, "batch_size": 16, "note": NOTE, "depths": {}}
     qrels = beir.qrels
     base = {q.qid: doc_run(cands[q.qid]) for q in queries}
@@ -198,7 +198,7 @@ def with_transform(eng: Engine, beir, queries, transforms, modes) -> dict:
 
 def part_prf(eng, beir, queries) -> dict:
     out = {"queries": len(queries), "baseline": with_transform(eng, beir, queries, [], ("bm25", "hybrid"))}
-    for fb_docs, fb_terms, lam in ((10, 10, 0.5), (5, 10, 0.5), (10, 20, 0.7), (3, 5, 0.7)):
+    for fb_docs, fb_terms, lam in ((5, 10, 0.5), (10, 10, 0.5)):
         key = f"prf fb_docs={fb_docs} fb_terms={fb_terms} original_weight={lam}"
         out[key] = with_transform(eng, beir, queries, [{"name": "prf", "fb_docs": fb_docs, "fb_terms": fb_terms,
                                                         "original_weight": lam}], ("bm25", "hybrid"))
@@ -220,6 +220,7 @@ def main() -> int:
     ap.add_argument("--parts", default="ce,llm,prf,hyde,mq")
     ap.add_argument("--llm-queries", type=int, default=20)
     ap.add_argument("--llm-models", default="qwen0.5b")
+    ap.add_argument("--ce-queries", type=int, default=0, help="cross-encoder on the first N questions (0 = all)")
     ap.add_argument("--index", default="", help="reuse an index of corpora/beacon instead of building one")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -235,7 +236,7 @@ def main() -> int:
         cands = candidates(eng, queries) if parts & {"ce", "llm"} else {}
         few = queries[:args.llm_queries]
         if "ce" in parts:
-            data["cross_encoder"] = part_ce(eng, beir, queries, cands)
+            data["cross_encoder"] = part_ce(eng, beir, queries[:args.ce_queries or None], cands)
         if "llm" in parts:
             data["llm"] = part_llm(eng, beir, few, cands, args.llm_models.split(","))
         if "prf" in parts:

@@ -9,7 +9,7 @@ bm25s and rank-bm25 both add a repeated query term's score once per repetition.
 
     [[transforms]]
     name = "prf"
-    fb_docs = 10
+    fb_docs = 5
     fb_terms = 10
     original_weight = 0.5
 """
@@ -33,7 +33,7 @@ class PseudoRelevanceFeedback(Plugin):
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        fb_docs: int = Field(10, ge=1, le=100, description="feedback chunks from the first BM25 pass")
+        fb_docs: int = Field(5, ge=1, le=100, description="feedback chunks from the first BM25 pass")
         fb_terms: int = Field(10, ge=1, le=100, description="expansion terms added to the query")
         original_weight: float = Field(0.5, gt=0, le=1, description="RM3 lambda: weight of the original query")
         min_term_length: int = Field(3, ge=1, description="shorter expansion terms are ignored")
@@ -41,6 +41,7 @@ class PseudoRelevanceFeedback(Plugin):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._search = self._analyze = None
+        self._word_terms: dict[str, list[str]] = {}  # word -> its analyzed terms (words repeat across queries)
 
     def bind(self, resources) -> None:
         self._search = resources.sparse_search
@@ -69,9 +70,14 @@ class PseudoRelevanceFeedback(Plugin):
         for chunk, score in feedback:
             terms = []
             for word in _WORD.findall(chunk.text):
-                for term in self._analyze(word):
+                word = word.lower()
+                if word not in self._word_terms:
+                    if len(self._word_terms) > 200_000:
+                        self._word_terms.clear()
+                    self._word_terms[word] = self._analyze(word)
+                for term in self._word_terms[word]:
                     terms.append(term)
-                    surface.setdefault(term, Counter())[word.lower()] += 1
+                    surface.setdefault(term, Counter())[word] += 1
             if not terms:
                 continue
             tf = Counter(terms)
