@@ -89,6 +89,8 @@ class CrossEncoderReranker(Plugin):
         return [float(x) for x in out.reshape(len(pairs), -1)[:, -1]]
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
+        if not hits:
+            return hits
         head = hits[:self.params.depth]
         scores = self.score(self.pairs(query, head))
         return apply_scores(self.name, hits, scores, self.params.top_n)

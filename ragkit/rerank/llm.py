@@ -71,6 +71,8 @@ class LLMReranker(Plugin):
         return [llm.yes_probability(self.messages(query, p)) for p in passages]
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
+        if not hits:
+            return hits
         head = hits[:self.params.depth]
         raw = self.score(query, [h.chunk.text for h in head])
         scores = []
