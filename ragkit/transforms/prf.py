@@ -51,7 +51,7 @@ class PseudoRelevanceFeedback(Plugin):
         expanded = self.expand(query)
         if expanded == query:
             return [query]
-        return [QueryVariant(query, ("dense",)), QueryVariant(expanded, ("bm25",), label="prf")]
+        return [QueryVariant(expanded, ("bm25",), label="prf"), QueryVariant(query, ("dense",))]
 
     def expand(self, query: str) -> str:
         """The BM25 query text after feedback (the query itself when the first pass finds nothing)."""

@@ -22,7 +22,7 @@ def test_prf_expands_the_bm25_query_only(beacon_engine):
         new_terms = set(eng._analyze(expanded)) - set(eng._analyze(query))
         assert len(new_terms) >= 3  # feedback terms from the first pass
         out = prf.transform(query)
-        assert out == [QueryVariant(query, ("dense",)), QueryVariant(expanded, ("bm25",), label="prf")]
+        assert out == [QueryVariant(expanded, ("bm25",), label="prf"), QueryVariant(query, ("dense",))]
         r = eng.retrieve(query, k=5, mode="hybrid")
         assert any(t.startswith("transform prf") for t in r.trace)
         assert "bm25 + dense -> fusion rrf" in r.trace
