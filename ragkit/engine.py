@@ -8,8 +8,10 @@ It holds no stage logic of its own: each arrow is one plugin call.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,10 +28,13 @@ from ragkit.filter_expr import to_filter
 from ragkit.index.docstore import DocRecord, DocStore, FileRecord, write_docstore
 from ragkit.index.store import IndexDir, Manifest, now
 from ragkit.ingest.walk import SourceFile, walk
-from ragkit.plugins import Plugin, QueryBundle, Resources, registry
+from ragkit.plugins import BRANCHES, Plugin, QueryBundle, QueryVariant, Resources, registry
 from ragkit.types import Answer, Chunk, Document, Hit, LoadIssue
 
 Progress = Callable[[str, int, int], None]
+
+# the metadata pre-filter mask of the query being served, for transforms that run a first retrieval pass
+_ALLOWED: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar("ragkit_allowed", default=None)
 
 
 @dataclass
@@ -109,7 +114,8 @@ class Engine:
         self._index_config = self._resolve_index_config()
         self.embedder = registry.create("embedder", self._index_config["embedder"])
         self.resources = Resources(embedder=self.embedder, embed_cached=self.embed_cached,
-                                   neighbours=self._neighbours, llm=self._llm)
+                                   neighbours=self._neighbours, llm=self._llm, sparse_search=self._sparse_search,
+                                   analyze=self._analyze)
         self.fusion = self._make("fusion", config.fusion)
         self.transforms = [self._make("transform", s) for s in config.transforms]
         self.rerankers = [self._make("reranker", s) for s in config.rerankers]
@@ -187,6 +193,18 @@ class Engine:
             raise ConfigError(f"this step needs an LLM, and generator {self.config.generator.name!r} has none: "
                               "configure an LLM generator ([generator] name = 'llama-cpp' | 'openai' | 'cohere')")
         return llm
+
+    def _sparse_search(self, text: str, k: int) -> list[tuple[Chunk, float]]:
+        gen = self.generation()
+        if gen is None or not text.strip():
+            return []
+        rows, scores = gen.sparse.search(QueryBundle(text), k, _ALLOWED.get())
+        return list(zip(gen.docstore.chunks(rows), (float(s) for s in scores)))
+
+    def _analyze(self, text: str) -> list[str]:
+        gen = self.generation()
+        analyzer = getattr(gen.sparse, "analyzer", None) if gen else None
+        return list(analyzer(text)) if analyzer else re.findall(r"\w+", text.lower())
 
     def _neighbours(self, doc_id: str, positions: Sequence[int]) -> dict[int, Chunk]:
         gen = self.generation()
@@ -426,22 +444,40 @@ class Engine:
         if flt:
             timings["filter_mask"] = time.perf_counter() - t
             trace.append(f"pre-filter: {int(allowed.sum())}/{len(allowed)} chunks pass")
-        queries = [query]
-        for tr in self.transforms:
-            queries = [q2 for q in queries for q2 in tr.transform(q)]
+        active = {"bm25": mode in ("bm25", "hybrid"), "dense": mode in ("dense", "hybrid")}
+        variants = [QueryVariant(query)]
+        token = _ALLOWED.set(allowed)  # the transforms' first passes (PRF) see the same pre-filter
+        try:
+            for tr in self.transforms:
+                t = time.perf_counter()
+                variants = _apply_transform(tr, variants)
+                timings[f"transform:{tr.name}"] = time.perf_counter() - t
+                trace.append(f"transform {tr.name}: " + " | ".join(
+                    f"{'+'.join(v.branches)}: {v.text[:60]!r}" for v in variants))
+        finally:
+            _ALLOWED.reset(token)
         cand = max(cfg.candidates, k)
         rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for qi, qtext in enumerate(queries):
-            bundle = QueryBundle(qtext, self.embedder.embed_query)
-            suffix = "" if qi == 0 else f"#{qi}"
-            if mode in ("bm25", "hybrid"):
+        for qi, v in enumerate(variants):
+            bundle = QueryBundle(v.text, self.embedder.embed_query)
+            v_allowed = allowed
+            if v.filter:
+                extra = gen.docstore.mask(to_filter(list(v.filter)))
+                v_allowed = extra if allowed is None else (allowed & extra)
+            for branch in v.branches:
+                if not active.get(branch):
+                    continue
+                name = branch
+                if name in rankings:
+                    name = f"{branch}#{v.label or qi}"
+                    if name in rankings:
+                        name = f"{name}.{qi}"
+                part = gen.sparse if branch == "bm25" else gen.dense
                 t = time.perf_counter()
-                rankings["bm25" + suffix] = gen.sparse.search(bundle, cand, allowed)
-                timings["bm25"] = timings.get("bm25", 0) + time.perf_counter() - t
-            if mode in ("dense", "hybrid"):
-                t = time.perf_counter()
-                rankings["dense" + suffix] = gen.dense.search(bundle, cand, allowed)
-                timings["dense"] = timings.get("dense", 0) + time.perf_counter() - t
+                rankings[name] = part.search(bundle, cand, v_allowed)
+                timings[branch] = timings.get(branch, 0) + time.perf_counter() - t
+        if not rankings:
+            return Retrieval([], timings, trace + [f"no query variant targets the {mode} branch"])
         t = time.perf_counter()
         if len(rankings) == 1:
             (stage, (rows, scores)), = rankings.items()
@@ -535,6 +571,23 @@ class AnswerStream:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
+
+def _apply_transform(tr: Plugin, variants: list[QueryVariant]) -> list[QueryVariant]:
+    """Run one transform on every variant; a variant's outputs run only on branches both allow."""
+    out: list[QueryVariant] = []
+    for v in variants:
+        for item in tr.transform(v.text):
+            item = item if isinstance(item, QueryVariant) else QueryVariant(str(item))
+            unknown = set(item.branches) - set(BRANCHES)
+            if unknown:
+                raise RagkitError(f"transform {tr.name!r}: unknown branch {sorted(unknown)[0]!r} "
+                                  f"(branches: {', '.join(BRANCHES)})")
+            branches = tuple(b for b in item.branches if b in v.branches)
+            flt = (item.filter,) if isinstance(item.filter, str) else tuple(item.filter)
+            if branches and item.text.strip():
+                out.append(QueryVariant(item.text, branches, item.label or v.label, v.filter + flt))
+    return out
+
 
 def _nothing_committed(report: IngestReport, prev: Generation, t0: float) -> IngestReport:
     report.generation = prev.name

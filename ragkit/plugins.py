@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -79,7 +80,7 @@ class Resources:
     """What the engine shares with plugins that ask for it in ``bind``."""
 
     def __init__(self, embedder: "Embedder | None" = None, embed_cached: Any = None, neighbours: Any = None,
-                 llm: Any = None) -> None:
+                 llm: Any = None, sparse_search: Any = None, analyze: Any = None) -> None:
         self.embedder = embedder
         # embed_cached(texts) -> np.ndarray: embeds through the on-disk cache (never re-embeds known text)
         self.embed_cached = embed_cached
@@ -88,6 +89,11 @@ class Resources:
         # llm() -> ragkit.llm.LLM: the configured generator's language model; raises ConfigError naming what to
         # configure when the generator is not LLM-backed. Call it only when the LLM is actually needed.
         self.llm = llm
+        # sparse_search(text, k) -> list[(Chunk, score)]: a BM25 pass over the committed generation, honouring the
+        # metadata pre-filter of the query being served (pseudo-relevance feedback needs a first pass)
+        self.sparse_search = sparse_search
+        # analyze(text) -> list[str]: the sparse index's analyzer (tokens exactly as BM25 indexes them)
+        self.analyze = analyze
 
 
 # --- stage protocols -------------------------------------------------------------------------------------------
@@ -167,10 +173,31 @@ class Fusion(Protocol):
         """Merge per-branch (rows, scores) rankings into one (rows, fused scores), best first."""
 
 
+BRANCHES = ("bm25", "dense")
+
+
+@dataclass
+class QueryVariant:
+    """One query a transform asks the retrieval branches to run.
+
+    ``branches`` names the branches that run it (a PRF expansion is for BM25 only, a HyDE passage for the dense
+    branch only); ``label`` names its ranking in ``--explain`` (``bm25#prf``, ``dense#hyde``); ``filter`` is a
+    metadata filter expression (or a list of them, all must hold) applied as a pre-filter to this variant only, on
+    top of the query's own filter (how ``classify`` routes a question). A plain ``str`` returned by a transform
+    means ``QueryVariant(text)``: both branches, no extra filter.
+    """
+
+    text: str
+    branches: tuple[str, ...] = BRANCHES
+    label: str = ""
+    filter: tuple[str, ...] = ()
+
+
 @runtime_checkable
 class QueryTransform(Protocol):
-    def transform(self, query: str) -> list[str]:
-        """Return the queries to retrieve with (the first is the main one)."""
+    def transform(self, query: str) -> "list[str | QueryVariant]":
+        """Return the queries to retrieve with (the first is the main one); each a str (both branches) or a
+        :class:`QueryVariant` restricted to some branches."""
 
 
 @runtime_checkable

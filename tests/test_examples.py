@@ -17,3 +17,12 @@ def test_example_config_spells_out_the_defaults():
         assert a.spec() == b.spec(), section
     assert example.retrieval == defaults.retrieval and example.ingest == defaults.ingest
     assert example.serve == defaults.serve
+
+
+def test_rerank_and_transform_examples_build():
+    """Every reranker / transform example builds its plugins (no model is loaded by building them)."""
+    for name in ("rerank-cross-encoder", "rerank-llm", "rerank-cohere", "transforms", "transforms-llm"):
+        cfg = load_config(ROOT / "examples" / f"{name}.toml")
+        plugins = [registry.create("reranker", s.as_dict()) for s in cfg.rerankers] + \
+                  [registry.create("transform", s.as_dict()) for s in cfg.transforms]
+        assert plugins, name

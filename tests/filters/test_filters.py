@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ragkit.errors import ConfigError, PluginError
 from ragkit.plugins import Resources, registry
 from ragkit.types import Chunk, Hit
 
@@ -31,9 +32,13 @@ def test_processor_conformance(stage, name, resources):
     p = registry.create(stage, name)
     p.bind(resources)
     hits = [hit("a", "Rotate keys in settings.", 3.0), hit("b", "Logs are kept 30 days.", 2.0)]
-    out = p.process("rotate keys", list(hits))
+    assert p.process("rotate keys", []) == []  # no hits: no model, key or network needed
+    try:
+        out = p.process("rotate keys", list(hits))
+    except (ConfigError, PluginError) as exc:  # defaults that need what is not here (an API key, a hub model)
+        assert "\n" not in str(exc) and name in str(exc)
+        return
     assert all(any(h is o for h in hits) for o in out)
-    assert p.process("rotate keys", []) == []
 
 
 def test_threshold(resources):
