@@ -216,7 +216,8 @@ def eval_(
             if judge_backend == "ragas":
                 from ragkit.evaluate.ragas_judge import RagasJudge
 
-                judge_obj = RagasJudge(judge, judge_model or "", timeout=judge_timeout)
+                judge_obj = RagasJudge(judge, judge_model or "", timeout=judge_timeout,
+                                       cache_dir=cache_dir or default_cache_root())
             elif judge_backend == "native":
                 judge_obj = Judge(make_judge_llm(judge, judge_model or "", judge_timeout),
                                   JudgeCache((cache_dir or default_cache_root()) / "judge-cache.sqlite"),
@@ -275,8 +276,12 @@ def _eval_progress(quiet: bool):
 
 
 def _render_answer_metrics(report) -> None:
-    t = Table(title="answer metrics" + (f" (judge {report.judge.get('model')}: {report.judge.get('calls', 0)} "
-                                        f"calls, {report.judge.get('cache_hits', 0)} cached)" if report.judge else ""))
+    j = report.judge
+    title = "answer metrics"
+    if j:
+        title += f" (judge {j.get('model')}" + (f": {j['calls']} calls, {j['cache_hits']} cached)"
+                                                if j.get("calls") is not None else f", {j.get('backend')})")
+    t = Table(title=title)
     for col, just in (("metric", "left"), ("mean", "right"), ("scored", "right"), ("judge failures", "left"),
                       ("skipped", "right"), ("spread", "right")):
         t.add_column(col, justify=just)

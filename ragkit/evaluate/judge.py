@@ -149,14 +149,22 @@ class Judge:
         self.timeout = timeout  # seconds per call; a slower reply is discarded and counted as a timeout
         self.calls = 0
         self.hits = 0
+        self._model_id: str | None = None
         self.seconds = 0.0
 
     @property
     def model_id(self) -> str:
-        warm = getattr(self.llm, "warm_up", None)
-        if warm is not None:
-            warm()  # llama-cpp's model_id becomes the file name once it is resolved
-        return self.llm.model_id
+        """The cache's model key, known without loading a local model (so a fully cached re-run loads none)."""
+        if self._model_id is None:
+            from ragkit.llm.llama_cpp import LlamaCppLLM
+
+            if isinstance(self.llm, LlamaCppLLM) and not self.llm.repo_id:
+                from ragkit.llm.models import resolve_gguf
+
+                self._model_id = resolve_gguf(self.llm.model).name  # the name llama-cpp's warm_up gives it
+            else:
+                self._model_id = self.llm.model_id
+        return self._model_id
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model_id, "backend": type(self.llm).__name__, "temperature": self.temperature}

@@ -148,7 +148,7 @@ def add_answer_metrics(report: EvalReport, engine, dataset: Dataset, *, judge=No
     failures = FailureLog(max_failures)
     embedder = engine.embedder
     embedder.warm_up()
-    scorer = AnswerScorer(judge, embedder.embed, failures, tuple(metrics or ANSWER_METRICS),
+    scorer = AnswerScorer(judge, embedder.embed, failures, ANSWER_METRICS if metrics is None else tuple(metrics),
                           n_questions=n_questions, context_tokens=context_tokens)
     wanted = {row["qid"] for row in report.rows}
     queries = [q for q in dataset.queries if q.qid in wanted]
