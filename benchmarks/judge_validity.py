@@ -116,7 +116,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         eng = Engine.open(Path(tmp) / "idx")
-        eng.ingest([ROOT / "corpora" / "beacon"])
+        if args.distractors:  # the gold contexts alone need no index
+            eng.ingest([ROOT / "corpora" / "beacon"])
         eng.warm_up()
         pairs = build_pairs(eng, per_type=args.per_type, distractors=args.distractors)
         if args.limit:

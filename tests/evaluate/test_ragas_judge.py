@@ -22,6 +22,7 @@ def test_ragas_needs_an_openai_compatible_judge():
         RagasJudge("openai:http://127.0.0.1:9/v1")
 
 
+@pytest.mark.slow  # ragas makes several JSON-producing calls per sample: minutes on a contended CPU
 def test_ragas_scores_or_counts_every_sample(llama_server, tmp_path):
     pytest.importorskip("ragas", reason="ragas is in ragkit[dev]; install with pip install -e '.[dev]'")
     ds = load_dataset(_qa_dataset(tmp_path / "qa"))
