@@ -176,21 +176,71 @@ def eval_(
                                 help="comma-separated ranx metric names"),
     drop_self_hits: bool = typer.Option(False, "--drop-self-hits", help="ignore retrieved documents whose id "
                                         "equals the query id (BEIR does this for ArguAna-style sets)"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N queries"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="evaluate a sample of N queries (drawn with --seed)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the --limit sample"),
+    answers: bool = typer.Option(False, "--answers", help="also answer each query with the configured generator "
+                                 "and score the answers (faithfulness, answer relevance, context precision/recall)"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="LLM judge for faithfulness / answer relevance: local "
+                                        "(offline qwen1.5b), local:qwen0.5b, local:/path.gguf, openai:URL, cohere"),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="judge model name (needed for openai:URL)"),
+    judge_backend: str = typer.Option("native", "--judge-backend", help="native (ragkit's prompts) or ragas "
+                                      "(ragas metrics against an OpenAI-compatible --judge; extra ragkit[ragas])"),
+    answer_metrics: str = typer.Option("faithfulness,answer_relevance,context_precision,context_recall",
+                                       "--answer-metrics", help="comma-separated answer metrics"),
+    max_failures: Optional[int] = typer.Option(None, "--max-failures", help="abort once more judge calls than "
+                                               "this have failed (default: never abort; failures are counted)"),
+    repeats: int = typer.Option(1, "--repeats", help="score each answer N times; reports mean and spread "
+                                "(useful with --judge-temperature > 0)"),
+    judge_temperature: float = typer.Option(0.0, "--judge-temperature", help="sampling temperature of the judge"),
+    judge_timeout: Optional[float] = typer.Option(None, "--judge-timeout", help="seconds per judge call; slower "
+                                                  "calls count as failures"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes are cached "
                                              "(default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
     out_json: Optional[Path] = typer.Option(None, "--out", help="write the full report (aggregate + per query) as JSON"),
     out_md: Optional[Path] = typer.Option(None, "--markdown", help="write a Markdown summary"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Retrieval metrics of the configured pipeline on a dataset; the corpus is indexed once and cached."""
+    """Retrieval metrics of the configured pipeline on a dataset (the corpus is indexed once and cached); with
+    --answers also answer metrics, judged by an explicitly configured --judge."""
     from ragkit.evaluate.runner import dataset_engine, evaluate_retrieval, load_dataset
 
+    wanted_answers = tuple(m.strip() for m in answer_metrics.split(",") if m.strip())
+    judge_obj = None
+    if answers:  # check the judge before any indexing: a misconfiguration fails in a second, not after minutes
+        from ragkit.evaluate.answers import check_answer_metrics, needs_judge, require_judge
+        from ragkit.evaluate.judge import Judge, JudgeCache, make_judge_llm
+        from ragkit.evaluate.runner import default_cache_root
+
+        check_answer_metrics(wanted_answers)
+        if judge and needs_judge(wanted_answers):
+            if judge_backend == "ragas":
+                from ragkit.evaluate.ragas_judge import RagasJudge
+
+                judge_obj = RagasJudge(judge, judge_model or "", timeout=judge_timeout,
+                                       cache_dir=cache_dir or default_cache_root())
+            elif judge_backend == "native":
+                judge_obj = Judge(make_judge_llm(judge, judge_model or "", judge_timeout),
+                                  JudgeCache((cache_dir or default_cache_root()) / "judge-cache.sqlite"),
+                                  temperature=judge_temperature, timeout=judge_timeout)
+            else:
+                raise RagkitError(f"--judge-backend {judge_backend!r}: unknown (native, ragas)")
+        require_judge(wanted_answers, judge_obj)
+    elif judge:
+        raise RagkitError("--judge is used by answer metrics: add --answers")
     ds = load_dataset(dataset, split)
     eng, _ = dataset_engine(ds, _config_path(config), overrides or [], cache_dir)
     eng.warm_up()
-    report = evaluate_retrieval(eng, ds, split=split, k=k, mode=mode, limit=limit, drop_self_hits=drop_self_hits,
+    report = evaluate_retrieval(eng, ds, split=split, k=k, mode=mode, limit=limit, seed=seed,
+                                drop_self_hits=drop_self_hits,
                                 metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()))
+    if answers:
+        from ragkit.evaluate.runner import add_answer_metrics
+
+        if judge_backend == "ragas" and judge_obj is not None:
+            judge_obj.evaluate(report, eng, ds, metrics=wanted_answers, mode=mode, max_failures=max_failures)
+        else:
+            add_answer_metrics(report, eng, ds, judge=judge_obj, metrics=wanted_answers, mode=mode,
+                               repeats=repeats, max_failures=max_failures, progress=_eval_progress(as_json))
     eng.close()
     if out_json:
         out_json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
@@ -207,8 +257,40 @@ def eval_(
     for m, v in report.latency_ms.items():
         t.add_row(f"latency {m}", f"{v:.1f} ms")
     out.print(t)
+    if report.answer_metrics:
+        _render_answer_metrics(report)
     for w in report.warnings:
         out.print(f"[yellow]warning[/] {w}", highlight=False)
+
+
+def _eval_progress(quiet: bool):
+    if quiet or not err.is_terminal:
+        return None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        err.print(f"\r{stage} {done}/{total}", end="", highlight=False)
+        if done == total:
+            err.print()
+
+    return progress
+
+
+def _render_answer_metrics(report) -> None:
+    j = report.judge
+    title = "answer metrics"
+    if j:
+        title += f" (judge {j.get('model')}" + (f": {j['calls']} calls, {j['cache_hits']} cached)"
+                                                if j.get("calls") is not None else f", {j.get('backend')})")
+    t = Table(title=title)
+    for col, just in (("metric", "left"), ("mean", "right"), ("scored", "right"), ("judge failures", "left"),
+                      ("skipped", "right"), ("spread", "right")):
+        t.add_column(col, justify=just)
+    for m, a in report.answer_metrics.items():
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(a["failure_kinds"].items()))
+        t.add_row(m, "n/a" if a["mean"] is None else f"{a['mean']:.4f}", f"{a['n']}/{a['queries']}",
+                  f"{a['failures']}" + (f" ({kinds})" if kinds else ""), str(a["skipped"]),
+                  f"{a['spread']:.4f}" if "spread" in a else "")
+    out.print(t)
 
 
 @app.command()

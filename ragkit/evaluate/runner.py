@@ -81,6 +81,8 @@ class EvalReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    answer_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> mean, n, failures, ...
+    judge: dict[str, Any] = field(default_factory=dict)  # model, calls, cache hits, failures
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -90,6 +92,18 @@ class EvalReport:
                  "| metric | value |", "|---|---|"]
         lines += [f"| {m} | {v:.4f} |" for m, v in self.metrics.items()]
         lines += [f"| latency {k} | {v:.1f} ms |" for k, v in self.latency_ms.items()]
+        if self.answer_metrics:
+            lines += ["", "| answer metric | mean | scored | judge failures | skipped | spread |",
+                      "|---|---|---|---|---|---|"]
+            for m, a in self.answer_metrics.items():
+                mean = "n/a" if a["mean"] is None else f"{a['mean']:.4f}"
+                kinds = ", ".join(f"{k} {n}" for k, n in sorted(a["failure_kinds"].items()))
+                spread = f"{a['spread']:.4f}" if "spread" in a else ""
+                lines.append(f"| {m} | {mean} | {a['n']}/{a['queries']} | {a['failures']}"
+                             f"{f' ({kinds})' if kinds else ''} | {a['skipped']} | {spread} |")
+        if self.judge:
+            lines += ["", f"Judge: {self.judge.get('model')} ({self.judge.get('backend')}), "
+                          f"{self.judge.get('calls', 0)} calls, {self.judge.get('cache_hits', 0)} cached."]
         if self.warnings:
             lines += ["", "Warnings:", ""] + [f"- {w}" for w in self.warnings]
         return "\n".join(lines) + "\n"
@@ -97,8 +111,10 @@ class EvalReport:
 
 def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int = 100, mode: str | None = None,
                        metrics: tuple[str, ...] = DEFAULT_METRICS, drop_self_hits: bool = False,
-                       limit: int | None = None, progress=None) -> EvalReport:
-    queries = dataset.queries[:limit] if limit else dataset.queries
+                       limit: int | None = None, seed: int | None = 0, progress=None) -> EvalReport:
+    from ragkit.evaluate.answers import sample_queries
+
+    queries = sample_queries(dataset.queries, limit, seed)
     gen = engine.generation()
     indexed = {d.doc_id for d in gen.docstore.documents()} if gen else set()
     warnings = []
@@ -127,3 +143,35 @@ def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int 
                       latency_ms=latency, rows=rows, warnings=warnings,
                       config={"mode": mode or engine.config.retrieval.mode, "k": k,
                               "fusion": engine.fusion.spec(), "index": engine.stats().get("config")})
+
+
+def add_answer_metrics(report: EvalReport, engine, dataset: Dataset, *, judge=None,
+                       metrics: tuple[str, ...] | None = None, k: int | None = None, mode: str | None = None,
+                       repeats: int = 1, max_failures: int | None = None, n_questions: int = 3,
+                       context_tokens: int = 1500, progress=None) -> EvalReport:
+    """Answer the report's queries with the engine's generator and add the answer metrics to it (aggregate in
+    ``report.answer_metrics``, per query in each row). ``judge`` is a :class:`~ragkit.evaluate.judge.Judge` or
+    None; judge-only metrics without one are a ConfigError. Raises TooManyFailures past ``max_failures``."""
+    from ragkit.evaluate.answers import ANSWER_METRICS, AnswerScorer, evaluate_answers
+    from ragkit.evaluate.judge import FailureLog
+
+    if repeats < 1:
+        raise RagkitError(f"--repeats must be at least 1 (got {repeats})")
+    failures = FailureLog(max_failures)
+    embedder = engine.embedder
+    embedder.warm_up()
+    scorer = AnswerScorer(judge, embedder.embed, failures, ANSWER_METRICS if metrics is None else tuple(metrics),
+                          n_questions=n_questions, context_tokens=context_tokens)
+    wanted = {row["qid"] for row in report.rows}
+    queries = [q for q in dataset.queries if q.qid in wanted]
+    agg, rows = evaluate_answers(engine, queries, scorer, k=k, mode=mode, repeats=repeats, progress=progress)
+    by_qid = {r["qid"]: r for r in rows}
+    for row in report.rows:
+        row.update({key: v for key, v in by_qid[row["qid"]].items() if key not in ("qid", "query")})
+    report.answer_metrics = agg
+    if judge is not None:
+        report.judge = {**judge.describe(), "calls": judge.calls, "cache_hits": judge.hits,
+                        "seconds": round(judge.seconds, 2), "failures": failures.to_dict()}
+    if scorer.skipped:
+        report.warnings += [f"{reason}: {n} queries" for reason, n in sorted(scorer.skipped.items())]
+    return report
