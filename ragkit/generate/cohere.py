@@ -78,7 +78,7 @@ class CohereGenerator(GroundedGenerator):
         t_llm = time.perf_counter() - t
         raw = "".join(parts)
         trace.append(f"cohere returned {len(spans)} citation span(s)")
-        yield self.finish(query, hits, with_markers(raw, spans), packing.numbers, trace, usage,
+        yield self.finish(query, hits, with_markers(raw, spans), packing.sources, trace, usage,
                           {"generate:pack": t_pack, "generate:llm": t_llm})
 
     def answer(self, query: str, hits: list[Hit]) -> Answer:
@@ -98,7 +98,7 @@ class CohereGenerator(GroundedGenerator):
         tokens = getattr(getattr(resp, "usage", None), "tokens", None)
         usage = Usage(int(tokens.input_tokens or 0), int(tokens.output_tokens or 0)) if tokens else Usage()
         trace.append(f"cohere returned {len(spans)} citation span(s)")
-        return self.finish(query, hits, with_markers(raw, spans), packing.numbers, trace, usage,
+        return self.finish(query, hits, with_markers(raw, spans), packing.sources, trace, usage,
                            {"generate:pack": t_pack, "generate:llm": t_llm})
 
 

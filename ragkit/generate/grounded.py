@@ -258,6 +258,9 @@ class GroundedParams(BaseModel):
         0.30, description="answer 'not found' without calling the LLM when the best hit's abstain_score is below "
                           "this (scale depends on the score kind; None disables)")
     nearest: int = Field(3, ge=0, le=20, description="sources listed when abstaining")
+    attribute_min: float | None = Field(
+        0.6, description="a sentence the model left uncited gets the [n] of the packed source sentence most similar "
+                         "to it (MiniLM cosine) when the similarity is at least this; None disables")
 
 
 class GroundedGenerator(Plugin):
@@ -271,6 +274,10 @@ class GroundedGenerator(Plugin):
         super().__init__(**params)
         self._llm: Any = None
         self._template: PromptTemplate | None = None
+        self._embed: Any = None
+
+    def bind(self, resources: Any) -> None:
+        self._embed = resources.embed_cached
 
     # -- wiring ---------------------------------------------------------------------------------------------------
     @property
@@ -364,15 +371,44 @@ class GroundedGenerator(Plugin):
             parts.append(delta)
             yield delta
         t_llm = time.perf_counter() - t
-        yield self.finish(query, hits, "".join(parts), packing.numbers, trace, usage,
+        yield self.finish(query, hits, "".join(parts), packing.sources, trace, usage,
                           {"generate:pack": t_pack, "generate:llm": t_llm})
 
-    def finish(self, query: str, hits: list[Hit], raw: str, valid: set[int], trace: list[str], usage: Any,
-               timings: dict[str, float]) -> Answer:
-        checked = check_citations(raw, valid, len(hits))
+    def finish(self, query: str, hits: list[Hit], raw: str, packed: list[dict[str, Any]], trace: list[str],
+               usage: Any, timings: dict[str, float]) -> Answer:
+        checked = check_citations(raw, {s["n"] for s in packed}, len(hits))
         trace = trace + [f"llm {getattr(self.llm, 'model_id', '?')}: {usage.prompt_tokens} prompt + "
                          f"{usage.completion_tokens} completion tokens"]
-        trace += [f"uncited sentence: {s}" for s in checked.uncited]
-        return Answer(query=query, text=checked.text, citations=[citation_for(n, hits[n - 1]) for n in checked.cited],
+        text, cited = checked.text, set(checked.cited)
+        attributed = self.attribute(checked.uncited, packed)
+        for sent in checked.uncited:
+            if sent in attributed:
+                n, sim = attributed[sent]
+                marked = (sent[:-1] + f" [{n}]" + sent[-1]) if sent[-1] in ".!?" else f"{sent} [{n}]"
+                text = text.replace(sent, marked, 1)
+                cited.add(n)
+                trace.append(f"uncited sentence, attributed to [{n}] (similarity {sim:.2f}): {sent}")
+            else:
+                trace.append(f"uncited sentence: {sent}")
+        return Answer(query=query, text=text, citations=[citation_for(n, hits[n - 1]) for n in sorted(cited)],
                       sources=hits, timings=timings, trace=trace, warnings=checked.warnings,
                       usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens})
+
+    def attribute(self, sentences: list[str], packed: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+        """For each uncited answer sentence, the packed source holding the most similar sentence, when the cosine
+        similarity (the engine's embedder) reaches ``attribute_min``."""
+        if not sentences or not packed or self.params.attribute_min is None or self._embed is None:
+            return {}
+        from ragkit.generate.extractive import split_sentences
+
+        cands = [(s["n"], u) for s in packed for u in split_sentences(s["text"])]
+        if not cands:
+            return {}
+        vecs = self._embed(list(sentences) + [u for _, u in cands])
+        sims = vecs[len(sentences):] @ vecs[: len(sentences)].T  # (candidates, sentences)
+        out = {}
+        for j, sent in enumerate(sentences):
+            i = int(sims[:, j].argmax())
+            if float(sims[i, j]) >= self.params.attribute_min:
+                out[sent] = (cands[i][0], float(sims[i, j]))
+        return out

@@ -114,11 +114,28 @@ def test_abstain_reads_the_configured_score_kind():
     assert LlamaCppGenerator().abstain_reason([]) == "abstained: no sources retrieved"
 
 
-def test_finish_removes_an_invalid_citation_from_a_real_generation_result(small_llm):
-    gen = LlamaCppGenerator(model="smollm2")
+def _packed(hits):
+    return [{"n": i + 1, "doc_id": h.doc_id, "title": "", "text": h.chunk.text} for i, h in enumerate(hits)]
+
+
+def test_finish_removes_an_invalid_citation_9(small_llm):
+    gen = LlamaCppGenerator(model="smollm2", attribute_min=None)
     gen._llm = small_llm
     hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."])
-    ans = gen.finish("q", hits, "Keys expire after 90 days [1][9].", {1, 2}, [], Usage(10, 5), {})
+    ans = gen.finish("q", hits, "Keys expire after 90 days [1][9].", _packed(hits), [], Usage(10, 5), {})
     assert ans.text == "Keys expire after 90 days [1]." and [c.doc_id for c in ans.citations] == ["doc1.md"]
     assert ans.warnings == ["removed citation [9]: no such source (sources given: [1]-[2])"]
     assert ans.usage == {"prompt_tokens": 10, "completion_tokens": 5}
+
+
+def test_uncited_sentences_are_attributed_by_similarity_or_flagged(embedder):
+    gen = LlamaCppGenerator(model="smollm2", attribute_min=0.6)
+    gen._llm = type("NoLLM", (), {"model_id": "none"})()
+    gen._embed = embedder.embed
+    hits = make_hits(["Invoices are sent on the first day of each month.", "API keys expire after 90 days."])
+    raw = "API keys expire after ninety days. Bananas grow in tropical countries. Invoices are sent monthly [1]."
+    ans = gen.finish("q", hits, raw, _packed(hits), [], Usage(), {})
+    assert ans.text.startswith("API keys expire after ninety days [2]. Bananas grow in tropical countries.")
+    assert {c.n for c in ans.citations} == {1, 2}
+    assert any(t.startswith("uncited sentence, attributed to [2]") for t in ans.trace)
+    assert "uncited sentence: Bananas grow in tropical countries." in ans.trace
