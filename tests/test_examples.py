@@ -16,3 +16,9 @@ def test_example_config_spells_out_the_defaults():
         b = registry.create(section, getattr(defaults, section).as_dict())
         assert a.spec() == b.spec(), section
     assert example.retrieval == defaults.retrieval and example.ingest == defaults.ingest
+
+
+def test_local_llm_example_builds_its_generator():
+    cfg = load_config(ROOT / "examples" / "local-llm.toml")
+    gen = registry.create("generator", cfg.generator.as_dict())
+    assert gen.name == "llama-cpp" and gen.params.model == "qwen0.5b" and gen.params.abstain_below == 0.30
