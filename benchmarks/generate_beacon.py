@@ -72,7 +72,8 @@ def main() -> int:
                          "cited": [c.doc_id for c in ans.citations], "gold": q["doc_ids"],
                          "cites_gold": any(c.doc_id in q["doc_ids"] for c in ans.citations),
                          "abstained": abstained, "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
-                         "uncited_sentences": sum(x.startswith("uncited") for x in ans.trace),
+                         "uncited_sentences": sum(x.startswith("uncited sentence:") for x in ans.trace),
+                         "attributed_sentences": sum(x.startswith("uncited sentence, attributed") for x in ans.trace),
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
                          "llm_seconds": round(ans.timings.get("generate:llm", 0.0), 3), **ans.usage})
             r = rows[-1]
@@ -113,6 +114,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "model_not_found_rate": round(sum(r["said_not_found"] for r in rows) / n, 4),
         "removed_citations": sum(r["removed_citations"] for r in rows),
         "answers_with_uncited_sentences": sum(r["uncited_sentences"] > 0 for r in rows),
+        "answers_with_attributed_sentences": sum(r.get("attributed_sentences", 0) > 0 for r in rows),
         "latency_p50_s": round(statistics.median(lat), 2), "latency_p95_s": round(pct(lat, 0.95), 2),
         "prompt_tokens_mean": round(statistics.mean(r.get("prompt_tokens", 0) for r in answered), 1) if answered else 0,
         "completion_tokens_mean": round(comp / len(answered), 1) if answered else 0,
