@@ -113,8 +113,11 @@ def query(
     filters: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="metadata filter, e.g. product=cloud, "
                                                 "'year>=2020', 'tier in a,b', status? (repeatable, ANDed)"),
     mode: Optional[str] = typer.Option(None, "--mode", help="bm25, dense or hybrid (default: retrieval.mode)"),
-    explain: bool = typer.Option(False, "--explain", help="show per-stage scores, ranks, stages and timings"),
+    explain: bool = typer.Option(False, "--explain", help="show per-stage scores, ranks, stages and timings, "
+                                 "and the generator's packing decisions, removed citations and uncited sentences"),
     no_answer: bool = typer.Option(False, "--no-answer", help="retrieve only, skip the generator"),
+    stream: bool = typer.Option(False, "--stream", help="print the answer as it is generated, then the sources "
+                                "(with --json: one JSON object per line, deltas then the answer)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Ask a question: ranked sources and an answer with [n] citations."""
@@ -126,21 +129,60 @@ def query(
         r = eng.retrieve(text, k=k, filter=filters or None, mode=mode)
         data = {"query": text, "answer": None, "citations": [], "sources": [h.to_dict() for h in r.hits],
                 "timings": r.timings, "trace": r.trace}
+    elif stream:
+        answer_stream = eng.query_stream(text, k=k, filter=filters or None, mode=mode)
+        if not as_json:
+            out.print("[bold]Answer[/] ", end="")
+        for delta in answer_stream:
+            if as_json:
+                sys.stdout.write(json.dumps({"type": "delta", "text": delta}, ensure_ascii=False) + "\n")
+            else:
+                sys.stdout.write(delta)
+            sys.stdout.flush()
+        data = answer_stream.answer.to_dict()
+        if as_json:
+            sys.stdout.write(json.dumps({"type": "answer", **data}, ensure_ascii=False, default=str) + "\n")
+            eng.close()
+            return
+        out.print()
     else:
         data = eng.query(text, k=k, filter=filters or None, mode=mode).to_dict()
     eng.close()
     if as_json:
         _dump(data)
         return
-    _render_sources(data, explain)
-    if data["answer"] is not None:
-        out.print()
-        out.print(f"[bold]Answer[/] {data['answer']}", highlight=False)
+    if stream:
+        if data.get("warnings"):  # the streamed text still had the citations the check removed
+            out.print(f"[dim](checked answer: {data['answer']})[/]", highlight=False)
+        _render_sources(data, explain)
+    else:
+        _render_sources(data, explain)
+        if data["answer"] is not None:
+            out.print()
+            out.print(f"[bold]Answer[/] {data['answer']}", highlight=False)
+    _render_answer_notes(data, explain)
     if explain:
         out.print()
-        out.print("stages: " + " -> ".join(data["trace"]), highlight=False)
+        trace = data["trace"]
+        cut = next((i + 1 for i, t in enumerate(trace) if t.startswith("generator ")), len(trace))
+        out.print("stages: " + " -> ".join(trace[:cut]), highlight=False)
+        for line in trace[cut:]:
+            out.print(f"  {line}", highlight=False)
         out.print("timings (ms): " + ", ".join(f"{k}={v * 1000:.1f}" for k, v in data["timings"].items()),
                   highlight=False)
+        if data.get("usage"):
+            out.print("usage: " + ", ".join(f"{k}={v}" for k, v in data["usage"].items()), highlight=False)
+
+
+def _render_answer_notes(data: dict[str, Any], explain: bool) -> None:
+    """Citations of the answer (what each [n] points at) and warnings such as removed citations."""
+    if data.get("citations"):
+        for c in data["citations"]:
+            where = f", page {c['page']}" if c.get("page") else ""
+            out.print(f"  [{c['n']}] {c['doc_id']}" + (f" — {c['title']}" if c.get("title") else "") + where,
+                      highlight=False, markup=False)
+    for w in data.get("warnings") or []:
+        out.print(f"[yellow]warning[/] {w}", highlight=False)
 
 
 def _render_sources(data: dict[str, Any], explain: bool) -> None:

@@ -107,3 +107,24 @@ def test_info(cli_index):
     assert data["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and data["dim"] == 384
     assert data["config"]["chunker"]["name"] == "sentence"
     assert "generation" in ragkit("info", "--index", root / "idx").stdout
+
+
+def test_query_stream_json_lines_with_a_local_llm(cli_index, smollm2_path):
+    root, _ = cli_index
+    proc = ragkit("query", "How long are logs retained on the Enterprise plan?", "--index", root / "idx", "--k", "3",
+                  "--stream", "--json", "--set", "generator.name=llama-cpp", "--set", f"generator.model={smollm2_path}",
+                  "--set", "generator.max_tokens=16", "--set", "generator.n_ctx=1024")
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    deltas, final = lines[:-1], lines[-1]
+    assert len(deltas) > 1 and all(d["type"] == "delta" for d in deltas)
+    assert final["type"] == "answer" and final["usage"]["prompt_tokens"] > 0
+    assert 1 <= final["usage"]["completion_tokens"] <= 16
+    assert {"generate", "generate:llm", "first_token", "total"} <= set(final["timings"])
+
+
+def test_query_stream_human_output_and_explain(cli_index):
+    root, _ = cli_index
+    proc = ragkit("query", "How long are logs retained on the Enterprise plan?", "--index", root / "idx", "--k", "3",
+                  "--stream", "--explain")
+    assert proc.stdout.startswith("Answer ") and "400 days" in proc.stdout.splitlines()[0]
+    assert "[1] cloud/retention.txt" in proc.stdout and "stages: " in proc.stdout

@@ -26,3 +26,9 @@ def test_rerank_and_transform_examples_build():
         plugins = [registry.create("reranker", s.as_dict()) for s in cfg.rerankers] + \
                   [registry.create("transform", s.as_dict()) for s in cfg.transforms]
         assert plugins, name
+
+
+def test_local_llm_example_builds_its_generator():
+    cfg = load_config(ROOT / "examples" / "local-llm.toml")
+    gen = registry.create("generator", cfg.generator.as_dict())
+    assert gen.name == "llama-cpp" and gen.params.model == "qwen0.5b" and gen.params.abstain_below == 0.30

@@ -53,10 +53,19 @@ class CohereLLM:
 
         from ragkit.llm.cohere_errors import classify
 
+        client = self.client  # configuration errors (no key, no SDK) surface as they are, not as API failures
         delay = 0.5
         for attempt in range(self.max_retries + 1):
             try:
-                return getattr(self.client, fn)(model=self.model, **kw)
+                # this loop is the only retry: the SDK's own retries (2 by default) would multiply with it
+                result = getattr(client, fn)(model=self.model, request_options={"max_retries": 0}, **kw)
+                if fn.endswith("_stream"):  # the HTTP call happens on the first event: fail (or retry) here
+                    import itertools
+
+                    events = iter(result)
+                    first = next(events, None)
+                    return itertools.chain([] if first is None else [first], events)
+                return result
             except Exception as exc:  # the SDK raises typed errors per status; classify maps them
                 kind, message = classify(exc, self.base_url or "api.cohere.com")
                 if kind == "retry" and attempt < self.max_retries:

@@ -102,6 +102,11 @@ class LlamaCppLLM:
         fmt = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         return fmt(messages=messages).prompt
 
+    def prompt_tokens(self, messages: list[Message]) -> int:
+        """Exact prompt length of ``messages``: the chat template rendered and tokenized as ``stream`` does."""
+        self.warm_up()
+        return len(self._llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True))
+
     def chat(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: list[str] | None = None) -> Completion:
         usage = Usage()
@@ -113,7 +118,7 @@ class LlamaCppLLM:
                stop: list[str] | None = None, usage: Usage | None = None) -> Iterator[str]:
         self.warm_up()
         prompt = self.render(messages)
-        n_prompt = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+        n_prompt = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))  # = prompt_tokens()
         room = self.context_window - n_prompt
         if room <= 0:
             raise PluginError(f"prompt of {n_prompt} tokens does not fit the model's {self.context_window}-token "

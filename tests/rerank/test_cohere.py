@@ -7,7 +7,7 @@ import pytest
 from ragkit.errors import ConfigError, PluginError
 from ragkit.plugins import registry
 from ragkit.types import Chunk, Hit
-from tests.fakes.cohere_server import VALID_KEY, FakeCohere
+from tests.fakes.cohere_rerank import VALID_KEY, FakeCohere
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A local stand-in for Cohere's HTTP API (it is unreachable from here), speaking the documented v2 wire format.
 
-One handler per route in ``ROUTES``; add a route (e.g. ``/v2/chat``) as one more function. The server:
+One handler per route in ``ROUTES`` (the chat API has its own fake, ``cohere_chat.py``). The server:
 
 - accepts only ``Authorization: Bearer <VALID_KEY>``; any other key gets 401 ``{"message": ...}``
 - answers from ``server.script`` first: a list of HTTP statuses to return, in order, before behaving normally

@@ -1,0 +1,129 @@
+"""Grounded answers from the local Qwen2.5-Coder-0.5B model (generator.llama-cpp) on the bundled Beacon corpus.
+
+For each of the 68 questions of eval_sets/beacon/qa.jsonl: hybrid retrieval (top 5), then the generator. Measures
+the share of answers citing at least one gold document (acceptance: >= 70%), the abstain rate (the retrieval-score
+rule) and the model's own "not found" replies, latency p50/p95 per question, and generation speed; plus how often a
+few out-of-corpus questions abstain. Writes benchmarks/results/generate_beacon.json after every question (so a long
+run can be inspected while it goes; "complete" says whether it finished).
+
+    python benchmarks/generate_beacon.py [--limit N] [--model qwen0.5b] [--max-sources 3] [--max-tokens 96]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, write_result
+
+from ragkit import Engine
+from ragkit.generate.grounded import NOT_FOUND
+
+OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough bread at home?",
+                 "Who won the 2018 football world cup?", "What is the boiling point of tungsten in kelvin?",
+                 "How many moons does Jupiter have?", "What is the best recipe for lasagna?",
+                 "How do I change a flat bicycle tire?", "What is the population of Tokyo?",
+                 "Explain the theory of general relativity.", "How do I reset my Windows password?"]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=0, help="first N questions only")
+    ap.add_argument("--model", default="qwen0.5b")
+    ap.add_argument("--max-sources", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--template", default="answer-v1")
+    ap.add_argument("--index", default="", help="reuse an index of corpora/beacon instead of building one")
+    args = ap.parse_args()
+    qa = [json.loads(line) for line in (ROOT / "eval_sets" / "beacon" / "qa.jsonl").read_text().splitlines()
+          if line.strip()]
+    if args.limit:
+        qa = qa[: args.limit]
+    gen_cfg = {"name": "llama-cpp", "model": args.model, "max_sources": args.max_sources,
+               "max_tokens": args.max_tokens, "template": args.template}
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Path(args.index) if args.index else Path(tmp) / "idx"
+        eng = Engine.open(index, {"generator": gen_cfg})
+        if not args.index:
+            eng.ingest([ROOT / "corpora" / "beacon"])
+        t = time.perf_counter()
+        eng.warm_up()
+        load_s = time.perf_counter() - t
+        rows = []
+        summary: dict = {}
+        for i, q in enumerate(qa):
+            t = time.perf_counter()
+            ans = eng.query(q["question"], k=5)
+            secs = time.perf_counter() - t
+            abstained = any(x.startswith("abstained") for x in ans.trace)
+            rows.append({"id": q["id"], "type": q.get("type", "?"), "question": q["question"], "answer": ans.text,
+                         "cited": [c.doc_id for c in ans.citations], "gold": q["doc_ids"],
+                         "cites_gold": any(c.doc_id in q["doc_ids"] for c in ans.citations),
+                         "abstained": abstained, "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
+                         "uncited_sentences": sum(x.startswith("uncited sentence:") for x in ans.trace),
+                         "attributed_sentences": sum(x.startswith("uncited sentence, attributed") for x in ans.trace),
+                         "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
+                         "llm_seconds": round(ans.timings.get("generate:llm", 0.0), 3), **ans.usage})
+            r = rows[-1]
+            print(f"{i + 1:3d}/{len(qa)} {secs:6.1f}s gold={'Y' if r['cites_gold'] else 'n'} {q['question'][:60]!r} "
+                  f"-> {ans.text[:100]!r}", flush=True)
+            summary = summarise(rows, len(qa), args, load_s)
+            write_result("generate_beacon", {**summary, "complete": False, "rows": rows})
+        ooc = []
+        for question in OUT_OF_CORPUS:
+            ans = eng.query(question, k=5)
+            ooc.append({"question": question, "abstained": any(x.startswith("abstained") for x in ans.trace),
+                        "answer": ans.text})
+        eng.close()
+    summary["out_of_corpus_abstain_rate"] = round(sum(o["abstained"] for o in ooc) / len(ooc), 3)
+    summary["out_of_corpus_not_found_rate"] = round(sum(o["answer"].startswith(NOT_FOUND) for o in ooc) / len(ooc), 3)
+    path = write_result("generate_beacon", {**summary, "complete": True, "rows": rows, "out_of_corpus": ooc})
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
+    n = len(rows)
+    lat = [r["seconds"] for r in rows]
+    answered = [r for r in rows if not r["abstained"]]
+    by_type: dict[str, list[int]] = {}
+    for r in rows:
+        by_type.setdefault(r["type"], []).append(int(r["cites_gold"]))
+    comp = sum(r.get("completion_tokens", 0) for r in answered)
+    llm_s = sum(r["llm_seconds"] for r in answered)
+    return {
+        "model": args.model, "template": args.template, "max_sources": args.max_sources,
+        "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "questions": n, "of": total,
+        "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
+        "cites_gold_by_type": {t: round(sum(v) / len(v), 3) for t, v in sorted(by_type.items())},
+        "any_citation_rate": round(sum(bool(r["cited"]) for r in rows) / n, 4),
+        "abstain_rate": round(sum(r["abstained"] for r in rows) / n, 4),
+        "model_not_found_rate": round(sum(r["said_not_found"] for r in rows) / n, 4),
+        "removed_citations": sum(r["removed_citations"] for r in rows),
+        "answers_with_uncited_sentences": sum(r["uncited_sentences"] > 0 for r in rows),
+        "answers_with_attributed_sentences": sum(r.get("attributed_sentences", 0) > 0 for r in rows),
+        "latency_p50_s": round(statistics.median(lat), 2), "latency_p95_s": round(pct(lat, 0.95), 2),
+        "prompt_tokens_mean": round(statistics.mean(r.get("prompt_tokens", 0) for r in answered), 1) if answered else 0,
+        "completion_tokens_mean": round(comp / len(answered), 1) if answered else 0,
+        "completion_tokens_per_llm_second": round(comp / llm_s, 2) if llm_s else 0,
+        "model_load_s": round(load_s, 2),
+        "note": "the 2 CPU cores were shared with ~5 other jobs while this ran: latencies and tokens/s are "
+                "pessimistic; tokens/s divides completion tokens by the whole LLM call (prompt evaluation included)",
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,414 @@
+"""What every LLM-backed generator shares: the prompt template, context packing, the abstain rule and the
+citation check. The backend plugins (``llama_cpp.py``, ``openai.py``, ``cohere.py``) only say how to build their
+:class:`~ragkit.llm.LLM` (and Cohere how to ground natively).
+
+The flow of one answer::
+
+    hits --abstain?--> "Not found in the indexed documents." + nearest sources   (no LLM call)
+         --pack------> numbered sources that fit the window (whole sentences only)
+         --template--> system + user messages
+         --LLM-------> text deltas (streamed)
+         --check-----> invalid [n] removed (Answer.warnings), uncited sentences flagged (Answer.trace)
+
+Numbering: ``[n]`` always means ``Answer.sources[n - 1]`` (the retrieved hits in ranking order); only the sources
+that were packed into the prompt are valid targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragkit.errors import ConfigError
+from ragkit.generate.extractive import citation_for
+from ragkit.plugins import Plugin
+from ragkit.types import Answer, Hit
+
+NOT_FOUND = "Not found in the indexed documents."
+PROMPTS = Path(__file__).parent / "prompts"
+DEFAULT_TEMPLATE = "answer-v1"
+MESSAGE_SLACK = 8  # tokens a chat template adds around one message (role markers), when it cannot be measured
+
+
+# --- prompt templates ------------------------------------------------------------------------------------------
+
+class PromptTemplate:
+    """A Jinja2 file holding two messages, each introduced by a marker line ``=== system ===`` / ``=== user ===``.
+
+    ``name`` is a built-in template (a file stem under ``ragkit/generate/prompts/``) or a path. The version recorded
+    in every answer's trace is the file stem plus the first 8 hex digits of the file's sha256, so an edited
+    template is never mistaken for the original."""
+
+    MARKER = re.compile(r"^=== (system|user) ===[ \t]*$", re.M)
+
+    def __init__(self, name: str = DEFAULT_TEMPLATE) -> None:
+        path = PROMPTS / f"{name}.j2" if "/" not in name and not name.endswith((".j2", ".txt")) else Path(name)
+        path = path.expanduser()
+        if not path.is_file():
+            builtin = ", ".join(sorted(p.stem for p in PROMPTS.glob("*.j2")))
+            raise ConfigError(f"prompt template {name!r}: no such file (give a path or one of: {builtin})")
+        source = path.read_text(encoding="utf-8")
+        self.path = path
+        self.version = f"{path.stem}@{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+        import jinja2
+
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+                                 trim_blocks=True, lstrip_blocks=True)
+        try:
+            self._template = env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"prompt template {path}: line {exc.lineno}: {exc.message}") from None
+        if "user" not in self.MARKER.findall(self._template.render(query="", sources=[], not_found="")):
+            raise ConfigError(f"prompt template {path}: needs a '=== user ===' marker line (and optionally "
+                              "'=== system ===') before each message")
+
+    def render(self, query: str, sources: list[dict[str, Any]], not_found: str = NOT_FOUND) -> list[dict[str, str]]:
+        import jinja2
+
+        try:
+            text = self._template.render(query=query, sources=sources, not_found=not_found)
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"prompt template {self.path}: {exc.message}") from None
+        parts = self.MARKER.split(text)
+        return [{"role": role, "content": body.strip()} for role, body in zip(parts[1::2], parts[2::2])]
+
+
+# --- context packing -------------------------------------------------------------------------------------------
+
+_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+|\n+")
+
+
+def sentence_pieces(text: str) -> list[str]:
+    """``text`` cut after each sentence end or line break; ``"".join(pieces) == text``. A trimmed source is a
+    prefix of these pieces, so packing never ends a source mid-sentence."""
+    pieces, start = [], 0
+    for m in _SENT_END.finditer(text):
+        if m.end() > start:
+            pieces.append(text[start:m.end()])
+            start = m.end()
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+@dataclass
+class Packing:
+    """The sources that made it into the prompt, in prompt order, and why."""
+
+    sources: list[dict[str, Any]] = field(default_factory=list)  # {n, doc_id, title, text, tokens?}
+    messages: list[dict[str, str]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    budget: int = 0
+    decisions: list[str] = field(default_factory=list)
+
+    @property
+    def numbers(self) -> set[int]:
+        return {s["n"] for s in self.sources}
+
+
+def prompt_tokens(llm: Any, messages: list[dict[str, str]]) -> int:
+    """Tokens of ``messages`` as the model will see them: exact when the backend can render its chat template
+    (llama.cpp), else the sum of the contents plus a few tokens per message."""
+    exact = getattr(llm, "prompt_tokens", None)
+    if callable(exact):
+        return int(exact(messages))
+    return sum(llm.count_tokens(m["content"]) + MESSAGE_SLACK for m in messages)
+
+
+def lost_in_the_middle(items: list[Any]) -> list[Any]:
+    """Best first and second-best last, weakest in the middle: 1 3 5 ... 6 4 2 (Liu et al., 2023)."""
+    return items[0::2] + items[1::2][::-1]
+
+
+def pack(query: str, hits: list[Hit], llm: Any, template: PromptTemplate, *, max_tokens: int,
+         max_sources: int, order: str = "score", not_found: str = NOT_FOUND) -> Packing:
+    """Add sources in score order while prompt + ``max_tokens`` fit ``llm.context_window``; the first source that
+    does not fit whole is trimmed to its longest prefix of whole sentences that fits, and packing stops there."""
+    window = int(llm.context_window)
+    budget = window - max_tokens
+    packed: list[dict[str, Any]] = []
+
+    def measure(sources: list[dict[str, Any]]) -> tuple[int, list[dict[str, str]]]:
+        shown = lost_in_the_middle(sources) if order == "lost-in-the-middle" else sources
+        msgs = template.render(query, shown, not_found)
+        return prompt_tokens(llm, msgs), msgs
+
+    used, messages = measure([])
+    if used > budget:
+        raise ConfigError(f"the prompt alone takes {used} tokens and the answer {max_tokens}: more than the model's "
+                          f"{window}-token context window; raise n_ctx or lower max_tokens")
+    out = Packing(budget=budget)
+    for i, hit in enumerate(hits[:max_sources]):
+        meta = hit.chunk.metadata
+        src = {"n": i + 1, "doc_id": hit.doc_id, "title": str(meta.get("title") or ""), "text": hit.chunk.text.strip()}
+        n_used, msgs = measure(packed + [src])
+        if n_used <= budget:
+            packed.append(src)
+            out.decisions.append(f"packed [{src['n']}] {hit.doc_id}: {n_used - used} tokens")
+            used, messages = n_used, msgs
+            continue
+        pieces = sentence_pieces(src["text"])
+        lo, hi, best = 1, len(pieces) - 1, None  # binary search the longest prefix of whole sentences that fits
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            trial = {**src, "text": "".join(pieces[:mid]).strip()}
+            n_mid, msgs_mid = measure(packed + [trial])
+            if n_mid <= budget:
+                best, lo = (mid, trial, n_mid, msgs_mid), mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            mid, trial, n_mid, msgs_mid = best
+            packed.append(trial)
+            out.decisions.append(f"trimmed [{src['n']}] {hit.doc_id} to {mid}/{len(pieces)} sentences "
+                                 f"({n_mid - used} tokens) to fit the window")
+            used, messages = n_mid, msgs_mid
+        rest = len(hits[:max_sources]) - len(packed)
+        if rest:
+            out.decisions.append(f"dropped {rest} source(s) from [{len(packed) + 1}]: the {window}-token window "
+                                 f"minus {max_tokens} answer tokens is full ({used} prompt tokens)")
+        break
+    if len(hits) > max_sources:
+        out.decisions.append(f"left out {len(hits) - max_sources} hit(s) beyond max_sources={max_sources}")
+    out.sources = lost_in_the_middle(packed) if order == "lost-in-the-middle" else packed
+    if order == "lost-in-the-middle" and len(packed) > 2:
+        out.decisions.append("order lost-in-the-middle: " + " ".join(f"[{s['n']}]" for s in out.sources))
+    out.messages, out.prompt_tokens = messages, used
+    out.decisions.append(f"prompt {used} tokens + answer <= {max_tokens} tokens, window {window}")
+    return out
+
+
+# --- citation check ---------------------------------------------------------------------------------------------
+
+_NAMED = re.compile(r"\[\s*(?:source|src|doc(?:ument)?)s?\s*#?\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]", re.I)
+_GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+_ANSWER_SENT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
+
+
+@dataclass
+class CheckedText:
+    text: str
+    cited: list[int]
+    warnings: list[str]
+    uncited: list[str]
+
+
+def check_citations(text: str, valid: set[int], n_hits: int, not_found: str = NOT_FOUND) -> CheckedText:
+    """Keep each ``[n]`` that points at a source given to the model; remove the others (one warning each).
+    ``[1, 2]`` and ``[Source 1]`` are normalised to ``[1][2]`` / ``[1]``. Sentences without any citation are
+    returned in ``uncited`` (the answer is not changed for them)."""
+    warnings: list[str] = []
+    cited: list[int] = []
+    text = _NAMED.sub(lambda m: "[" + m.group(1) + "]", text)
+
+    def fix(m: re.Match) -> str:
+        keep = []
+        for raw in re.split(r"[,;]", m.group(1)):
+            n = int(raw)
+            if n in valid:
+                keep.append(n)
+                if n not in cited:
+                    cited.append(n)
+            elif 1 <= n <= n_hits:
+                warnings.append(f"removed citation [{n}]: source {n} was not in the prompt")
+            else:
+                shown = f"[{min(valid)}]-[{max(valid)}]" if valid else "none"
+                warnings.append(f"removed citation [{n}]: no such source (sources given: {shown})")
+        return "".join(f"[{n}]" for n in dict.fromkeys(keep))
+
+    text = _GROUP.sub(fix, text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    text = re.sub(r"[ \t]{2,}", " ", text).strip()
+    uncited = []
+    if text and not _is_not_found(text, not_found):
+        for sent in _ANSWER_SENT.split(text):
+            if not _GROUP.search(sent) and len(sent.split()) >= 3:
+                uncited.append(sent.strip())
+    return CheckedText(text, sorted(cited), warnings, uncited)
+
+
+def _is_not_found(text: str, not_found: str) -> bool:
+    def norm(s: str) -> str:
+        return re.sub(r"[^a-z ]", "", s.lower()).strip()
+
+    return norm(not_found) in norm(text) or norm(text).startswith(("i dont know", "i do not know"))
+
+
+# --- the shared generator ---------------------------------------------------------------------------------------
+
+class GroundedParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_tokens: int = Field(256, ge=8, le=8192, description="answer budget in tokens (reserved in the window)")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    template: str = Field(DEFAULT_TEMPLATE, description="built-in prompt name or path to a .j2 template")
+    max_sources: int = Field(5, ge=1, le=50, description="top hits considered for the prompt")
+    order: Literal["score", "lost-in-the-middle"] = Field(
+        "score", description="source order in the prompt: best first, or best at both ends")
+    abstain_score: str = Field(
+        "dense", description="which score the abstain rule reads: a stage name in Hit.scores (dense, bm25, rrf, "
+                             "zscore, a reranker...) or 'final' (Hit.score)")
+    abstain_below: float | None = Field(
+        0.30, description="answer 'not found' without calling the LLM when the best hit's abstain_score is below "
+                          "this (scale depends on the score kind; None disables)")
+    nearest: int = Field(3, ge=0, le=20, description="sources listed when abstaining")
+    attribute_min: float | None = Field(
+        0.6, description="a sentence the model left uncited gets the [n] of the packed source sentence most similar "
+                         "to it (MiniLM cosine) when the similarity is at least this; None disables")
+
+
+class GroundedGenerator(Plugin):
+    """Base of the LLM-backed generators. Subclasses implement :meth:`_build_llm` (and may override
+    :meth:`_generate` for native grounding, as Cohere does)."""
+
+    stage = "generator"
+    Params = GroundedParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._llm: Any = None
+        self._template: PromptTemplate | None = None
+        self._embed: Any = None
+
+    def bind(self, resources: Any) -> None:
+        self._embed = resources.embed_cached
+
+    # -- wiring ---------------------------------------------------------------------------------------------------
+    @property
+    def llm(self) -> Any:
+        """The backend's :class:`ragkit.llm.LLM`, shared with other stages through ``Resources.llm()``."""
+        if self._llm is None:
+            self._llm = self._build_llm()
+        return self._llm
+
+    def _build_llm(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def template(self) -> PromptTemplate:
+        if self._template is None:
+            self._template = PromptTemplate(self.params.template)
+        return self._template
+
+    def warm_up(self) -> None:
+        _ = self.template
+        warm = getattr(self.llm, "warm_up", None)
+        if callable(warm):
+            warm()
+
+    # -- the stage calls --------------------------------------------------------------------------------------------
+    def answer(self, query: str, hits: list[Hit]) -> Answer:
+        result = None
+        for item in self.stream(query, hits):
+            if isinstance(item, Answer):
+                result = item
+        assert result is not None
+        return result
+
+    def stream(self, query: str, hits: list[Hit]) -> Iterator[str | Answer]:
+        abstain = self.abstain_reason(hits)
+        if abstain is not None:
+            ans = self.not_found(query, hits, [abstain])
+            yield ans.text
+            yield ans
+            return
+        yield from self._generate(query, hits)
+
+    # -- pieces -----------------------------------------------------------------------------------------------------
+    def abstain_reason(self, hits: list[Hit]) -> str | None:
+        """Why to answer 'not found' without calling the LLM, or None."""
+        if not hits:
+            return "abstained: no sources retrieved"
+        p = self.params
+        if p.abstain_below is None:
+            return None
+        if p.abstain_score == "final":
+            best = max(h.score for h in hits)
+        else:
+            values = [h.scores[p.abstain_score] for h in hits if p.abstain_score in h.scores]
+            if not values:
+                return None  # e.g. bm25-only retrieval with the dense rule: no evidence either way
+            best = max(values)
+        if best < p.abstain_below:
+            return f"abstained: best {p.abstain_score} score {best:.4f} < abstain_below {p.abstain_below}"
+        return None
+
+    def not_found(self, query: str, hits: list[Hit], trace: list[str], warnings: list[str] | None = None) -> Answer:
+        near = hits[: self.params.nearest]
+        text = NOT_FOUND
+        if near:
+            names = ", ".join(dict.fromkeys(h.doc_id for h in near))
+            text += f" Nearest sources: {names}."
+        return Answer(query=query, text=text, citations=[], sources=near, trace=list(trace),
+                      warnings=list(warnings or []))
+
+    def _generate(self, query: str, hits: list[Hit]) -> Iterator[str | Answer]:
+        from ragkit.llm import Usage
+
+        p = self.params
+        t = time.perf_counter()
+        packing = pack(query, hits, self.llm, self.template, max_tokens=p.max_tokens, max_sources=p.max_sources,
+                       order=p.order)
+        t_pack = time.perf_counter() - t
+        trace = [f"prompt {self.template.version}", *packing.decisions]
+        if not packing.sources:
+            ans = self.not_found(query, hits, trace + ["abstained: no source fits the context window"],
+                                 ["no source fits the context window"])
+            yield ans.text
+            yield ans
+            return
+        usage = Usage()
+        parts: list[str] = []
+        t = time.perf_counter()
+        for delta in self.llm.stream(packing.messages, max_tokens=p.max_tokens, temperature=p.temperature,
+                                     usage=usage):
+            parts.append(delta)
+            yield delta
+        t_llm = time.perf_counter() - t
+        yield self.finish(query, hits, "".join(parts), packing.sources, trace, usage,
+                          {"generate:pack": t_pack, "generate:llm": t_llm})
+
+    def finish(self, query: str, hits: list[Hit], raw: str, packed: list[dict[str, Any]], trace: list[str],
+               usage: Any, timings: dict[str, float]) -> Answer:
+        checked = check_citations(raw, {s["n"] for s in packed}, len(hits))
+        trace = trace + [f"llm {getattr(self.llm, 'model_id', '?')}: {usage.prompt_tokens} prompt + "
+                         f"{usage.completion_tokens} completion tokens"]
+        text, cited = checked.text, set(checked.cited)
+        attributed = self.attribute(checked.uncited, packed)
+        for sent in checked.uncited:
+            if sent in attributed:
+                n, sim = attributed[sent]
+                marked = (sent[:-1] + f" [{n}]" + sent[-1]) if sent[-1] in ".!?" else f"{sent} [{n}]"
+                text = text.replace(sent, marked, 1)
+                cited.add(n)
+                trace.append(f"uncited sentence, attributed to [{n}] (similarity {sim:.2f}): {sent}")
+            else:
+                trace.append(f"uncited sentence: {sent}")
+        return Answer(query=query, text=text, citations=[citation_for(n, hits[n - 1]) for n in sorted(cited)],
+                      sources=hits, timings=timings, trace=trace, warnings=checked.warnings,
+                      usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens})
+
+    def attribute(self, sentences: list[str], packed: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+        """For each uncited answer sentence, the packed source holding the most similar sentence, when the cosine
+        similarity (the engine's embedder) reaches ``attribute_min``."""
+        if not sentences or not packed or self.params.attribute_min is None or self._embed is None:
+            return {}
+        from ragkit.generate.extractive import split_sentences
+
+        cands = [(s["n"], u) for s in packed for u in split_sentences(s["text"])]
+        if not cands:
+            return {}
+        vecs = self._embed(list(sentences) + [u for _, u in cands])
+        sims = vecs[len(sentences):] @ vecs[: len(sentences)].T  # (candidates, sentences)
+        out = {}
+        for j, sent in enumerate(sentences):
+            i = int(sims[:, j].argmax())
+            if float(sims[i, j]) >= self.params.attribute_min:
+                out[sent] = (cands[i][0], float(sims[i, j]))
+        return out

@@ -1,0 +1,141 @@
+"""The shared grounded-generation pieces: templates, packing, the citation check, abstaining."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragkit.errors import ConfigError
+from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, check_citations, lost_in_the_middle, pack,
+                                      prompt_tokens, sentence_pieces)
+from ragkit.generate.llama_cpp import LlamaCppGenerator
+from ragkit.llm import Usage
+
+from ._hits import make_hits
+
+LONG = " ".join(f"Sentence number {i} explains one more detail about the retention of logs and metrics."
+                for i in range(40))
+
+
+def test_sentence_pieces_join_back_to_the_text():
+    text = "First one. Second (with a bracket.) Third!\nA line without end\n\nLast? yes"
+    pieces = sentence_pieces(text)
+    assert "".join(pieces) == text
+    assert pieces[0] == "First one. " and len(pieces) == 6
+
+
+def test_invalid_citation_9_is_removed_and_reported():
+    text = "Keys expire after 90 days [1]. Rotate them in Settings [9]. Both apply [1, 9][2]."
+    out = check_citations(text, valid={1, 2}, n_hits=5)
+    assert "[9]" not in out.text and "9]" not in out.text
+    assert out.text == "Keys expire after 90 days [1]. Rotate them in Settings. Both apply [1][2]."
+    assert out.cited == [1, 2]
+    assert len(out.warnings) == 2 and all("[9]" in w and "no such source" in w for w in out.warnings)
+    assert out.uncited == ["Rotate them in Settings."]
+
+
+def test_citation_forms_are_normalised_and_unpacked_sources_rejected():
+    out = check_citations("It is 7 days [Source 2]. Also [source 3, 1].", valid={1, 2}, n_hits=5)
+    assert out.text == "It is 7 days [2]. Also [1]."
+    assert out.cited == [1, 2]
+    assert out.warnings == ["removed citation [3]: source 3 was not in the prompt"]
+
+
+def test_not_found_reply_is_not_flagged():
+    out = check_citations(NOT_FOUND, valid={1}, n_hits=1)
+    assert out.uncited == [] and out.cited == [] and out.text == NOT_FOUND
+
+
+def test_lost_in_the_middle_puts_the_best_at_both_ends():
+    assert lost_in_the_middle([1, 2, 3, 4, 5, 6]) == [1, 3, 5, 6, 4, 2]
+
+
+def test_template_override_version_and_errors(tmp_path):
+    builtin = PromptTemplate()
+    assert builtin.version.startswith("answer-v1@")
+    msgs = builtin.render("why?", [{"n": 1, "title": "T", "doc_id": "d", "text": "Because."}])
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert "[1] T" in msgs[1]["content"] and "why?" in msgs[1]["content"]
+    mine = tmp_path / "mine.j2"
+    mine.write_text("=== user ===\n{% for s in sources %}<{{ s.n }}>{{ s.text }}{% endfor %} Q: {{ query }}\n")
+    t = PromptTemplate(str(mine))
+    assert t.version.startswith("mine@") and t.render("q", [{"n": 3, "text": "x"}]) == \
+        [{"role": "user", "content": "<3>x Q: q"}]
+    with pytest.raises(ConfigError, match="no such file"):
+        PromptTemplate("answer-v99")
+    (tmp_path / "bad.j2").write_text("no markers {{ query }}")
+    with pytest.raises(ConfigError, match="=== user ==="):
+        PromptTemplate(str(tmp_path / "bad.j2"))
+
+
+def test_packing_never_exceeds_a_tiny_window_and_cuts_only_at_sentence_ends(smollm2_path):
+    from ragkit.llm.llama_cpp import LlamaCppLLM
+
+    llm = LlamaCppLLM(str(smollm2_path), n_ctx=512).warm_up()
+    assert llm.context_window == 512
+    hits = make_hits([LONG] * 12)
+    p = pack("How long are logs kept?", hits, llm, PromptTemplate(), max_tokens=64, max_sources=12)
+    assert p.sources, "at least part of the best source fits"
+    assert p.prompt_tokens == prompt_tokens(llm, p.messages)
+    assert p.prompt_tokens + 64 <= 512
+    for src in p.sources:
+        assert LONG.startswith(src["text"]) and src["text"].endswith(".")  # a whole-sentence prefix
+    assert any(d.startswith("dropped") for d in p.decisions)
+    # the real call accepts it: the model's own length check (prompt + max_tokens <= window) passes
+    usage = Usage()
+    text = "".join(llm.stream(p.messages, max_tokens=8, usage=usage))
+    assert text and usage.prompt_tokens == p.prompt_tokens
+
+
+def test_window_too_small_for_the_prompt_alone_is_a_config_error(small_llm):
+    with pytest.raises(ConfigError, match="context window"):
+        pack("q", make_hits(["A."]), small_llm, PromptTemplate(), max_tokens=2040, max_sources=3)
+
+
+def test_abstains_without_calling_the_llm():
+    # the model path does not exist: any attempt to load or call the LLM would raise
+    gen = LlamaCppGenerator(model="/nonexistent/model.gguf", abstain_below=0.3)
+    hits = make_hits(["Unrelated text about invoices.", "Another page."], dense=0.12)
+    ans = gen.answer("What is the capital of France?", hits)
+    assert ans.text.startswith(NOT_FOUND) and "doc1.md" in ans.text
+    assert ans.citations == [] and ans.usage == {}
+    assert [h.doc_id for h in ans.sources] == ["doc1.md", "doc2.md"]
+    assert any(t.startswith("abstained: best dense score 0.1200 < abstain_below 0.3") for t in ans.trace)
+    chunks = list(gen.stream("What is the capital of France?", hits))
+    assert chunks[0] == ans.text and chunks[-1].text == ans.text
+    assert gen._llm is None  # never built
+
+
+def test_abstain_reads_the_configured_score_kind():
+    hits = make_hits(["x."], dense=0.9)
+    assert LlamaCppGenerator(abstain_score="final", abstain_below=2.0).abstain_reason(hits).startswith("abstained")
+    assert LlamaCppGenerator(abstain_score="dense", abstain_below=0.5).abstain_reason(hits) is None
+    assert LlamaCppGenerator(abstain_score="rerank", abstain_below=0.5).abstain_reason(hits) is None  # no such score
+    assert LlamaCppGenerator(abstain_below=None).abstain_reason(make_hits(["x."], dense=-1)) is None
+    assert LlamaCppGenerator().abstain_reason([]) == "abstained: no sources retrieved"
+
+
+def _packed(hits):
+    return [{"n": i + 1, "doc_id": h.doc_id, "title": "", "text": h.chunk.text} for i, h in enumerate(hits)]
+
+
+def test_finish_removes_an_invalid_citation_9(small_llm):
+    gen = LlamaCppGenerator(model="smollm2", attribute_min=None)
+    gen._llm = small_llm
+    hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."])
+    ans = gen.finish("q", hits, "Keys expire after 90 days [1][9].", _packed(hits), [], Usage(10, 5), {})
+    assert ans.text == "Keys expire after 90 days [1]." and [c.doc_id for c in ans.citations] == ["doc1.md"]
+    assert ans.warnings == ["removed citation [9]: no such source (sources given: [1]-[2])"]
+    assert ans.usage == {"prompt_tokens": 10, "completion_tokens": 5}
+
+
+def test_uncited_sentences_are_attributed_by_similarity_or_flagged(embedder):
+    gen = LlamaCppGenerator(model="smollm2", attribute_min=0.6)
+    gen._llm = type("NoLLM", (), {"model_id": "none"})()
+    gen._embed = embedder.embed
+    hits = make_hits(["Invoices are sent on the first day of each month.", "API keys expire after 90 days."])
+    raw = "API keys expire after ninety days. Bananas grow in tropical countries. Invoices are sent monthly [1]."
+    ans = gen.finish("q", hits, raw, _packed(hits), [], Usage(), {})
+    assert ans.text.startswith("API keys expire after ninety days [2]. Bananas grow in tropical countries.")
+    assert {c.n for c in ans.citations} == {1, 2}
+    assert any(t.startswith("uncited sentence, attributed to [2]") for t in ans.trace)
+    assert "uncited sentence: Bananas grow in tropical countries." in ans.trace
