@@ -45,6 +45,8 @@ def main() -> int:
     ap.add_argument("--max-sources", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--template", default="answer-v1")
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
+    ap.add_argument("--name", default="generate_beacon", help="result name (benchmarks/results/<name>.json)")
     ap.add_argument("--index", default="", help="reuse an index of corpora/beacon instead of building one")
     args = ap.parse_args()
     qa = [json.loads(line) for line in (ROOT / "eval_sets" / "beacon" / "qa.jsonl").read_text().splitlines()
@@ -52,7 +54,8 @@ def main() -> int:
     if args.limit:
         qa = qa[: args.limit]
     gen_cfg = {"name": "llama-cpp", "model": args.model, "max_sources": args.max_sources,
-               "max_tokens": args.max_tokens, "template": args.template}
+               "max_tokens": args.max_tokens, "template": args.template,
+               "n_threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
         eng = Engine.open(index, {"generator": gen_cfg})
@@ -70,7 +73,8 @@ def main() -> int:
             abstained = any(x.startswith("abstained") for x in ans.trace)
             rows.append({"id": q["id"], "type": q.get("type", "?"), "question": q["question"], "answer": ans.text,
                          "cited": [c.doc_id for c in ans.citations], "gold": q["doc_ids"],
-                         "cites_gold": any(c.doc_id in q["doc_ids"] for c in ans.citations),
+                         "cites_gold": not ans.text.startswith(NOT_FOUND)
+                         and any(c.doc_id in q["doc_ids"] for c in ans.citations),
                          "abstained": abstained, "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
                          "uncited_sentences": sum(x.startswith("uncited sentence:") for x in ans.trace),
                          "attributed_sentences": sum(x.startswith("uncited sentence, attributed") for x in ans.trace),
@@ -80,7 +84,7 @@ def main() -> int:
             print(f"{i + 1:3d}/{len(qa)} {secs:6.1f}s gold={'Y' if r['cites_gold'] else 'n'} {q['question'][:60]!r} "
                   f"-> {ans.text[:100]!r}", flush=True)
             summary = summarise(rows, len(qa), args, load_s)
-            write_result("generate_beacon", {**summary, "complete": False, "rows": rows})
+            write_result(args.name, {**summary, "complete": False, "rows": rows})
         ooc = []
         for question in OUT_OF_CORPUS:
             ans = eng.query(question, k=5)
@@ -89,7 +93,7 @@ def main() -> int:
         eng.close()
     summary["out_of_corpus_abstain_rate"] = round(sum(o["abstained"] for o in ooc) / len(ooc), 3)
     summary["out_of_corpus_not_found_rate"] = round(sum(o["answer"].startswith(NOT_FOUND) for o in ooc) / len(ooc), 3)
-    path = write_result("generate_beacon", {**summary, "complete": True, "rows": rows, "out_of_corpus": ooc})
+    path = write_result(args.name, {**summary, "complete": True, "rows": rows, "out_of_corpus": ooc})
     print(json.dumps(summary, indent=2))
     print(f"wrote {path}")
     return 0

@@ -380,6 +380,13 @@ class GroundedGenerator(Plugin):
         trace = trace + [f"llm {getattr(self.llm, 'model_id', '?')}: {usage.prompt_tokens} prompt + "
                          f"{usage.completion_tokens} completion tokens"]
         text, cited = checked.text, set(checked.cited)
+        if _is_not_found(text, NOT_FOUND):
+            # the model declined (possibly with stray markers such as "[1] Not found ..."): a refusal cites nothing
+            ans = self.not_found(query, hits, trace + ["the model replied that the sources do not answer"],
+                                 checked.warnings)
+            ans.timings, ans.usage = timings, {"prompt_tokens": usage.prompt_tokens,
+                                               "completion_tokens": usage.completion_tokens}
+            return ans
         attributed = self.attribute(checked.uncited, packed)
         for sent in checked.uncited:
             if sent in attributed:

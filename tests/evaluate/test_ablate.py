@@ -174,7 +174,7 @@ def test_interrupted_ablation_resumes_from_finished_variants(tiny_beir, tmp_path
 def test_ladder_lists_unavailable_steps_as_skipped_and_builds_on_the_last_step_that_ran(tiny_beir, tmp_path):
     ds = ab.load_ablation_dataset(tiny_beir)
     base = load_config(None, BASE)
-    steps = ab.ladder(rerank={"name": "llm", "depth": 10}, expand={"name": "no-such-transform"})
+    steps = ab.ladder(rerank={"name": "llm", "depth": 10, "use_generator": True}, expand={"name": "no-such-transform"})
     result = ab.Ablation(ds, base, steps, tmp_path / "out", cache_root=tmp_path / "cache",
                          settings=ab.AblationSettings(metrics=("ndcg@10",), k=10)).run()
     by = {v["name"]: v for v in result["variants"]}
@@ -182,7 +182,7 @@ def test_ladder_lists_unavailable_steps_as_skipped_and_builds_on_the_last_step_t
                                                         "+rules", "+expand"]
     for name in ("bm25", "dense", "hybrid-rrf", "hybrid-minmax", "+rules"):
         assert by[name]["status"] == "done", by[name]
-    # the llm reranker is either not installed or has no LLM configured (the default generator has none)
+    # the llm reranker is asked to score with the generator's LLM, and the default (extractive) generator has none
     assert by["+rerank"]["status"] == "skipped" and "llm" in by["+rerank"]["reason"].lower()
     assert by["+expand"]["status"] == "skipped"
     assert "unknown transform plugin 'no-such-transform'" in by["+expand"]["reason"]

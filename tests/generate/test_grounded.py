@@ -128,6 +128,16 @@ def test_finish_removes_an_invalid_citation_9(small_llm):
     assert ans.usage == {"prompt_tokens": 10, "completion_tokens": 5}
 
 
+def test_a_refusal_with_stray_citations_cites_nothing(small_llm):
+    gen = LlamaCppGenerator(model="smollm2", attribute_min=None)
+    gen._llm = small_llm
+    hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."])
+    ans = gen.finish("q", hits, f"[1] {NOT_FOUND}", _packed(hits), [], Usage(10, 5), {"generate:llm": 0.1})
+    assert ans.text.startswith(NOT_FOUND) and ans.citations == []
+    assert any("do not answer" in t for t in ans.trace)
+    assert ans.usage == {"prompt_tokens": 10, "completion_tokens": 5} and ans.timings == {"generate:llm": 0.1}
+
+
 def test_uncited_sentences_are_attributed_by_similarity_or_flagged(embedder):
     gen = LlamaCppGenerator(model="smollm2", attribute_min=0.6)
     gen._llm = type("NoLLM", (), {"model_id": "none"})()
