@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/ragkit query "How long are logs retained on Beacon Cloud?" --index $(DEMO_INDEX) --k 5 --filter product=cloud
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -24,7 +24,7 @@ RAGAS_METRICS = {"faithfulness": "faithfulness", "answer_relevance": "answer_rel
 
 class RagasJudge:
     def __init__(self, spec: str, model: str = "", *, timeout: float | None = None,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, max_tokens: int = 1024) -> None:
         kind, _, base_url = spec.partition(":")
         if kind != "openai" or not base_url:
             raise ConfigError(f"--judge-backend ragas needs an OpenAI-compatible judge: --judge openai:URL "
@@ -33,6 +33,7 @@ class RagasJudge:
             raise ConfigError(f"--judge {spec}: name the model with --judge-model")
         self.base_url, self.model, self.timeout = base_url, model, timeout or 180
         self.cache_dir = cache_dir
+        self.max_tokens = max_tokens  # a cap per judge reply: small models can ramble until the window is full
         self.calls = self.hits = 0
         self.seconds = 0.0
 
@@ -73,7 +74,8 @@ class RagasJudge:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             llm = LangchainLLMWrapper(ChatOpenAI(base_url=self.base_url, model=self.model, api_key="none",
-                                                 temperature=0.0, timeout=self.timeout, max_retries=1),
+                                                 temperature=0.0, timeout=self.timeout, max_retries=1,
+                                                 max_tokens=self.max_tokens),
                                       run_config=run, cache=cache)
             emb = LangchainEmbeddingsWrapper(MiniLM(), run_config=run)
         metrics = {"faithfulness": Faithfulness(llm=llm),

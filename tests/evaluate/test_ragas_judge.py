@@ -28,7 +28,8 @@ def test_ragas_scores_or_counts_every_sample(llama_server, tmp_path):
     ds = load_dataset(_qa_dataset(tmp_path / "qa"))
     eng, _ = dataset_engine(ds, None, None, tmp_path / "cache")
     report = evaluate_retrieval(eng, ds, k=5, limit=1, metrics=("hit_rate@5",))
-    judge = RagasJudge(f"openai:{llama_server}", "smollm2", timeout=120, cache_dir=tmp_path / "cache")
+    judge = RagasJudge(f"openai:{llama_server}", "smollm2", timeout=120, cache_dir=tmp_path / "cache",
+                       max_tokens=160)
     judge.evaluate(report, eng, ds, metrics=("faithfulness", "answer_relevance", "context_recall"))
     eng.close()
     am = report.answer_metrics
