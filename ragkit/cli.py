@@ -212,6 +212,8 @@ def eval_(
     config: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
     split: str = typer.Option("test", "--split", help="qrels split to evaluate (BEIR layout)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="corpus to index when the dataset has none of its "
+                                          "own (e.g. --dataset eval_sets/beacon --corpus corpora/beacon)"),
     k: int = typer.Option(100, "--k", "-k", help="retrieval depth per query"),
     mode: Optional[str] = typer.Option(None, "--mode", help="bm25, dense or hybrid (default: retrieval.mode)"),
     metrics: str = typer.Option("ndcg@10,recall@100,mrr@10,map@100,hit_rate@10", "--metrics",
@@ -270,6 +272,10 @@ def eval_(
     elif judge:
         raise RagkitError("--judge is used by answer metrics: add --answers")
     ds = load_dataset(dataset, split)
+    if corpus is not None:
+        if not corpus.exists():
+            raise RagkitError(f"{corpus}: corpus not found")
+        ds.corpus = corpus
     eng, _ = dataset_engine(ds, _config_path(config), overrides or [], cache_dir)
     eng.warm_up()
     report = evaluate_retrieval(eng, ds, split=split, k=k, mode=mode, limit=limit, seed=seed,

@@ -93,3 +93,14 @@ def test_cli_eval_on_scifact_reproduces_the_benchmark(scifact_engine, shared_dat
     full = json.loads((tmp_path / "r.json").read_text())
     assert len(full["rows"]) == 300 and set(full["rows"][0]["metrics"]) >= {"ndcg@10", "mrr@10"}
     assert "| ndcg@10 |" in (tmp_path / "r.md").read_text()
+
+
+def test_cli_eval_on_the_bundled_eval_set_with_its_corpus(tmp_path):
+    from _common import ROOT
+
+    proc = ragkit("eval", "--dataset", ROOT / "eval_sets" / "beacon", "--corpus", ROOT / "corpora" / "beacon",
+                  "--cache-dir", tmp_path / "cache", "--mode", "bm25", "--metrics", "ndcg@10,hit_rate@5", "--json")
+    data = json.loads(proc.stdout)
+    assert data["queries"] == 68 and 0.5 < data["metrics"]["ndcg@10"] <= 1.0
+    bad = ragkit("eval", "--dataset", ROOT / "eval_sets" / "beacon", "--corpus", tmp_path / "nope", check=False)
+    assert bad.returncode == 2 and "corpus not found" in bad.stderr
