@@ -28,8 +28,8 @@ from ragkit.config import Config, ServeConfig
 from ragkit.errors import RagkitError
 from ragkit.serve import schemas as S
 from ragkit.serve.auth import ApiKey, KeyRing
-from ragkit.serve.core import (ApiError, GenerationTimeout, ServeState, check_k, check_max_tokens, check_query,
-                               principal, require, retrieve, start_answer, tenant_filter, timeout_error)
+from ragkit.serve.core import (ApiError, ServeState, check_k, check_max_tokens, check_query,
+                               principal, require, retrieve, run_job, start_answer, tenant_filter)
 
 log = logging.getLogger("ragkit.serve")
 
@@ -112,12 +112,7 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         t0 = time.perf_counter()
         hits, timings = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
         job = start_answer(st, query, hits, max_tokens)
-        try:
-            job.run()
-        except GenerationTimeout as exc:
-            raise timeout_error(exc) from None
-        except RagkitError as exc:
-            raise ApiError(502, f"generation failed: {exc}", "server_error", "generation_failed") from None
+        run_job(job)
         timings["generate"] = job.seconds
         timings["total"] = time.perf_counter() - t0
         return S.QueryResponse(query=query, answer=job.final_text(),

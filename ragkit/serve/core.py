@@ -297,3 +297,13 @@ def start_answer(st: ServeState, question: str, hits: list[Hit], max_tokens: int
 
 def timeout_error(exc: GenerationTimeout) -> ApiError:
     return ApiError(504, str(exc), "timeout_error", "generation_timeout")
+
+
+def run_job(job: "AnswerJob") -> None:
+    """Run a non-streaming answer job; a timeout is a 504, any other ragkit failure a 502 (JSON errors)."""
+    try:
+        job.run()
+    except GenerationTimeout as exc:
+        raise timeout_error(exc) from None
+    except RagkitError as exc:
+        raise ApiError(502, f"generation failed: {exc}", "server_error", "generation_failed") from None

@@ -22,8 +22,8 @@ from ragkit.errors import RagkitError
 from ragkit.serve import schemas as S
 from ragkit.serve.auth import ApiKey
 from ragkit.serve.core import (ApiError, AnswerJob, GenerationTimeout, ServeState, check_k, check_max_tokens,
-                               check_query, log,
-                               principal, require, retrieve, start_answer, state_of, tenant_filter, timeout_error)
+                               check_query, log, principal, require, retrieve, run_job, start_answer, state_of,
+                               tenant_filter, timeout_error)
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -78,12 +78,7 @@ def chat_completions(body: S.ChatCompletionRequest, request: Request, key: ApiKe
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(_events(st, job, cid, created, include_usage), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    try:
-        job.run()
-    except GenerationTimeout as exc:
-        raise timeout_error(exc) from None
-    except RagkitError as exc:
-        raise ApiError(502, f"generation failed: {exc}", "server_error", "generation_failed") from None
+    run_job(job)
     return S.ChatCompletionResponse(
         id=cid, created=created, model=st.model_name,
         choices=[S.ChatChoice(message=S.ChatChoiceMessage(content=job.final_text()), finish_reason=job.finish_reason)],
