@@ -200,3 +200,32 @@ def llama_server(smollm2_path):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+# --- a generator that only holds an LLM (what LLM-backed generators offer other stages via Resources.llm) ------
+
+
+from ragkit.plugins import Plugin, registry  # noqa: E402
+from ragkit.types import Answer  # noqa: E402
+
+
+class LLMGenerator(Plugin):
+    """A generator exposing an LLM object (what an LLM-backed generator offers the other stages)."""
+
+    stage, name = "generator", "test-llm-holder"
+    the_llm = None
+
+    @property
+    def llm(self):
+        return type(self).the_llm
+
+    def answer(self, query, hits):
+        return Answer(query, "", [], hits)
+
+
+@pytest.fixture
+def llm_generator():
+    registry.register(LLMGenerator)
+    yield LLMGenerator
+    LLMGenerator.the_llm = None
+    registry._classes.pop(("generator", LLMGenerator.name), None)

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from ragkit.errors import ConfigError
-from ragkit.plugins import Plugin, registry
-from ragkit.types import Answer, Chunk, Hit
+from ragkit.plugins import registry
+from ragkit.types import Chunk, Hit
 
 QUERY = "How long does the old API key keep working after a rotation?"
 PASSAGES = ["Invoices are emailed on the first day of each month.",
@@ -48,29 +48,14 @@ def test_depth_limits_the_model_calls(smollm2_path):
     assert [h.chunk_id for h in out[1:]] == ["c1", "c2"]
 
 
-class _GeneratorWithLLM(Plugin):
-    stage, name = "generator", "test-with-llm"
-    the_llm = None
-
-    @property
-    def llm(self):
-        return type(self).the_llm
-
-    def answer(self, query, hits):
-        return Answer(query, "", [], hits)
-
-
-def test_use_generator_takes_the_generators_llm(mini_index, small_llm):
+def test_use_generator_takes_the_generators_llm(mini_index, small_llm, llm_generator):
     from ragkit import Engine
 
-    registry.register(_GeneratorWithLLM)
-    _GeneratorWithLLM.the_llm = small_llm
-    cfg = {"generator": {"name": "test-with-llm"}, "rerankers": [{"name": "llm", "use_generator": True, "depth": 2}]}
-    try:
-        with Engine.open(mini_index.dir.path, cfg) as eng:
-            r = eng.retrieve("rotate API key", k=3)
-    finally:
-        registry._classes.pop(("generator", "test-with-llm"), None)
+    llm_generator.the_llm = small_llm
+    cfg = {"generator": {"name": llm_generator.name},
+           "rerankers": [{"name": "llm", "use_generator": True, "depth": 2}]}
+    with Engine.open(mini_index.dir.path, cfg) as eng:
+        r = eng.retrieve("rotate API key", k=3)
     assert "reranker llm" in r.trace and all("llm" in h.scores for h in r.hits[:2])
 
 
