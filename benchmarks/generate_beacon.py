@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import sys
 import tempfile
@@ -29,6 +31,10 @@ OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough brea
                  "How many moons does Jupiter have?", "What is the best recipe for lasagna?",
                  "How do I change a flat bicycle tire?", "What is the population of Tokyo?",
                  "Explain the theory of general relativity.", "How do I reset my Windows password?"]
+
+
+PACKED = re.compile(r"(?:packed|trimmed) \[\d+\] (.+?)(?::| to) \d+
+LOAD: list[float] = []
 
 
 def pct(values: list[float], q: float) -> float:
@@ -70,9 +76,12 @@ def main() -> int:
             t = time.perf_counter()
             ans = eng.query(q["question"], k=5)
             secs = time.perf_counter() - t
+            LOAD.append(os.getloadavg()[0])
             abstained = any(x.startswith("abstained") for x in ans.trace)
+            packed = [m.group(1) for m in (PACKED.match(x) for x in ans.trace) if m]
             rows.append({"id": q["id"], "type": q.get("type", "?"), "question": q["question"], "answer": ans.text,
-                         "cited": [c.doc_id for c in ans.citations], "gold": q["doc_ids"],
+                         "cited": [c.doc_id for c in ans.citations], "gold": q["doc_ids"], "packed": packed,
+                         "gold_in_prompt": any(d in q["doc_ids"] for d in packed),
                          "cites_gold": not ans.text.startswith(NOT_FOUND)
                          and any(c.doc_id in q["doc_ids"] for c in ans.citations),
                          "abstained": abstained, "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
@@ -112,6 +121,9 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "model": args.model, "template": args.template, "max_sources": args.max_sources,
         "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
+        "gold_in_prompt_rate": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
+        "cites_gold_when_in_prompt": round(sum(r["cites_gold"] for r in rows if r["gold_in_prompt"])
+                                           / max(1, sum(r["gold_in_prompt"] for r in rows)), 4),
         "cites_gold_by_type": {t: round(sum(v) / len(v), 3) for t, v in sorted(by_type.items())},
         "any_citation_rate": round(sum(bool(r["cited"]) for r in rows) / n, 4),
         "abstain_rate": round(sum(r["abstained"] for r in rows) / n, 4),
@@ -124,8 +136,9 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "completion_tokens_mean": round(comp / len(answered), 1) if answered else 0,
         "completion_tokens_per_llm_second": round(comp / llm_s, 2) if llm_s else 0,
         "model_load_s": round(load_s, 2),
-        "note": "the 2 CPU cores were shared with ~5 other jobs while this ran: latencies and tokens/s are "
-                "pessimistic; tokens/s divides completion tokens by the whole LLM call (prompt evaluation included)",
+        "load_avg_1min_mean": round(statistics.mean(LOAD), 2) if LOAD else None,
+        "note": "tokens/s divides completion tokens by the whole LLM call (prompt evaluation included); a "
+                "load_avg above the 2 cores means the CPU was shared and latencies are pessimistic",
     }
 
 

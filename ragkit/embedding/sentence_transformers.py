@@ -37,6 +37,19 @@ def resolve_model(name: str) -> tuple[str, bool]:
     return name, False
 
 
+def weights_stamp(model_dir: Path) -> str:
+    """12 hex digits over the names, sizes and modification times of a model folder's weight files: cheap to
+    compute on every open, and changed by any rewrite of the weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(model_dir.rglob("*")):
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".pt", ".onnx"):
+            st = p.stat()
+            h.update(f"{p.relative_to(model_dir)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:12]
+
+
 class TokenizerBudget:
     """The embedder's tokenizer seen as a token budget (special tokens excluded from the count)."""
 
@@ -70,10 +83,14 @@ class SentenceTransformerEmbedder(Plugin):
 
     @property
     def model_id(self) -> str:
-        """Stable identity for caches: the configured name (not the install path)."""
+        """Stable identity for caches: the configured name (not the install path); for a local directory also
+        a fingerprint of its weight files, so a model retrained in place never reuses the old model's vectors."""
         name = self.params.model
         if name in MINILM_NAMES:
             return "sentence-transformers/all-MiniLM-L6-v2"
+        path = Path(name).expanduser()
+        if path.is_dir():
+            return f"{name}@{weights_stamp(path)}"
         return name
 
     def warm_up(self) -> None:

@@ -102,7 +102,9 @@ def axis_values(axis: str, values: str, base: Config) -> list[tuple[str, dict[st
     AXIS is ``retrieval``/``mode`` (bm25, dense, hybrid), a plugin section (``fusion=rrf,minmax``: plugin
     names), a list section (``rerank=none,rules``, ``filters=dedup+mmr``: ``+`` joins several plugins, ``none``
     is the empty list; a plugin the base config already lists keeps its parameters) or any dotted config key
-    (``chunker.chunk_size=128,256``, ``retrieval.candidates=50,200``)."""
+    (``chunker.chunk_size=128,256``, ``retrieval.candidates=50,200``). Two shortcuts compare fine-tuned models:
+    ``rerank.model=none,models/reranker`` (the cross-encoder reranker off / with that model) and
+    ``embedding.model=base,models/embedder`` (the base config's embedder / that folder)."""
     from ragkit.config import _parse_value
 
     axis = axis.strip()
@@ -112,6 +114,16 @@ def axis_values(axis: str, values: str, base: Config) -> list[tuple[str, dict[st
             continue
         if axis in ("retrieval", "mode", "retrieval.mode"):
             out.append((f"{raw}", {"retrieval.mode": raw}))
+        elif axis in ("rerank.model", "reranker.model"):
+            # the cross-encoder's model: none drops it, a name/path swaps it in (other rerankers are kept)
+            others = [s.as_dict() for s in base.rerankers if s.name != "cross-encoder"]
+            ce = next((s.as_dict() for s in base.rerankers if s.name == "cross-encoder"), {"name": "cross-encoder"})
+            specs = others if raw.lower() == "none" else [{**ce, "model": raw}, *others]
+            out.append((f"rerank.model={raw}", {"rerankers": specs}))
+        elif axis in ("embedding.model", "embedder.model"):
+            # "base" is the base config's embedding model; anything else a name or a fine-tuned folder
+            model = base.embedder.params.get("model", "all-MiniLM-L6-v2") if raw.lower() == "base" else raw
+            out.append((f"embedder.model={raw}", {"embedder.model": model}))
         elif axis in PLUGIN_SECTIONS:
             out.append((f"{axis}={raw}", {f"{axis}.name": raw}))
         elif axis in LIST_SECTIONS:
