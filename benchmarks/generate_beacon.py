@@ -33,7 +33,7 @@ OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough brea
                  "Explain the theory of general relativity.", "How do I reset my Windows password?"]
 
 
-PACKED = re.compile(r"(?:packed|trimmed) \[\d+\] (.+?)(?::| to) \d+
+PACKED = re.compile(r"(?:packed|trimmed) \[\d+\] (.+?)(?::| to) \d+")
 LOAD: list[float] = []
 
 
@@ -54,14 +54,21 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     ap.add_argument("--name", default="generate_beacon", help="result name (benchmarks/results/<name>.json)")
     ap.add_argument("--index", default="", help="reuse an index of corpora/beacon instead of building one")
+    ap.add_argument("--ids", default="", help="only these question ids (comma-separated), e.g. to re-run failures")
+    ap.add_argument("--retry-template", default="answer-retry-v1", help="prompt asked once more after a 'not found' "
+                    "reply ('none' disables)")
     args = ap.parse_args()
     qa = [json.loads(line) for line in (ROOT / "eval_sets" / "beacon" / "qa.jsonl").read_text().splitlines()
           if line.strip()]
+    if args.ids:
+        wanted = set(args.ids.split(","))
+        qa = [q for q in qa if q["id"] in wanted]
     if args.limit:
         qa = qa[: args.limit]
     gen_cfg = {"name": "llama-cpp", "model": args.model, "max_sources": args.max_sources,
                "max_tokens": args.max_tokens, "template": args.template,
-               "n_threads": args.threads}
+               "n_threads": args.threads,
+               "retry_template": None if args.retry_template == "none" else args.retry_template}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
         eng = Engine.open(index, {"generator": gen_cfg})
@@ -84,7 +91,7 @@ def main() -> int:
                          "gold_in_prompt": any(d in q["doc_ids"] for d in packed),
                          "cites_gold": not ans.text.startswith(NOT_FOUND)
                          and any(c.doc_id in q["doc_ids"] for c in ans.citations),
-                         "abstained": abstained, "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
+                         "abstained": abstained, "retried": any("asked again" in x for x in ans.trace), "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
                          "uncited_sentences": sum(x.startswith("uncited sentence:") for x in ans.trace),
                          "attributed_sentences": sum(x.startswith("uncited sentence, attributed") for x in ans.trace),
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
@@ -118,7 +125,8 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     comp = sum(r.get("completion_tokens", 0) for r in answered)
     llm_s = sum(r["llm_seconds"] for r in answered)
     return {
-        "model": args.model, "template": args.template, "max_sources": args.max_sources,
+        "model": args.model, "template": args.template, "retry_template": args.retry_template,
+        "retried": sum(r.get("retried", False) for r in rows), "max_sources": args.max_sources,
         "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
         "gold_in_prompt_rate": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),

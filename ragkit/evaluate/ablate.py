@@ -38,7 +38,8 @@ from ragkit.config import Config, load_config
 from ragkit.errors import ConfigError, PluginError, RagkitError
 from ragkit.evaluate.datasets import Dataset, _jsonl
 from ragkit.evaluate.retrieval import DEFAULT_METRICS, check_metrics, evaluate_run
-from ragkit.evaluate.runner import corpus_fingerprint, dataset_engine, dataset_index_path, index_shape
+from ragkit.evaluate.runner import SHARED_EMBEDDINGS, corpus_fingerprint, dataset_engine, dataset_index_path, \
+    index_shape
 from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci
 
 SCHEMA = "ragkit.ablate/1"
@@ -380,7 +381,7 @@ class Ablation:
         from ragkit.evaluate.runner import default_cache_root
 
         self.cache_root = Path(cache_root) if cache_root else default_cache_root()
-        self.embedding_cache = self.cache_root / "eval-indexes" / "shared-embeddings.sqlite"
+        self.embedding_cache = self.cache_root / "eval-indexes" / SHARED_EMBEDDINGS
         self.progress = progress
         self.fresh = fresh
         self.queries = dataset.queries[:self.s.limit] if self.s.limit else list(dataset.queries)

@@ -34,12 +34,20 @@ def load_dataset(root: str | Path, split: str = "test") -> Dataset:
 
 
 def corpus_fingerprint(corpus: Path) -> str:
+    """12 hex digits over the corpus's file names and contents (not their times: a dataset copied or
+    re-extracted elsewhere keeps its cached index)."""
     h = hashlib.sha256()
     files = [corpus] if corpus.is_file() else sorted(p for p in corpus.rglob("*") if p.is_file())
     for p in files:
-        st = p.stat()
-        h.update(f"{p.relative_to(corpus.parent)}\0{st.st_size}\0{int(st.st_mtime)}\0".encode())
+        h.update(f"{p.relative_to(corpus.parent)}\0".encode())
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
     return h.hexdigest()[:12]
+
+
+SHARED_EMBEDDINGS = "shared-embeddings.sqlite"
 
 
 def index_shape(cfg) -> dict[str, Any]:
@@ -60,13 +68,17 @@ def dataset_engine(dataset: Dataset, config: Any = None, overrides: list[str] | 
                    cache_root: Path | None = None, progress=None, embedding_cache: Path | None = None):
     """An Engine over the dataset's corpus, built on first use and cached by corpus + index settings.
 
-    ``embedding_cache``: an embedding-cache file shared by several indexes (ablations), else the index's own."""
+    ``embedding_cache``: the embedding-cache file (default: one shared by all dataset indexes under the cache
+    root, so an index rebuilt for other settings or a re-copied corpus embeds only text it has not seen)."""
     from ragkit.engine import Engine
 
     if dataset.corpus is None:
         raise RagkitError(f"{dataset.root}: no corpus (corpus.jsonl[.gz] or docs/) to index")
     cfg = load_config(config, overrides)
-    eng = Engine.open(dataset_index_path(dataset, cfg, cache_root), cfg, embedding_cache=embedding_cache)
+    path = dataset_index_path(dataset, cfg, cache_root)
+    if embedding_cache is None:  # one cache for every dataset index: a rebuilt index re-embeds nothing
+        embedding_cache = path.parent / SHARED_EMBEDDINGS
+    eng = Engine.open(path, cfg, embedding_cache=embedding_cache)
     report = eng.ingest([dataset.corpus], progress=progress)
     return eng, report
 

@@ -34,6 +34,7 @@ from ragkit.types import Answer, Hit
 NOT_FOUND = "Not found in the indexed documents."
 PROMPTS = Path(__file__).parent / "prompts"
 DEFAULT_TEMPLATE = "answer-v1"
+DEFAULT_RETRY_TEMPLATE = "answer-retry-v1"
 MESSAGE_SLACK = 8  # tokens a chat template adds around one message (role markers), when it cannot be measured
 
 
@@ -234,6 +235,19 @@ def check_citations(text: str, valid: set[int], n_hits: int, not_found: str = NO
     return CheckedText(text, sorted(cited), warnings, uncited)
 
 
+_REFUSALS = ("i dont know", "i do not know")
+
+
+def _may_be_refusal(text: str, not_found: str) -> bool:
+    """Whether a reply that starts with ``text`` may still be a refusal: streaming holds it back until it is not
+    (most answers diverge at their first word, so they stream as before)."""
+    def norm(s: str) -> str:
+        return " ".join(re.sub(r"[^a-z ]", " ", s.lower()).split())
+
+    have = norm(text)
+    return any(r.startswith(have) or have.startswith(r) for r in (norm(not_found), *_REFUSALS))
+
+
 def _is_not_found(text: str, not_found: str) -> bool:
     def norm(s: str) -> str:
         return re.sub(r"[^a-z ]", "", s.lower()).strip()
@@ -258,6 +272,13 @@ class GroundedParams(BaseModel):
         0.30, description="answer 'not found' without calling the LLM when the best hit's abstain_score is below "
                           "this (scale depends on the score kind; None disables)")
     nearest: int = Field(3, ge=0, le=20, description="sources listed when abstaining")
+    retry_template: str | None = Field(
+        DEFAULT_RETRY_TEMPLATE, description="when the model replies 'not found' although the abstain rule let the "
+                                            "question through, ask once more with this prompt (built-in name or "
+                                            "path); None disables")
+    retry_min_support: float | None = Field(
+        0.6, description="a retried reply is kept only if each of its sentences has MiniLM cosine >= this with some "
+                         "source sentence (else the answer is 'not found'); None accepts it unchecked")
     attribute_min: float | None = Field(
         0.6, description="a sentence the model left uncited gets the [n] of the packed source sentence most similar "
                          "to it (MiniLM cosine) when the similarity is at least this; None disables")
@@ -274,6 +295,7 @@ class GroundedGenerator(Plugin):
         super().__init__(**params)
         self._llm: Any = None
         self._template: PromptTemplate | None = None
+        self._retry: PromptTemplate | None = None
         self._embed: Any = None
 
     def bind(self, resources: Any) -> None:
@@ -296,8 +318,16 @@ class GroundedGenerator(Plugin):
             self._template = PromptTemplate(self.params.template)
         return self._template
 
+    @property
+    def retry_template(self) -> PromptTemplate | None:
+        if self.params.retry_template is None:
+            return None
+        if self._retry is None:
+            self._retry = PromptTemplate(self.params.retry_template)
+        return self._retry
+
     def warm_up(self) -> None:
-        _ = self.template
+        _ = self.template, self.retry_template
         warm = getattr(self.llm, "warm_up", None)
         if callable(warm):
             warm()
@@ -366,12 +396,39 @@ class GroundedGenerator(Plugin):
         usage = Usage()
         parts: list[str] = []
         t = time.perf_counter()
+        retry = self.retry_template
+        held = retry is not None  # hold the first characters back until they cannot be a refusal
         for delta in self.llm.stream(packing.messages, max_tokens=p.max_tokens, temperature=p.temperature,
                                      usage=usage):
             parts.append(delta)
-            yield delta
+            if not held:
+                yield delta
+                continue
+            text = "".join(parts)
+            if not _may_be_refusal(text, NOT_FOUND):
+                held = False
+                yield text
+        raw = "".join(parts)
+        if held and retry is not None and _is_not_found(raw, NOT_FOUND):
+            # The abstain rule let the question through (the sources scored well) but the model declined: ask once
+            # more with the retry prompt; its reply is the answer (it may still decline).
+            repack = pack(query, hits, self.llm, retry, max_tokens=p.max_tokens, max_sources=p.max_sources,
+                          order=p.order)
+            if repack.sources:
+                trace.append(f"the model replied not found; asked again with prompt {retry.version}")
+                # not streamed: the reply is only shown once it is checked against the sources
+                raw = "".join(self.llm.stream(repack.messages, max_tokens=p.max_tokens, temperature=p.temperature,
+                                              usage=usage))
+                packing = repack
+                ok, note = self.supported(raw, repack.sources)
+                trace.append(note)
+                if not ok:
+                    raw = NOT_FOUND
+            yield raw
+        elif held:
+            yield raw  # a short reply that never left the hold
         t_llm = time.perf_counter() - t
-        yield self.finish(query, hits, "".join(parts), packing.sources, trace, usage,
+        yield self.finish(query, hits, raw, packing.sources, trace, usage,
                           {"generate:pack": t_pack, "generate:llm": t_llm})
 
     def finish(self, query: str, hits: list[Hit], raw: str, packed: list[dict[str, Any]], trace: list[str],
@@ -400,6 +457,28 @@ class GroundedGenerator(Plugin):
         return Answer(query=query, text=text, citations=[citation_for(n, hits[n - 1]) for n in sorted(cited)],
                       sources=hits, timings=timings, trace=trace, warnings=checked.warnings,
                       usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens})
+
+    def supported(self, text: str, packed: list[dict[str, Any]]) -> tuple[bool, str]:
+        """Whether every sentence of a retried answer is close (MiniLM cosine >= ``retry_min_support``) to some
+        sentence of the packed sources: the retry prompt asks the model to copy the answering sentence, so a
+        reply that matches none of them is not grounded (a refusal, or text from nowhere)."""
+        from ragkit.generate.extractive import split_sentences
+
+        if _is_not_found(text, NOT_FOUND):
+            return True, "the retried reply is also 'not found'"
+        if self._embed is None or self.params.retry_min_support is None:
+            return True, "retried reply accepted unchecked (no embedder bound or retry_min_support = None)"
+        answer = [a for a in split_sentences(re.sub(r"\[\d+\]", "", text)) if a.strip()]
+        cands = [u for src in packed for u in split_sentences(src["text"])]
+        if not answer or not cands:
+            return False, "retried reply rejected: nothing to compare"
+        vecs = self._embed(answer + cands)
+        sims = vecs[len(answer):] @ vecs[: len(answer)].T
+        worst = float(sims.max(axis=0).min())
+        if worst < self.params.retry_min_support:
+            return False, (f"retried reply rejected: a sentence is unlike every source sentence (best cosine "
+                           f"{worst:.2f} < retry_min_support {self.params.retry_min_support}): {text.strip()[:160]}")
+        return True, f"retried reply supported by the sources (every sentence >= cosine {worst:.2f})"
 
     def attribute(self, sentences: list[str], packed: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
         """For each uncited answer sentence, the packed source holding the most similar sentence, when the cosine

@@ -5,6 +5,8 @@
     model = "cross-encoder/ms-marco-MiniLM-L6-v2"   # or a local directory saved by CrossEncoder.save()
     depth = 20          # rerank the 20 best fused candidates (see the README for the measured curve)
     top_n = 10          # optional: keep only the 10 best after reranking
+    blend = 0.3         # optional: 0.3 * cross-encoder + 0.7 * fused score (min-max scaled); raw model score
+                        # kept as scores["cross-encoder:model"]
 
 The model's forward pass is the cost, so nothing else is allowed to waste it: each passage is cut to what the
 model can read before tokenising (``max_length`` tokens for question + passage; the tokenizer then truncates
@@ -29,6 +31,19 @@ from ragkit.types import Hit
 CHARS_PER_TOKEN = 6  # generous: a passage cut at max_length * 6 characters still fills the model's window
 
 
+def _minmax(values: list[float]) -> list[float]:
+    lo, hi = min(values), max(values)
+    return [0.5] * len(values) if hi == lo else [(v - lo) / (hi - lo) for v in values]
+
+
+def blend_scores(model: list[float], previous: list[float], weight: float) -> list[float]:
+    """Interpolate the model's scores with the previous stage's, each min-max scaled over the head: a weak or
+    domain-shifted reranker then refines the first-stage order instead of replacing it."""
+    if not model:
+        return []
+    return [weight * m + (1 - weight) * p for m, p in zip(_minmax(list(model)), _minmax(list(previous)))]
+
+
 class CrossEncoderReranker(Plugin):
     stage, name = "reranker", "cross-encoder"
 
@@ -42,6 +57,9 @@ class CrossEncoderReranker(Plugin):
         max_length: int | None = Field(None, ge=16, le=8192,
                                        description="tokens per pair (default: the model's own maximum)")
         device: str = Field("cpu")
+        blend: float | None = Field(None, ge=0.0, le=1.0,
+                                    description="final = blend * cross-encoder + (1 - blend) * previous score, both "
+                                                "min-max scaled over the rescored head (None: the cross-encoder alone)")
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
@@ -93,4 +111,8 @@ class CrossEncoderReranker(Plugin):
             return hits
         head = hits[:self.params.depth]
         scores = self.score(self.pairs(query, head))
+        if self.params.blend is not None:
+            for h, s in zip(head, scores):
+                h.scores["cross-encoder:model"] = s
+            scores = blend_scores(scores, [h.score for h in head], self.params.blend)
         return apply_scores(self.name, hits, scores, self.params.top_n)

@@ -149,3 +149,46 @@ def test_uncited_sentences_are_attributed_by_similarity_or_flagged(embedder):
     assert {c.n for c in ans.citations} == {1, 2}
     assert any(t.startswith("uncited sentence, attributed to [2]") for t in ans.trace)
     assert "uncited sentence: Bananas grow in tropical countries." in ans.trace
+
+
+REFUSE = "=== system ===\nYou repeat text exactly.\n=== user ===\nRepeat exactly this sentence and nothing else:\n" \
+         "{{ not_found }}\n"
+
+
+def _quote_template(tmp_path, what: str):
+    path = tmp_path / "quote.j2"
+    path.write_text("=== system ===\nYou repeat text exactly.\n=== user ===\nRepeat exactly this sentence and "
+                    f"nothing else:\n{what}\n")
+    return str(path)
+
+
+def test_a_refusal_is_asked_again_and_the_checked_retry_is_the_answer(tmp_path, qwen_llm, embedder):
+    (tmp_path / "refuse.j2").write_text(REFUSE)
+    hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."], dense=0.9)
+    retry = _quote_template(tmp_path, "{% for s in sources[:1] %}{{ s.text }} [1]{% endfor %}")
+    gen = LlamaCppGenerator(model="qwen0.5b", template=str(tmp_path / "refuse.j2"), retry_template=retry)
+    gen._llm, gen._embed = qwen_llm, embedder.embed
+    chunks = list(gen.stream("When do keys expire?", hits))
+    ans = chunks[-1]
+    # the copied sentence cites [1] (written by the model or attributed by similarity)
+    assert ans.text.startswith("Keys expire after 90 days") and [c.n for c in ans.citations] == [1]
+    assert not any(NOT_FOUND in c for c in chunks[:-1])  # the held-back refusal never reached the stream
+    assert any(t.startswith("the model replied not found; asked again with prompt quote@") for t in ans.trace)
+    assert any(t.startswith("retried reply supported") for t in ans.trace)
+    # without a retry prompt the refusal stands
+    gen = LlamaCppGenerator(model="qwen0.5b", template=str(tmp_path / "refuse.j2"), retry_template=None)
+    gen._llm = qwen_llm
+    plain = gen.answer("When do keys expire?", hits)
+    assert plain.text.startswith(NOT_FOUND) and plain.citations == []
+    assert ans.usage["prompt_tokens"] > plain.usage["prompt_tokens"]  # both calls are counted
+
+
+def test_a_retried_reply_unlike_the_sources_becomes_not_found(tmp_path, qwen_llm, embedder):
+    (tmp_path / "refuse.j2").write_text(REFUSE)
+    hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."], dense=0.9)
+    retry = _quote_template(tmp_path, "Bananas grow best in warm tropical countries [1].")
+    gen = LlamaCppGenerator(model="qwen0.5b", template=str(tmp_path / "refuse.j2"), retry_template=retry)
+    gen._llm, gen._embed = qwen_llm, embedder.embed
+    ans = gen.answer("When do keys expire?", hits)
+    assert ans.text.startswith(NOT_FOUND) and ans.citations == []
+    assert any(t.startswith("retried reply rejected") for t in ans.trace)

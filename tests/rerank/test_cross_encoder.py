@@ -51,6 +51,27 @@ def test_reorders_by_the_models_scores(tiny_cross_encoder):
     assert out[0].score == max(h.score for h in out)
 
 
+def test_blend_interpolates_with_the_previous_score(tiny_cross_encoder):
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(tiny_cross_encoder)).predict([(QUERY, t) for t in TEXTS])
+    lo, hi = float(model.min()), float(model.max())
+    prev = [1.0 - i * 0.01 for i in range(5)]
+    for w in (0.0, 0.3, 1.0):
+        rr = registry.create("reranker", {"name": "cross-encoder", "model": str(tiny_cross_encoder), "depth": 5,
+                                          "blend": w})
+        out = rr.process(QUERY, _hits(TEXTS))
+        for h in out:
+            i = int(h.chunk_id[1:])
+            want = w * (model[i] - lo) / (hi - lo) + (1 - w) * (prev[i] - 0.96) / 0.04
+            assert h.scores["cross-encoder"] == pytest.approx(want, abs=1e-5)
+            assert h.scores["cross-encoder:model"] == pytest.approx(float(model[i]), abs=1e-5)
+        if w == 0.0:  # all weight on the previous stage: its order is kept
+            assert [h.chunk_id for h in out] == ["c0", "c1", "c2", "c3", "c4"]
+        if w == 1.0:
+            assert [h.chunk_id for h in out] == [f"c{i}" for i in np.argsort(-model, kind="stable")]
+
+
 def test_depth_and_top_n(tiny_cross_encoder):
     rr = registry.create("reranker", {"name": "cross-encoder", "model": str(tiny_cross_encoder), "depth": 2})
     out = rr.process(QUERY, _hits(TEXTS))
