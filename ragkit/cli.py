@@ -599,6 +599,8 @@ def _load_training(train: list[Path], split: str, index: Optional[Path], config:
                    cache_dir: Optional[Path], quiet: bool):
     from ragkit.finetune.data import split_heldout, training_set
 
+    if split == "test" and any(p.is_dir() for p in train):
+        raise RagkitError("--split test: training on the test queries would make the evaluation meaningless")
     bars, progress = _bar("negatives", quiet)
     with bars:
         examples, notes = training_set(train, split=split, index=index, config=_config_path(config),
@@ -638,9 +640,9 @@ def finetune_reranker(
     base: str = typer.Option("all-MiniLM-L6-v2", "--base", help="model to start from (offline MiniLM by default)"),
     loss: str = typer.Option("listwise", "--loss", help="listwise (softmax over positive + negatives) or bce"),
     epochs: float = typer.Option(1.0, "--epochs"),
-    negatives: int = typer.Option(7, "--negatives", help="hard negatives per question in each training group"),
+    negatives: int = typer.Option(3, "--negatives", help="hard negatives per question in each training group"),
     groups: int = typer.Option(4, "--groups-per-step", help="questions per optimisation step"),
-    max_length: int = typer.Option(256, "--max-length", help="tokens per (question, passage) pair"),
+    max_length: int = typer.Option(160, "--max-length", help="tokens per (question, passage) pair"),
     lr: float = typer.Option(3e-5, "--lr"),
     heldout: float = HeldoutOpt,
     max_minutes: float = MinutesOpt,
@@ -652,8 +654,6 @@ def finetune_reranker(
     reranker loads ([[rerankers]] name = "cross-encoder", model = "OUT")."""
     from ragkit.finetune.reranker import train_reranker
 
-    if split == "test" and any(p.is_dir() for p in train):
-        raise RagkitError("--split test: training on the test queries would make the evaluation meaningless")
     tr, held = _load_training(train, split, index, config, overrides, negatives, heldout, seed, cache_dir, as_json)
     bars, progress = _bar("train", as_json)
     with bars:
@@ -689,8 +689,6 @@ def finetune_embedder(
     index with: ragkit ingest PATHS --rebuild --set embedder.model=OUT"""
     from ragkit.finetune.embedder import train_embedder
 
-    if split == "test" and any(p.is_dir() for p in train):
-        raise RagkitError("--split test: training on the test queries would make the evaluation meaningless")
     tr, held = _load_training(train, split, index, config, overrides, max(hard_negatives, 1), heldout, seed,
                               cache_dir, as_json)
     bars, progress = _bar("train", as_json)

@@ -14,9 +14,7 @@ weights' fingerprint, so vectors of an older model in the same folder are never 
 
 from __future__ import annotations
 
-import json
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +22,8 @@ from typing import Any
 
 from ragkit.errors import RagkitError
 from ragkit.finetune.data import Example, iter_pairs
-from ragkit.finetune.training import Budget, LossLog, ranking_metrics, resolve_base, write_card
+from ragkit.finetune.training import (Budget, LossLog, batches, optimizer_step, ranking_metrics, resolve_base,
+                                      save_loss, write_card)
 
 LORA_TARGETS = ("query", "key", "value")  # BERT-family attention projections
 
@@ -77,8 +76,8 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
     from transformers import get_linear_schedule_with_warmup
 
     triples = list(iter_pairs(train, hard_negatives))
-    if len(triples) < 2:
-        raise RagkitError("embedder: need at least 2 training pairs (in-batch negatives)")
+    if len(triples) < 2 or batch_size < 2:
+        raise RagkitError("embedder: need at least 2 training pairs and --batch-size >= 2 (in-batch negatives)")
     if threads:
         torch.set_num_threads(threads)
     lr = lr if lr is not None else (2e-4 if lora else 2e-5)
@@ -95,6 +94,9 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
             from peft import LoraConfig, get_peft_model
         except ImportError:
             raise RagkitError("--lora needs peft: pip install 'ragkit[finetune]'") from None
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")  # peft's deprecated calls
         inner, attr = _encoder(model)
         peft_model = get_peft_model(inner, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.1,
                                                       target_modules=list(LORA_TARGETS)))
@@ -102,7 +104,6 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable, n_total = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters())
 
-    rng = random.Random(seed)
     steps_per_epoch = math.ceil(len(triples) / batch_size)
     total = max(1, math.ceil(steps_per_epoch * epochs))
     if max_steps:
@@ -119,36 +120,26 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
         feats = model.tokenize(texts)
         return torch.nn.functional.normalize(model(feats)["sentence_embedding"], dim=-1)
 
-    while not budget.exhausted(step):
-        order = list(range(len(triples)))
-        rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            if budget.exhausted(step):
-                break
-            batch = [triples[i] for i in order[start:start + batch_size]]
-            if len(batch) < 2:
-                continue
-            passages = [p for _, p, _ in batch] + [n for _, _, negs in batch for n in negs]
-            q = embed([qq for qq, _, _ in batch])
-            d = embed([p.text for p in passages])
-            sims = scale * (q @ d.T)
-            mask = torch.zeros_like(sims, dtype=torch.bool)
-            for i, (_, pos, _) in enumerate(batch):
-                own = pos.doc_id or pos.id
-                for j, p in enumerate(passages):
-                    if j != i and ((p.doc_id or p.id) == own or p.text == pos.text):
-                        mask[i, j] = True
-            sims = sims.masked_fill(mask, float("-inf"))
-            value = torch.nn.functional.cross_entropy(sims, torch.arange(len(batch)))
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            step += 1
-            log.add(step, value.item())
-            if progress:
-                progress("train", step, total)
+    for batch in batches(triples, batch_size, seed, budget, lambda: step):
+        if len(batch) < 2:  # the last batch of an epoch can hold one question: no in-batch negative
+            continue
+        passages = [p for _, p, _ in batch] + [n for _, _, negs in batch for n in negs]
+        q = embed([qq for qq, _, _ in batch])
+        d = embed([p.text for p in passages])
+        sims = scale * (q @ d.T)
+        mask = torch.zeros_like(sims, dtype=torch.bool)
+        for i, (_, pos, _) in enumerate(batch):
+            own = pos.doc_id or pos.id
+            for j, p in enumerate(passages):
+                if j != i and ((p.doc_id or p.id) == own or p.text == pos.text):
+                    mask[i, j] = True
+        sims = sims.masked_fill(mask, float("-inf"))
+        value = torch.nn.functional.cross_entropy(sims, torch.arange(len(batch)))
+        optimizer_step(value, params, opt, sched)
+        step += 1
+        log.add(step, value.item())
+        if progress:
+            progress("train", step, total)
     minutes = (time.perf_counter() - t0) / 60
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
@@ -159,8 +150,7 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
     model.save(str(out))
     with torch.no_grad():
         after = ranking_metrics(heldout, scorer(model))
-    (out / "loss.json").write_text(json.dumps({"step": log.steps, "loss": log.losses}) + "\n")
-    png = log.plot(out / "loss.png", f"embedder from {Path(base).name} ({'LoRA' if lora else 'full'} fine-tune)")
+    png = save_loss(out, log, f"embedder from {Path(base).name} ({'LoRA' if lora else 'full'} fine-tune)")
     card = {"kind": "embedder", "base": base, "method": f"lora r={lora_r} alpha={lora_alpha}" if lora else "full",
             "trainable_parameters": n_trainable, "total_parameters": n_total, "train_examples": len(train),
             "train_pairs": len(triples), "heldout_examples": len(heldout), "batch_size": batch_size,

@@ -16,10 +16,8 @@ before/after), ``loss.json`` and ``loss.png``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +25,8 @@ from typing import Any
 
 from ragkit.errors import RagkitError
 from ragkit.finetune.data import Example, iter_pairs
-from ragkit.finetune.training import Budget, LossLog, ranking_metrics, resolve_base, write_card
+from ragkit.finetune.training import (Budget, LossLog, batches, optimizer_step, ranking_metrics, resolve_base,
+                                      save_loss, write_card)
 
 LOSSES = ("listwise", "bce")
 
@@ -67,7 +66,7 @@ def scorer(model: Any, batch_size: int = 32) -> Callable[[str, list[str]], list[
 
 def train_reranker(train: list[Example], out: Path, *, heldout: list[Example] | None = None,
                    base: str = "all-MiniLM-L6-v2", loss: str = "listwise", epochs: float = 1.0,
-                   groups_per_step: int = 4, negatives: int = 7, max_length: int = 256, lr: float = 3e-5,
+                   groups_per_step: int = 4, negatives: int = 3, max_length: int = 160, lr: float = 3e-5,
                    warmup: float = 0.1, max_minutes: float | None = 25.0, max_steps: int | None = None,
                    layers: int | None = None, seed: int = 0, threads: int | None = None,
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
@@ -86,7 +85,6 @@ def train_reranker(train: list[Example], out: Path, *, heldout: list[Example] | 
     heldout = heldout or []
     before = ranking_metrics(heldout, None)
 
-    rng = random.Random(seed)
     steps_per_epoch = math.ceil(len(groups) / groups_per_step)
     total = max(1, math.ceil(steps_per_epoch * epochs))
     if max_steps:
@@ -99,41 +97,30 @@ def train_reranker(train: list[Example], out: Path, *, heldout: list[Example] | 
     step = 0
     t0 = time.perf_counter()
     model.train()
-    while not budget.exhausted(step):
-        order = list(range(len(groups)))
-        rng.shuffle(order)
-        for start in range(0, len(order), groups_per_step):
-            if budget.exhausted(step):
-                break
-            batch = [groups[i] for i in order[start:start + groups_per_step]]
-            pairs, sizes = [], []
-            for q, p, negs in batch:
-                pairs += [[q, p.text]] + [[q, n.text] for n in negs]
-                sizes.append(1 + len(negs))
-            logits = model(model.preprocess(pairs))["scores"].view(-1)
-            if loss == "bce":
-                labels = torch.cat([torch.tensor([1.0] + [0.0] * (s - 1)) for s in sizes])
-                value = bce(logits, labels)
-            else:
-                parts = torch.split(logits, sizes)
-                value = torch.stack([-torch.log_softmax(g, dim=0)[0] for g in parts]).mean()
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            step += 1
-            log.add(step, value.item())
-            if progress:
-                progress("train", step, total)
+    for batch in batches(groups, groups_per_step, seed, budget, lambda: step):
+        pairs, sizes = [], []
+        for q, p, negs in batch:
+            pairs += [[q, p.text]] + [[q, n.text] for n in negs]
+            sizes.append(1 + len(negs))
+        logits = model(model.preprocess(pairs))["scores"].view(-1)
+        if loss == "bce":
+            labels = torch.cat([torch.tensor([1.0] + [0.0] * (s - 1)) for s in sizes])
+            value = bce(logits, labels)
+        else:
+            parts = torch.split(logits, sizes)
+            value = torch.stack([-torch.log_softmax(g, dim=0)[0] for g in parts]).mean()
+        optimizer_step(value, model.parameters(), opt, sched)
+        step += 1
+        log.add(step, value.item())
+        if progress:
+            progress("train", step, total)
     minutes = (time.perf_counter() - t0) / 60
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
     with torch.no_grad():
         after = ranking_metrics(heldout, scorer(model))
-    (out / "loss.json").write_text(json.dumps({"step": log.steps, "loss": log.losses}) + "\n")
-    png = log.plot(out / "loss.png", f"cross-encoder from {Path(base).name} ({loss} loss)")
+    png = save_loss(out, log, f"cross-encoder from {Path(base).name} ({loss} loss)")
     card = {"kind": "reranker", "base": base, "loss": loss, "train_examples": len(train), "train_groups": len(groups),
             "heldout_examples": len(heldout), "negatives_per_group": negatives, "groups_per_step": groups_per_step,
             "max_length": max_length, "lr": lr, "layers": layers, "seed": seed, "steps": step,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,39 @@ def ranking_metrics(examples: list[Example], score: Callable[[str, list[str]], l
         ideal = sum(1 / math.log2(r + 1) for r in range(1, min(k, len(ex.positives)) + 1))
         ndcg += dcg / ideal if ideal else 0.0
     return {f"mrr@{k}": round(mrr / len(examples), 4), f"ndcg@{k}": round(ndcg / len(examples), 4)}
+
+
+def batches(items: list[Any], size: int, seed: int, budget: Budget, steps: Callable[[], int]) -> Iterator[list[Any]]:
+    """Shuffled batches, epoch after epoch, until ``budget`` is exhausted at the step count ``steps()`` returns
+    (an epoch in which the trainer took no step ends the loop instead of spinning)."""
+    rng = random.Random(seed)
+    while not budget.exhausted(steps()):
+        at_start = steps()
+        order = list(range(len(items)))
+        rng.shuffle(order)
+        for start in range(0, len(order), size):
+            if budget.exhausted(steps()):
+                return
+            yield [items[i] for i in order[start:start + size]]
+        if steps() == at_start:
+            return
+
+
+def optimizer_step(loss: Any, params: Any, opt: Any, sched: Any, max_norm: float = 1.0) -> None:
+    """Backward pass, gradient clipping, optimizer and schedule step: one training step of either trainer."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+    sched.step()
+    opt.zero_grad()
+
+
+def save_loss(out: Path, log: LossLog, title: str) -> Path | None:
+    """``loss.json`` (every step) and ``loss.png`` beside a saved model; returns the plot's path (or None)."""
+    (out / "loss.json").write_text(json.dumps({"step": log.steps, "loss": log.losses}) + "\n")
+    return log.plot(out / "loss.png", title)
 
 
 def weights_fingerprint(model_dir: Path) -> str:
