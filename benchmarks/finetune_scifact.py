@@ -142,7 +142,8 @@ def cmd_queries(args) -> None:
     eng.close()
     done = sum(1 for _ in open(out.with_name(out.name + ".progress.jsonl"))) - 1
     save("queries", {**rep.to_dict(), "chunks_processed_total": done, "llm_model": args.llm,
-                     "seconds_per_chunk_this_run": round(rep.seconds / max(1, rep.chunks_processed), 2)})
+                     "seconds_per_chunk_this_run": round(rep.seconds / rep.chunks_processed, 2) if rep.chunks_processed
+                     else None})
 
 
 def cmd_synthetic(args) -> None:
