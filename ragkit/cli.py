@@ -525,6 +525,12 @@ TrainOpt = typer.Option(..., "--train", "-t", help="training data: a JSONL file 
 OutModelOpt = typer.Option(..., "--out", "-o", help="directory to save the model in")
 HeldoutOpt = typer.Option(0.1, "--heldout", help="share of the questions kept aside for the before/after evaluation")
 MinutesOpt = typer.Option(25.0, "--max-minutes", help="training time budget (stops after the step that crosses it)")
+MineIndexOpt = typer.Option(None, "--index", "-i", help="index to mine missing hard negatives from (default: a "
+                            "dataset directory's own corpus, indexed once and cached; else random negatives)")
+TrainSplitOpt = typer.Option("train", "--split", help="qrels split of a BEIR directory (never its test split)")
+EpochsOpt = typer.Option(1.0, "--epochs", help="passes over the training questions (the time budget may stop sooner)")
+TrainSeedOpt = typer.Option(0, "--seed", help="seed of the held-out split, negatives, order and initialisation")
+TrainCacheOpt = typer.Option(None, "--cache-dir", help="where dataset indexes are cached (negative mining)")
 
 
 def _bar(label: str, quiet: bool):
@@ -632,22 +638,21 @@ def _render_card(card: dict[str, Any], out_dir: Path, as_json: bool) -> None:
 def finetune_reranker(
     train: list[Path] = TrainOpt,
     out_dir: Path = OutModelOpt,
-    split: str = typer.Option("train", "--split", help="qrels split of a BEIR directory (never its test split)"),
-    index: Optional[Path] = typer.Option(None, "--index", "-i", help="index to mine hard negatives from (default: "
-                                         "the dataset's own corpus, indexed once and cached)"),
+    split: str = TrainSplitOpt,
+    index: Optional[Path] = MineIndexOpt,
     config: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
     base: str = typer.Option("all-MiniLM-L6-v2", "--base", help="model to start from (offline MiniLM by default)"),
     loss: str = typer.Option("listwise", "--loss", help="listwise (softmax over positive + negatives) or bce"),
-    epochs: float = typer.Option(1.0, "--epochs"),
+    epochs: float = EpochsOpt,
     negatives: int = typer.Option(3, "--negatives", help="hard negatives per question in each training group"),
     groups: int = typer.Option(4, "--groups-per-step", help="questions per optimisation step"),
     max_length: int = typer.Option(160, "--max-length", help="tokens per (question, passage) pair"),
     lr: float = typer.Option(3e-5, "--lr"),
     heldout: float = HeldoutOpt,
     max_minutes: float = MinutesOpt,
-    seed: int = typer.Option(0, "--seed"),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes are cached"),
+    seed: int = TrainSeedOpt,
+    cache_dir: Optional[Path] = TrainCacheOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a cross-encoder on questions with hard negatives; the saved folder is what the cross-encoder
@@ -667,22 +672,22 @@ def finetune_reranker(
 def finetune_embedder(
     train: list[Path] = TrainOpt,
     out_dir: Path = OutModelOpt,
-    split: str = typer.Option("train", "--split", help="qrels split of a BEIR directory (never its test split)"),
-    index: Optional[Path] = typer.Option(None, "--index", "-i", help="index to mine hard negatives from"),
+    split: str = TrainSplitOpt,
+    index: Optional[Path] = MineIndexOpt,
     config: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
     base: str = typer.Option("all-MiniLM-L6-v2", "--base", help="embedding model to adapt"),
     lora: bool = typer.Option(False, "--lora", help="train LoRA adapters (peft) instead of every weight"),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank"),
-    epochs: float = typer.Option(1.0, "--epochs"),
+    epochs: float = EpochsOpt,
     batch_size: int = typer.Option(32, "--batch-size", help="questions per step (in-batch negatives)"),
     hard_negatives: int = typer.Option(1, "--hard-negatives", help="hard negatives per question in a batch"),
     lr: Optional[float] = typer.Option(None, "--lr", help="default 2e-5 (full) or 2e-4 (LoRA)"),
     max_seq_length: int = typer.Option(256, "--max-seq-length"),
     heldout: float = HeldoutOpt,
     max_minutes: float = MinutesOpt,
-    seed: int = typer.Option(0, "--seed"),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes are cached"),
+    seed: int = TrainSeedOpt,
+    cache_dir: Optional[Path] = TrainCacheOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Adapt the embedding model with contrastive loss (in-batch + hard negatives), full or LoRA; re-embed an

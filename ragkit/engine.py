@@ -286,7 +286,7 @@ class Engine:
                     if size > max_bytes:
                         raise LoadError(f"file too large ({size / 2**20:.1f} MB > max_file_mb "
                                         f"{self.config.ingest.max_file_mb:g})")
-                    digest = _sha256(sf.path)
+                    digest = sha256_file(sf.path)
                 except LoadError as exc:
                     report.failed.append((str(sf.path), str(exc)))
                     continue
@@ -626,7 +626,9 @@ def _pick_loader(filename: str, loaders: dict[str, Plugin]) -> Plugin | None:
     return best[1] if best else None
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's content, read in 1 MiB blocks (ingest's change detection, dataset and model
+    fingerprints); an unreadable file is a LoadError saying why."""
     h = hashlib.sha256()
     try:
         with open(path, "rb") as fh:

@@ -34,3 +34,10 @@ class IndexCorruptError(IndexDirError):
 
 class IndexConfigMismatch(IndexDirError):
     """The requested chunking/embedding/index settings differ from the ones the index was built with."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a third-party exception's message (its type name when the message is empty): what a
+    one-line error quotes of a library's multi-line failure."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

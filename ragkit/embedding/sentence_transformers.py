@@ -37,16 +37,23 @@ def resolve_model(name: str) -> tuple[str, bool]:
     return name, False
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")
+
+
+def weight_files(model_dir: Path) -> list[Path]:
+    """A model folder's weight files (subfolders such as a LoRA adapter included), in a stable order."""
+    return sorted(p for p in model_dir.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+
+
 def weights_stamp(model_dir: Path) -> str:
     """12 hex digits over the names, sizes and modification times of a model folder's weight files: cheap to
-    compute on every open, and changed by any rewrite of the weights."""
+    compute, and changed by any rewrite of the weights."""
     import hashlib
 
     h = hashlib.sha256()
-    for p in sorted(model_dir.rglob("*")):
-        if p.is_file() and p.suffix in (".safetensors", ".bin", ".pt", ".onnx"):
-            st = p.stat()
-            h.update(f"{p.relative_to(model_dir)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    for p in weight_files(model_dir):
+        st = p.stat()
+        h.update(f"{p.relative_to(model_dir)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return h.hexdigest()[:12]
 
 
@@ -80,6 +87,7 @@ class SentenceTransformerEmbedder(Plugin):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._model = None
+        self._stamp: str | None = None  # "@<weights stamp>" for a local folder, "" otherwise
 
     @property
     def model_id(self) -> str:
@@ -88,10 +96,10 @@ class SentenceTransformerEmbedder(Plugin):
         name = self.params.model
         if name in MINILM_NAMES:
             return "sentence-transformers/all-MiniLM-L6-v2"
-        path = Path(name).expanduser()
-        if path.is_dir():
-            return f"{name}@{weights_stamp(path)}"
-        return name
+        if self._stamp is None:  # once per embedder: model_id is read on every embedding call
+            path = Path(name).expanduser()
+            self._stamp = f"@{weights_stamp(path)}" if path.is_dir() else ""
+        return name + self._stamp
 
     def warm_up(self) -> None:
         if self._model is not None:

@@ -36,14 +36,15 @@ def load_dataset(root: str | Path, split: str = "test") -> Dataset:
 def corpus_fingerprint(corpus: Path) -> str:
     """12 hex digits over the corpus's file names and contents (not their times: a dataset copied or
     re-extracted elsewhere keeps its cached index)."""
+    from ragkit.engine import sha256_file
+
     h = hashlib.sha256()
     files = [corpus] if corpus.is_file() else sorted(p for p in corpus.rglob("*") if p.is_file())
     for p in files:
-        h.update(f"{p.relative_to(corpus.parent)}\0".encode())
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\0")
+        try:
+            h.update(f"{p.relative_to(corpus.parent)}\0{sha256_file(p)}\0".encode())
+        except RagkitError as exc:
+            raise RagkitError(f"{p}: {exc}") from None
     return h.hexdigest()[:12]
 
 

@@ -223,7 +223,7 @@ def training_set(sources: list[Path], *, split: str = "train", index: Path | Non
                 exs = labelled_examples(src, split)
                 engine = shared
                 if engine is None:
-                    ds = load_dataset(src, split) if (src / "qrels" / f"{split}.tsv").is_file() else load_dataset(src)
+                    ds = load_dataset(src, split)  # BEIR with this split, else the QA layout
                     if ds.corpus is not None:
                         built, _ = dataset_engine(ds, config, overrides, cache_dir, progress=progress)
                         built.close()

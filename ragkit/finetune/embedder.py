@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, first_line
 from ragkit.finetune.data import Example, iter_pairs
-from ragkit.finetune.training import (Budget, LossLog, batches, optimizer_step, ranking_metrics, resolve_base,
+from ragkit.finetune.training import (Budget, LossLog, batches, train_step, ranking_metrics, resolve_base,
                                       save_loss, write_card)
 
 LORA_TARGETS = ("query", "key", "value")  # BERT-family attention projections
@@ -39,8 +39,7 @@ def load_base(base: str, max_seq_length: int | None, seed: int = 0) -> Any:
     try:
         model = SentenceTransformer(resolve_base(base), device="cpu")
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RagkitError(f"embedder base {base!r}: cannot load: {first}") from None
+        raise RagkitError(f"embedder base {base!r}: cannot load: {first_line(exc)}") from None
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model
@@ -112,7 +111,6 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
     sched = get_linear_schedule_with_warmup(opt, int(warmup * total), total)
     budget = Budget(max_minutes, total)
     log = LossLog()
-    step = 0
     t0 = time.perf_counter()
     model.train()
 
@@ -120,7 +118,7 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
         feats = model.tokenize(texts)
         return torch.nn.functional.normalize(model(feats)["sentence_embedding"], dim=-1)
 
-    for batch in batches(triples, batch_size, seed, budget, lambda: step):
+    for batch in batches(triples, batch_size, seed, budget, lambda: len(log.losses)):
         if len(batch) < 2:  # the last batch of an epoch can hold one question: no in-batch negative
             continue
         passages = [p for _, p, _ in batch] + [n for _, _, negs in batch for n in negs]
@@ -135,12 +133,9 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
                     mask[i, j] = True
         sims = sims.masked_fill(mask, float("-inf"))
         value = torch.nn.functional.cross_entropy(sims, torch.arange(len(batch)))
-        optimizer_step(value, params, opt, sched)
-        step += 1
-        log.add(step, value.item())
-        if progress:
-            progress("train", step, total)
+        train_step(value, params, opt, sched, log, total, progress)
     minutes = (time.perf_counter() - t0) / 60
+    step = len(log.losses)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     if peft_model is not None:

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, first_line
 from ragkit.finetune.data import Example, iter_pairs
-from ragkit.finetune.training import (Budget, LossLog, batches, optimizer_step, ranking_metrics, resolve_base,
+from ragkit.finetune.training import (Budget, LossLog, batches, train_step, ranking_metrics, resolve_base,
                                       save_loss, write_card)
 
 LOSSES = ("listwise", "bce")
@@ -51,8 +51,7 @@ def load_base(base: str, *, max_length: int, layers: int | None = None, seed: in
     try:
         return CrossEncoder(resolve_base(base), **kwargs)
     except Exception as exc:  # unreachable hub, not a transformer checkpoint
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RagkitError(f"reranker base {base!r}: cannot load: {first}") from None
+        raise RagkitError(f"reranker base {base!r}: cannot load: {first_line(exc)}") from None
 
 
 def scorer(model: Any, batch_size: int = 32) -> Callable[[str, list[str]], list[float]]:
@@ -94,10 +93,9 @@ def train_reranker(train: list[Example], out: Path, *, heldout: list[Example] | 
     bce = torch.nn.BCEWithLogitsLoss()
     budget = Budget(max_minutes, total)
     log = LossLog()
-    step = 0
     t0 = time.perf_counter()
     model.train()
-    for batch in batches(groups, groups_per_step, seed, budget, lambda: step):
+    for batch in batches(groups, groups_per_step, seed, budget, lambda: len(log.losses)):
         pairs, sizes = [], []
         for q, p, negs in batch:
             pairs += [[q, p.text]] + [[q, n.text] for n in negs]
@@ -109,12 +107,9 @@ def train_reranker(train: list[Example], out: Path, *, heldout: list[Example] | 
         else:
             parts = torch.split(logits, sizes)
             value = torch.stack([-torch.log_softmax(g, dim=0)[0] for g in parts]).mean()
-        optimizer_step(value, model.parameters(), opt, sched)
-        step += 1
-        log.add(step, value.item())
-        if progress:
-            progress("train", step, total)
+        train_step(value, model.parameters(), opt, sched, log, total, progress)
     minutes = (time.perf_counter() - t0) / 60
+    step = len(log.losses)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))

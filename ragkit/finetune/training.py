@@ -134,8 +134,10 @@ def batches(items: list[Any], size: int, seed: int, budget: Budget, steps: Calla
             return
 
 
-def optimizer_step(loss: Any, params: Any, opt: Any, sched: Any, max_norm: float = 1.0) -> None:
-    """Backward pass, gradient clipping, optimizer and schedule step: one training step of either trainer."""
+def train_step(loss: Any, params: Any, opt: Any, sched: Any, log: LossLog, total: int,
+                   progress: Callable[[str, int, int], None] | None = None, max_norm: float = 1.0) -> None:
+    """One training step of either trainer: backward pass, gradient clipping, optimizer and schedule step, then
+    the loss logged (the log's length is the step count) and progress reported."""
     import torch
 
     loss.backward()
@@ -143,6 +145,9 @@ def optimizer_step(loss: Any, params: Any, opt: Any, sched: Any, max_norm: float
     opt.step()
     sched.step()
     opt.zero_grad()
+    log.add(len(log.losses) + 1, loss.item())
+    if progress:
+        progress("train", len(log.losses), total)
 
 
 def save_loss(out: Path, log: LossLog, title: str) -> Path | None:
@@ -152,14 +157,13 @@ def save_loss(out: Path, log: LossLog, title: str) -> Path | None:
 
 
 def weights_fingerprint(model_dir: Path) -> str:
-    """sha256 over the weight files of a saved model (what an embedding cache key must change with)."""
+    """sha256 over the content of a saved model's weight files (recorded in its card)."""
+    from ragkit.embedding.sentence_transformers import weight_files
+    from ragkit.engine import sha256_file
+
     h = hashlib.sha256()
-    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin"))
-    for p in files:
-        h.update(str(p.relative_to(model_dir)).encode() + b"\0")
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+    for p in weight_files(model_dir):
+        h.update(f"{p.relative_to(model_dir)}\0{sha256_file(p)}\0".encode())
     return h.hexdigest()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.errors import ConfigError, PluginError
+from ragkit.errors import ConfigError, PluginError, first_line
 from ragkit.plugins import Plugin
 from ragkit.rerank._common import apply_scores
 from ragkit.types import Hit
@@ -31,17 +31,15 @@ from ragkit.types import Hit
 CHARS_PER_TOKEN = 6  # generous: a passage cut at max_length * 6 characters still fills the model's window
 
 
-def _minmax(values: list[float]) -> list[float]:
-    lo, hi = min(values), max(values)
-    return [0.5] * len(values) if hi == lo else [(v - lo) / (hi - lo) for v in values]
-
-
 def blend_scores(model: list[float], previous: list[float], weight: float) -> list[float]:
-    """Interpolate the model's scores with the previous stage's, each min-max scaled over the head: a weak or
-    domain-shifted reranker then refines the first-stage order instead of replacing it."""
+    """Interpolate the model's scores with the previous stage's, each min-max scaled over the head (as the
+    ``minmax`` fusion scales a branch): a weak or domain-shifted reranker then refines the first-stage order
+    instead of replacing it."""
+    from ragkit.retrieve.fusion import minmax
+
     if not model:
         return []
-    return [weight * m + (1 - weight) * p for m, p in zip(_minmax(list(model)), _minmax(list(previous)))]
+    return [float(x) for x in weight * minmax(model) + (1 - weight) * minmax(previous)]
 
 
 class CrossEncoderReranker(Plugin):
@@ -81,8 +79,7 @@ class CrossEncoderReranker(Plugin):
                                      max_length=self.params.max_length,
                                      local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")) and not local)
             except Exception as exc:  # the hub unreachable, a folder without weights, a non-cross-encoder model
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise PluginError(f"reranker 'cross-encoder': cannot load model {name!r}: {first}") from None
+                raise PluginError(f"reranker 'cross-encoder': cannot load model {name!r}: {first_line(exc)}") from None
             model.eval()
             self._model = model
 

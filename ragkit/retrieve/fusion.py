@@ -38,6 +38,14 @@ def rrf(rankings: dict[str, Ranking], k: int, rrf_k: float = 60.0, weights: dict
     return _sorted(rows, total, k)
 
 
+def minmax(scores: np.ndarray) -> np.ndarray:
+    """Scores scaled to [0, 1] over the list (all ones when they are all equal). Also used by rerankers that
+    blend their score with the fused one."""
+    s = np.asarray(scores, dtype=np.float64)
+    lo, hi = s.min(), s.max()
+    return (s - lo) / (hi - lo) if hi > lo else np.ones_like(s)
+
+
 def _normalized_sum(rankings: dict[str, Ranking], k: int, weights: dict[str, float] | None, how: str) -> Ranking:
     rows = _union(rankings)
     pos = {int(r): i for i, r in enumerate(rows)}
@@ -47,8 +55,7 @@ def _normalized_sum(rankings: dict[str, Ranking], k: int, weights: dict[str, flo
             continue
         s = s.astype(np.float64)
         if how == "minmax":
-            lo, hi = s.min(), s.max()
-            norm = (s - lo) / (hi - lo) if hi > lo else np.ones_like(s)
+            norm = minmax(s)
             floor = 0.0
         else:
             sd = s.std()

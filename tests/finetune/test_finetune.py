@@ -102,6 +102,21 @@ def test_cli_refuses_the_test_split(tmp_path):
     assert proc.returncode == 2 and "--split test" in proc.stderr
 
 
+@pytest.mark.parametrize("args,message", [
+    (["queries", "--index", "{tmp}/nowhere", "--out", "{tmp}/q.jsonl"], "no index here"),
+    (["reranker", "--train", "{tmp}/missing.jsonl", "--out", "{tmp}/m"], "training data not found"),
+    (["reranker", "--train", "{tmp}/t.jsonl", "--out", "{tmp}/m", "--loss", "hinge"], "loss 'hinge': unknown"),
+    (["reranker", "--train", "{tmp}/t.jsonl", "--out", "{tmp}/m", "--base", "{tmp}/no-model"], "cannot load"),
+    (["embedder", "--train", "{tmp}/t.jsonl", "--out", "{tmp}/m", "--batch-size", "1"], "--batch-size >= 2"),
+])
+def test_finetune_errors_are_one_line(tmp_path, args, message):
+    rows = [{"qid": str(i), "query": f"question {i}?", "positives": [{"id": f"d{i}", "text": f"passage {i}"}],
+             "negatives": [{"id": f"n{i}", "text": f"other {i}"}]} for i in range(3)]
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = ragkit("finetune", *[a.format(tmp=tmp_path) for a in args], check=False)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_ablate_axes_for_finetuned_models():
     from ragkit.config import load_config
     from ragkit.evaluate.ablate import axis_values
@@ -151,6 +166,13 @@ def test_synthetic_questions_are_resumable_and_carry_negatives(tiny_run):
     proc = ragkit("finetune", "queries", "--index", root / "idx", "--out", root / "synth.jsonl", "--n", "9",
                   "--seed", "1", "--llm", "local:smollm2", check=False)
     assert proc.returncode == 2 and "other settings" in proc.stderr
+    # a file not written by this command is never appended to
+    foreign = root / "notes.jsonl"
+    foreign.write_text("my own notes\n")
+    proc = ragkit("finetune", "queries", "--index", root / "idx", "--out", foreign, "--llm", "local:smollm2",
+                  check=False)
+    assert proc.returncode == 2 and "was not written by ragkit finetune queries" in proc.stderr
+    assert foreign.read_text() == "my own notes\n"
 
 
 def test_trained_reranker_loads_in_the_cross_encoder_plugin_and_changes_the_ranking(tiny_run):
