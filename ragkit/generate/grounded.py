@@ -8,7 +8,9 @@ The flow of one answer::
          --pack------> numbered sources that fit the window (whole sentences only)
          --template--> system + user messages
          --LLM-------> text deltas (streamed)
-         --check-----> invalid [n] removed (Answer.warnings), uncited sentences flagged (Answer.trace)
+         --check-----> sentences that only restate the question dropped; invalid [n] removed (Answer.warnings);
+                       a cited [n] moved to the source that holds the sentence when another one clearly does;
+                       uncited sentences attributed by similarity or flagged (Answer.trace)
 
 Numbering: ``[n]`` always means ``Answer.sources[n - 1]`` (the retrieved hits in ranking order); only the sources
 that were packed into the prompt are valid targets.
@@ -255,6 +257,58 @@ def _is_not_found(text: str, not_found: str) -> bool:
     return norm(not_found) in norm(text) or norm(text).startswith(("i dont know", "i do not know"))
 
 
+# --- echoes of the question -------------------------------------------------------------------------------------
+# Small models often open with the question turned into a statement ("Walk me through turning on SAML [2].") and
+# stop there. Such a sentence states nothing from the sources, and its [n] is noise. An echo is a sentence of at
+# least ECHO_MIN_WORDS words whose words all appear in the question, in the question's order (gaps allowed): a
+# reordered yes/no reply ("SSO is available on the Team plan" to "Is SSO available on the Team plan?") or one
+# that adds a word ("Yes", a number) is not an echo.
+
+ECHO_MIN_WORDS = 4
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", _GROUP.sub(" ", text.lower()))
+
+
+def _match_end(words: list[str], question: list[str]) -> int | None:
+    """Where in ``question`` an in-order match of ``words`` ends (earliest match), or None when there is none."""
+    at = 0
+    for w in words:
+        try:
+            at = question.index(w, at) + 1
+        except ValueError:
+            return None
+    return at
+
+
+def is_echo(sentence: str, question: str) -> bool:
+    """Whether ``sentence`` only restates ``question`` (see the comment above)."""
+    words = _words(sentence)
+    return len(words) >= ECHO_MIN_WORDS and _match_end(words, _words(question)) is not None
+
+
+def _may_be_echo(text: str, question: str) -> bool:
+    """Whether a reply that starts with ``text`` may still be an echo of ``question`` (streaming holds it back
+    until it is not: most answers add a word of their own within a few tokens)."""
+    words, qwords = _words(text), _words(question)
+    if not words:
+        return True
+    partial = None if re.search(r"[^A-Za-z0-9]$", text) else words.pop()
+    end = _match_end(words, qwords)
+    if end is None:
+        return False
+    return partial is None or any(q.startswith(partial) for q in qwords[end:])
+
+
+def drop_echoes(text: str, question: str) -> tuple[str, list[str]]:
+    """``text`` without its sentences that only restate the question, and those sentences."""
+    kept, dropped = [], []
+    for sent in _ANSWER_SENT.split(text.strip()):
+        (dropped if is_echo(sent, question) else kept).append(sent)
+    return " ".join(kept), [d.strip() for d in dropped]
+
+
 # --- the shared generator ---------------------------------------------------------------------------------------
 
 class GroundedParams(BaseModel):
@@ -282,6 +336,13 @@ class GroundedParams(BaseModel):
     attribute_min: float | None = Field(
         0.6, description="a sentence the model left uncited gets the [n] of the packed source sentence most similar "
                          "to it (MiniLM cosine) when the similarity is at least this; None disables")
+    recite_margin: float | None = Field(
+        0.05, description="a cited sentence whose closest source sentence (MiniLM cosine, at least attribute_min) is "
+                          "in another packed source, by at least this margin over the cited ones, cites that source "
+                          "instead; None keeps the model's citations")
+    drop_echoes: bool = Field(
+        True, description="drop answer sentences that only restate the question (all words from the question, in "
+                          "its order); a reply that is nothing else counts as declining (retry, then 'not found')")
 
 
 class GroundedGenerator(Plugin):
@@ -405,17 +466,19 @@ class GroundedGenerator(Plugin):
                 yield delta
                 continue
             text = "".join(parts)
-            if not _may_be_refusal(text, NOT_FOUND):
+            if not self._may_decline(text, query):
                 held = False
-                yield text
+                yield drop_echoes(text, query)[0] + (" " if text[-1:].isspace() else "") if p.drop_echoes else text
         raw = "".join(parts)
-        if held and retry is not None and _is_not_found(raw, NOT_FOUND):
-            # The abstain rule let the question through (the sources scored well) but the model declined: ask once
-            # more with the retry prompt; its reply is the answer (it may still decline).
+        declined = _is_not_found(raw, NOT_FOUND) or (p.drop_echoes and not drop_echoes(raw, query)[0].strip())
+        if held and retry is not None and declined:
+            # The abstain rule let the question through (the sources scored well) but the model declined or only
+            # restated the question: ask once more with the retry prompt; its reply is the answer (it may decline).
             repack = pack(query, hits, self.llm, retry, max_tokens=p.max_tokens, max_sources=p.max_sources,
                           order=p.order)
             if repack.sources:
-                trace.append(f"the model replied not found; asked again with prompt {retry.version}")
+                why = "replied not found" if _is_not_found(raw, NOT_FOUND) else "only restated the question"
+                trace.append(f"the model {why}; asked again with prompt {retry.version}")
                 # not streamed: the reply is only shown once it is checked against the sources
                 raw = "".join(self.llm.stream(repack.messages, max_tokens=p.max_tokens, temperature=p.temperature,
                                               usage=usage))
@@ -425,18 +488,27 @@ class GroundedGenerator(Plugin):
                 if not ok:
                     raw = NOT_FOUND
             yield raw
-        elif held:
-            yield raw  # a short reply that never left the hold
+        elif held:  # a short reply that never left the hold (a refusal, an echo without a retry prompt, ...)
+            yield (drop_echoes(raw, query)[0] if p.drop_echoes else raw) or NOT_FOUND
         t_llm = time.perf_counter() - t
         yield self.finish(query, hits, raw, packing.sources, trace, usage,
                           {"generate:pack": t_pack, "generate:llm": t_llm})
 
+    def _may_decline(self, text: str, query: str) -> bool:
+        """Whether a reply starting with ``text`` may still turn out to decline (streaming holds it back)."""
+        return _may_be_refusal(text, NOT_FOUND) or (self.params.drop_echoes and _may_be_echo(text, query))
+
     def finish(self, query: str, hits: list[Hit], raw: str, packed: list[dict[str, Any]], trace: list[str],
                usage: Any, timings: dict[str, float]) -> Answer:
-        checked = check_citations(raw, {s["n"] for s in packed}, len(hits))
         trace = trace + [f"llm {getattr(self.llm, 'model_id', '?')}: {usage.prompt_tokens} prompt + "
                          f"{usage.completion_tokens} completion tokens"]
-        text, cited = checked.text, set(checked.cited)
+        if self.params.drop_echoes and not _is_not_found(raw, NOT_FOUND):
+            raw, echoes = drop_echoes(raw, query)
+            trace += [f"dropped a sentence that only restates the question: {e}" for e in echoes]
+            if not raw.strip():
+                raw = NOT_FOUND
+        checked = check_citations(raw, {s["n"] for s in packed}, len(hits))
+        text = checked.text
         if _is_not_found(text, NOT_FOUND):
             # the model declined (possibly with stray markers such as "[1] Not found ..."): a refusal cites nothing
             ans = self.not_found(query, hits, trace + ["the model replied that the sources do not answer"],
@@ -444,17 +516,18 @@ class GroundedGenerator(Plugin):
             ans.timings, ans.usage = timings, {"prompt_tokens": usage.prompt_tokens,
                                                "completion_tokens": usage.completion_tokens}
             return ans
+        text = self.recite(text, packed, trace)
         attributed = self.attribute(checked.uncited, packed)
         for sent in checked.uncited:
             if sent in attributed:
                 n, sim = attributed[sent]
                 marked = (sent[:-1] + f" [{n}]" + sent[-1]) if sent[-1] in ".!?" else f"{sent} [{n}]"
                 text = text.replace(sent, marked, 1)
-                cited.add(n)
                 trace.append(f"uncited sentence, attributed to [{n}] (similarity {sim:.2f}): {sent}")
             else:
                 trace.append(f"uncited sentence: {sent}")
-        return Answer(query=query, text=text, citations=[citation_for(n, hits[n - 1]) for n in sorted(cited)],
+        cited = sorted({int(n) for g in _GROUP.findall(text) for n in re.split(r"[,;]", g)})
+        return Answer(query=query, text=text, citations=[citation_for(n, hits[n - 1]) for n in cited],
                       sources=hits, timings=timings, trace=trace, warnings=checked.warnings,
                       usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens})
 
@@ -469,12 +542,10 @@ class GroundedGenerator(Plugin):
         if self._embed is None or self.params.retry_min_support is None:
             return True, "retried reply accepted unchecked (no embedder bound or retry_min_support = None)"
         answer = [a for a in split_sentences(re.sub(r"\[\d+\]", "", text)) if a.strip()]
-        cands = [u for src in packed for u in split_sentences(src["text"])]
-        if not answer or not cands:
+        closest = self._closest_source_sentences(answer, packed)
+        if not closest:
             return False, "retried reply rejected: nothing to compare"
-        vecs = self._embed(answer + cands)
-        sims = vecs[len(answer):] @ vecs[: len(answer)].T
-        worst = float(sims.max(axis=0).min())
+        worst = min(sim for _, sim in closest)
         if worst < self.params.retry_min_support:
             return False, (f"retried reply rejected: a sentence is unlike every source sentence (best cosine "
                            f"{worst:.2f} < retry_min_support {self.params.retry_min_support}): {text.strip()[:160]}")
@@ -485,16 +556,61 @@ class GroundedGenerator(Plugin):
         similarity (the engine's embedder) reaches ``attribute_min``."""
         if not sentences or not packed or self.params.attribute_min is None or self._embed is None:
             return {}
+        return {sent: (n, sim) for sent, (n, sim) in zip(sentences, self._closest_source_sentences(sentences, packed))
+                if sim >= self.params.attribute_min}
+
+    def recite(self, text: str, packed: list[dict[str, Any]], trace: list[str]) -> str:
+        """Move a sentence's citation to the packed source that holds it: when the source sentence most similar to
+        an answer sentence (cosine >= ``attribute_min``) lies in a source the sentence does not cite, and beats
+        every cited source's best sentence by ``recite_margin``, the sentence cites that source instead. Small
+        models often copy a sentence from one source and number it after its neighbour."""
+        p = self.params
+        if p.recite_margin is None or p.attribute_min is None or self._embed is None or not packed:
+            return text
+        sents = _ANSWER_SENT.split(text)
+        cited_at = [(i, [int(n) for g in _GROUP.findall(x) for n in re.split(r"[,;]", g)]) for i, x in enumerate(sents)]
+        cited_at = [(i, ns) for i, ns in cited_at if ns and len(_words(sents[i])) >= 3]
+        if not cited_at:
+            return text
+        numbers, sims = self._source_similarity([_GROUP.sub("", sents[i]).strip() for i, _ in cited_at], packed)
+        if not numbers:
+            return text
+        for (i, ns), row in zip(cited_at, sims):
+            best = {n: float(v) for n, v in zip(numbers, row)}
+            top = max(best, key=best.get)
+            held = max(best.get(n, -1.0) for n in ns)
+            if top in ns or best[top] < p.attribute_min or best[top] - held < p.recite_margin:
+                continue
+            old = sents[i]
+            first = _GROUP.search(old)
+            text = text.replace(old, old[: first.start()] + f"[{top}]" + _GROUP.sub("", old[first.end():]), 1)
+            trace.append(f"citation {''.join(f'[{n}]' for n in ns)} moved to [{top}] (similarity {best[top]:.2f} vs "
+                         f"{held:.2f}): {_GROUP.sub('', old).strip()}")
+        return text
+
+    def _source_similarity(self, sentences: list[str], packed: list[dict[str, Any]]) -> tuple[list[int], Any]:
+        """The packed sources' numbers and, per sentence and source, the best cosine (the engine's embedder)
+        between the sentence and one of that source's sentences: shape (len(sentences), len(numbers))."""
+        import numpy as np
+
         from ragkit.generate.extractive import split_sentences
 
         cands = [(s["n"], u) for s in packed for u in split_sentences(s["text"])]
-        if not cands:
-            return {}
+        if not sentences or not cands:
+            return [], np.zeros((len(sentences), 0))
         vecs = self._embed(list(sentences) + [u for _, u in cands])
-        sims = vecs[len(sentences):] @ vecs[: len(sentences)].T  # (candidates, sentences)
-        out = {}
-        for j, sent in enumerate(sentences):
-            i = int(sims[:, j].argmax())
-            if float(sims[i, j]) >= self.params.attribute_min:
-                out[sent] = (cands[i][0], float(sims[i, j]))
-        return out
+        sims = vecs[: len(sentences)] @ vecs[len(sentences):].T  # (sentences, candidates)
+        numbers = list(dict.fromkeys(n for n, _ in cands))
+        owner = np.array([numbers.index(n) for n, _ in cands])
+        best = np.full((len(sentences), len(numbers)), -1.0)
+        for j in range(len(numbers)):
+            best[:, j] = sims[:, owner == j].max(axis=1)
+        return numbers, best
+
+    def _closest_source_sentences(self, sentences: list[str], packed: list[dict[str, Any]]) -> list[tuple[int, float]]:
+        """For each sentence, the ``[n]`` of the packed source holding the most similar sentence and that cosine
+        (the engine's embedder); empty when there is nothing to compare."""
+        numbers, best = self._source_similarity(sentences, packed)
+        if not numbers:
+            return []
+        return [(numbers[int(row.argmax())], float(row.max())) for row in best]

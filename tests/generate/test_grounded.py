@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ragkit.errors import ConfigError
-from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, check_citations, lost_in_the_middle, pack,
-                                      prompt_tokens, sentence_pieces)
+from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, _may_be_echo, check_citations, drop_echoes,
+                                      is_echo, lost_in_the_middle, pack, prompt_tokens, sentence_pieces)
 from ragkit.generate.llama_cpp import LlamaCppGenerator
 from ragkit.llm import Usage
 
@@ -151,24 +151,65 @@ def test_uncited_sentences_are_attributed_by_similarity_or_flagged(embedder):
     assert "uncited sentence: Bananas grow in tropical countries." in ans.trace
 
 
-REFUSE = "=== system ===\nYou repeat text exactly.\n=== user ===\nRepeat exactly this sentence and nothing else:\n" \
-         "{{ not_found }}\n"
+def test_an_echo_restates_the_question_in_order_and_adds_nothing():
+    q = "If the node running the scheduler dies, how long until alerts are evaluated again?"
+    assert is_echo("If the node running the scheduler dies, alerts are evaluated again [2].", q)
+    assert is_echo("How long until alerts are evaluated again", q)
+    assert not is_echo("Alerts are evaluated again after 60 seconds [1].", q)  # a word of its own
+    assert not is_echo("Alerts evaluated again", q)  # too short to call
+    yes_no = "Is SSO available on the Team plan?"
+    assert not is_echo("SSO is available on the Team plan [1].", yes_no)  # a reordered yes is an answer
+    assert not is_echo("Yes, SSO available on the Team plan.", yes_no)
+    text, dropped = drop_echoes("Is SSO available on the Team plan? No, only on Business [2].", yes_no)
+    assert text == "No, only on Business [2]." and dropped == ["Is SSO available on the Team plan?"]
+    # while streaming: held back as long as the words so far (the last one perhaps cut) can still be an echo
+    assert _may_be_echo("", q) and _may_be_echo("If the node runn", q) and _may_be_echo("If the node running ", q)
+    assert not _may_be_echo("If the node fails", q) and not _may_be_echo("Within", q)
 
 
-def _quote_template(tmp_path, what: str):
-    path = tmp_path / "quote.j2"
+def test_a_citation_moves_to_the_source_that_holds_the_sentence(embedder):
+    gen = LlamaCppGenerator(model="smollm2", attribute_min=0.6, recite_margin=0.05)
+    gen._llm = type("NoLLM", (), {"model_id": "none"})()
+    gen._embed = embedder.embed
+    hits = make_hits(["Invoices are sent on the first day of each month.", "API keys expire after 90 days."])
+    raw = "When do API keys expire [2]? API keys expire after 90 days [1]. Invoices arrive on the first day [1]."
+    ans = gen.finish("When do API keys expire?", hits, raw, _packed(hits), [], Usage(), {})
+    assert ans.text == "API keys expire after 90 days [2]. Invoices arrive on the first day [1]."
+    assert {c.n for c in ans.citations} == {1, 2}
+    assert "dropped a sentence that only restates the question: When do API keys expire [2]?" in ans.trace
+    assert any(t.startswith("citation [1] moved to [2]") for t in ans.trace)
+    # both steps can be switched off
+    keep = LlamaCppGenerator(model="smollm2", attribute_min=0.6, recite_margin=None, drop_echoes=False)
+    keep._llm, keep._embed = gen._llm, embedder.embed
+    assert keep.finish("When do API keys expire?", hits, raw, _packed(hits), [], Usage(), {}).text == raw
+    # a reply that is nothing but the question is a refusal
+    echo = gen.finish("When do API keys expire?", hits, "When do API keys expire [1]?", _packed(hits), [], Usage(),
+                      {})
+    assert echo.text.startswith(NOT_FOUND) and echo.citations == []
+
+
+KEY_HITS = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."], dense=0.9)
+
+
+def _repeat(path, what: str) -> str:
+    """A template that makes the model repeat ``what`` (a deterministic reply from a real model)."""
     path.write_text("=== system ===\nYou repeat text exactly.\n=== user ===\nRepeat exactly this sentence and "
                     f"nothing else:\n{what}\n")
     return str(path)
 
 
+def _refusing(tmp_path, llm, embed, retry_reply: str | None) -> LlamaCppGenerator:
+    """A generator whose first reply is the refusal; the retry prompt (if any) asks for ``retry_reply``."""
+    retry = _repeat(tmp_path / "quote.j2", retry_reply) if retry_reply is not None else None
+    gen = LlamaCppGenerator(model="qwen0.5b", template=_repeat(tmp_path / "refuse.j2", "{{ not_found }}"),
+                            retry_template=retry)
+    gen._llm, gen._embed = llm, embed
+    return gen
+
+
 def test_a_refusal_is_asked_again_and_the_checked_retry_is_the_answer(tmp_path, qwen_llm, embedder):
-    (tmp_path / "refuse.j2").write_text(REFUSE)
-    hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."], dense=0.9)
-    retry = _quote_template(tmp_path, "{% for s in sources[:1] %}{{ s.text }} [1]{% endfor %}")
-    gen = LlamaCppGenerator(model="qwen0.5b", template=str(tmp_path / "refuse.j2"), retry_template=retry)
-    gen._llm, gen._embed = qwen_llm, embedder.embed
-    chunks = list(gen.stream("When do keys expire?", hits))
+    gen = _refusing(tmp_path, qwen_llm, embedder.embed, "{% for s in sources[:1] %}{{ s.text }} [1]{% endfor %}")
+    chunks = list(gen.stream("When do keys expire?", KEY_HITS))
     ans = chunks[-1]
     # the copied sentence cites [1] (written by the model or attributed by similarity)
     assert ans.text.startswith("Keys expire after 90 days") and [c.n for c in ans.citations] == [1]
@@ -176,19 +217,26 @@ def test_a_refusal_is_asked_again_and_the_checked_retry_is_the_answer(tmp_path, 
     assert any(t.startswith("the model replied not found; asked again with prompt quote@") for t in ans.trace)
     assert any(t.startswith("retried reply supported") for t in ans.trace)
     # without a retry prompt the refusal stands
-    gen = LlamaCppGenerator(model="qwen0.5b", template=str(tmp_path / "refuse.j2"), retry_template=None)
-    gen._llm = qwen_llm
-    plain = gen.answer("When do keys expire?", hits)
+    plain = _refusing(tmp_path, qwen_llm, None, None).answer("When do keys expire?", KEY_HITS)
     assert plain.text.startswith(NOT_FOUND) and plain.citations == []
     assert ans.usage["prompt_tokens"] > plain.usage["prompt_tokens"]  # both calls are counted
 
 
 def test_a_retried_reply_unlike_the_sources_becomes_not_found(tmp_path, qwen_llm, embedder):
-    (tmp_path / "refuse.j2").write_text(REFUSE)
-    hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."], dense=0.9)
-    retry = _quote_template(tmp_path, "Bananas grow best in warm tropical countries [1].")
-    gen = LlamaCppGenerator(model="qwen0.5b", template=str(tmp_path / "refuse.j2"), retry_template=retry)
-    gen._llm, gen._embed = qwen_llm, embedder.embed
-    ans = gen.answer("When do keys expire?", hits)
+    gen = _refusing(tmp_path, qwen_llm, embedder.embed, "Bananas grow best in warm tropical countries [1].")
+    ans = gen.answer("When do keys expire?", KEY_HITS)
     assert ans.text.startswith(NOT_FOUND) and ans.citations == []
     assert any(t.startswith("retried reply rejected") for t in ans.trace)
+
+
+def test_a_reply_that_only_restates_the_question_is_asked_again(tmp_path, qwen_llm, embedder):
+    gen = LlamaCppGenerator(model="qwen0.5b", template=_repeat(tmp_path / "echo.j2", "{{ query }}"),
+                            retry_template=_repeat(tmp_path / "quote.j2",
+                                                   "{% for s in sources[:1] %}{{ s.text }} [1]{% endfor %}"))
+    gen._llm, gen._embed = qwen_llm, embedder.embed
+    question = "When do the keys expire?"
+    chunks = list(gen.stream(question, KEY_HITS))
+    ans = chunks[-1]
+    assert ans.text.startswith("Keys expire after 90 days") and [c.n for c in ans.citations] == [1]
+    assert not any("When do the keys" in c for c in chunks[:-1])  # the echo never reached the stream
+    assert any(t.startswith("the model only restated the question; asked again") for t in ans.trace)
