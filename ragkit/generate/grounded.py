@@ -265,10 +265,15 @@ def _is_not_found(text: str, not_found: str) -> bool:
 # that adds a word ("Yes", a number) is not an echo.
 
 ECHO_MIN_WORDS = 4
+ARTICLES = frozenset({"the", "a", "an"})  # "The URL should our load balancer ..." still adds nothing
 
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", _GROUP.sub(" ", text.lower()))
+
+
+def _content(words: list[str]) -> list[str]:
+    return [w for w in words if w not in ARTICLES]
 
 
 def _match_end(words: list[str], question: list[str]) -> int | None:
@@ -284,21 +289,41 @@ def _match_end(words: list[str], question: list[str]) -> int | None:
 
 def is_echo(sentence: str, question: str) -> bool:
     """Whether ``sentence`` only restates ``question`` (see the comment above)."""
-    words = _words(sentence)
-    return len(words) >= ECHO_MIN_WORDS and _match_end(words, _words(question)) is not None
+    words = _content(_words(sentence))
+    return len(words) >= ECHO_MIN_WORDS and _match_end(words, _content(_words(question))) is not None
 
 
 def _may_be_echo(text: str, question: str) -> bool:
     """Whether a reply that starts with ``text`` may still be an echo of ``question`` (streaming holds it back
     until it is not: most answers add a word of their own within a few tokens)."""
-    words, qwords = _words(text), _words(question)
+    qwords = _content(_words(question))
+    words = _words(text)
     if not words:
         return True
     partial = None if re.search(r"[^A-Za-z0-9]$", text) else words.pop()
+    words = _content(words)
     end = _match_end(words, qwords)
     if end is None:
         return False
-    return partial is None or any(q.startswith(partial) for q in qwords[end:])
+    return partial is None or any(q.startswith(partial) for q in [*qwords[end:], *ARTICLES])
+
+
+def strip_lead_in(reply: str, prompt: str) -> tuple[str, str]:
+    """``reply`` without a lead-in copied from the end of ``prompt`` (a small model answering the retry prompt
+    often starts by repeating its last line, "The sentence from the sources that answers the question:", then
+    quotes the sentence), and the removed lead-in ("" when there was none)."""
+    removed: list[str] = []
+    text, opened = reply.strip(), 0
+    while (m := re.match(r"([^:\n]{8,160}):\s*", text)) and m.group(1).strip().lower() in prompt.lower():
+        removed.append(m.group(1).strip())
+        text = text[m.end():]
+        if text[:1] in ('"', "\u201c"):
+            text, opened = text[1:], opened + 1
+    for _ in range(opened):  # the closing quote of each opened one: the last quote left in the text
+        at = max(text.rfind('"'), text.rfind("\u201d"))
+        if at >= 0:
+            text = text[:at] + text[at + 1:]
+    return (text.strip(), ": ".join(removed)) if removed else (reply, "")
 
 
 def drop_echoes(text: str, question: str) -> tuple[str, list[str]]:
@@ -482,6 +507,9 @@ class GroundedGenerator(Plugin):
                 # not streamed: the reply is only shown once it is checked against the sources
                 raw = "".join(self.llm.stream(repack.messages, max_tokens=p.max_tokens, temperature=p.temperature,
                                               usage=usage))
+                raw, lead = strip_lead_in(raw, repack.messages[-1]["content"])
+                if lead:
+                    trace.append(f"removed the prompt's own words from the start of the retried reply: {lead!r}")
                 packing = repack
                 ok, note = self.supported(raw, repack.sources)
                 trace.append(note)

@@ -6,7 +6,8 @@ import pytest
 
 from ragkit.errors import ConfigError
 from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, _may_be_echo, check_citations, drop_echoes,
-                                      is_echo, lost_in_the_middle, pack, prompt_tokens, sentence_pieces)
+                                      is_echo, lost_in_the_middle, pack, prompt_tokens, sentence_pieces,
+                                      strip_lead_in)
 from ragkit.generate.llama_cpp import LlamaCppGenerator
 from ragkit.llm import Usage
 
@@ -165,6 +166,21 @@ def test_an_echo_restates_the_question_in_order_and_adds_nothing():
     # while streaming: held back as long as the words so far (the last one perhaps cut) can still be an echo
     assert _may_be_echo("", q) and _may_be_echo("If the node runn", q) and _may_be_echo("If the node running ", q)
     assert not _may_be_echo("If the node fails", q) and not _may_be_echo("Within", q)
+    # articles do not count as words of one's own
+    lb = "Which URL should our load balancer health check hit on the Beacon nodes?"
+    assert is_echo("The URL should our load balancer health check hit on the Beacon nodes [2].", lb)
+    assert _may_be_echo("The", lb) and not _may_be_echo("The path /healthz", lb)
+
+
+def test_a_lead_in_copied_from_the_prompt_is_removed_with_its_quotes():
+    prompt = "Sources: ...\nQuestion: where?\nThe sentence from the sources that answers the question:"
+    lead = "The sentence from the sources that answers the question"
+    assert strip_lead_in(f'{lead}: "Run it on the first node only." [1]', prompt) == (
+        "Run it on the first node only. [1]", lead)
+    assert strip_lead_in(f'{lead}: "{lead}: "Rotate the KEK yearly [3]. It runs online." [3]', prompt)[0] == (
+        "Rotate the KEK yearly [3]. It runs online. [3]")
+    # a colon that is not the prompt's own words stays
+    assert strip_lead_in("Note: keys expire after 90 days [1].", prompt) == ("Note: keys expire after 90 days [1].", "")
 
 
 def test_a_citation_moves_to_the_source_that_holds_the_sentence(embedder):
