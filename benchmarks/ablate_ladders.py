@@ -4,8 +4,7 @@ With --run, runs `ragkit ablate --ladder` for each first (reusing the cached ind
 cache under .cache/ and the finished steps in the report directories), which writes
 benchmarks/reports/<name>/{report.md,report.html,results.json,plots/}. Then collects the primary metric,
 significance and latency per step from the reports into benchmarks/results/ablate_ladders.json.
-Arguments after --run go to every `ragkit ablate` call (e.g. --rerank cross-encoder:model=/path,depth=10,
-or --fresh to recompute every step).
+Arguments after --run go to every `ragkit ablate` call (e.g. --fresh to recompute every step).
 """
 
 from __future__ import annotations
@@ -19,7 +18,10 @@ import time
 from _common import CACHE, DATASETS, ROOT, write_result
 
 LADDERS = {
-    "scifact": ["--dataset", os.path.relpath(DATASETS / "scifact", ROOT), "--set", "chunker.name=document"],
+    # the rerank step: the cross-encoder trained by `python benchmarks/finetune_scifact.py supervised`
+    "scifact": ["--dataset", os.path.relpath(DATASETS / "scifact", ROOT), "--set", "chunker.name=document",
+                "--rerank", "cross-encoder:model=.cache/finetune/reranker-supervised,depth=10,blend=0.1"],
+    # the rerank step: the default `llm:depth=10` (Qwen2.5-Coder-0.5B, offline via ../shared/models/fetch.sh)
     "beacon": ["--dataset", "eval_sets/beacon", "--corpus", "corpora/beacon",
                "--k", "20", "--metrics", "ndcg@10,hit_rate@5,mrr@10,recall@10"],
 }
