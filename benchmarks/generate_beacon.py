@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from _common import ROOT, write_result
@@ -55,6 +56,8 @@ def main() -> int:
     ap.add_argument("--name", default="generate_beacon", help="result name (benchmarks/results/<name>.json)")
     ap.add_argument("--index", default="", help="reuse an index of corpora/beacon instead of building one")
     ap.add_argument("--ids", default="", help="only these question ids (comma-separated), e.g. to re-run failures")
+    ap.add_argument("--config", default="", help="a ragkit TOML whose retrieval stages (rerankers, filters, ...) "
+                    "are used; its [generator] is replaced by this script's")
     ap.add_argument("--retry-template", default="answer-retry-v1", help="prompt asked once more after a 'not found' "
                     "reply ('none' disables)")
     args = ap.parse_args()
@@ -71,7 +74,8 @@ def main() -> int:
                "retry_template": None if args.retry_template == "none" else args.retry_template}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
-        eng = Engine.open(index, {"generator": gen_cfg})
+        base = tomllib.loads(Path(args.config).read_text()) if args.config else {}
+        eng = Engine.open(index, {**base, "generator": gen_cfg})
         if not args.index:
             eng.ingest([ROOT / "corpora" / "beacon"])
         t = time.perf_counter()
@@ -127,7 +131,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     return {
         "model": args.model, "template": args.template, "retry_template": args.retry_template,
         "retried": sum(r.get("retried", False) for r in rows), "max_sources": args.max_sources,
-        "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "questions": n, "of": total,
+        "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None, "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
         "gold_in_prompt_rate": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
         "cites_gold_when_in_prompt": round(sum(r["cites_gold"] for r in rows if r["gold_in_prompt"])

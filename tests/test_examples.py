@@ -32,3 +32,14 @@ def test_local_llm_example_builds_its_generator():
     cfg = load_config(ROOT / "examples" / "local-llm.toml")
     gen = registry.create("generator", cfg.generator.as_dict())
     assert gen.name == "llama-cpp" and gen.params.model == "qwen0.5b" and gen.params.abstain_below == 0.30
+
+
+def test_beacon_answers_example_builds_its_pipeline():
+    """The config benchmarks/generate_beacon.py --config measures: rules, one chunk per document, qwen0.5b."""
+    cfg = load_config(ROOT / "examples" / "beacon-answers.toml")
+    rerankers = [registry.create("reranker", s.as_dict()) for s in cfg.rerankers]
+    filters = [registry.create("filter", s.as_dict()) for s in cfg.filters]
+    gen = registry.create("generator", cfg.generator.as_dict())
+    assert [r.name for r in rerankers] == ["rules"] and rerankers[0].params.prefer_newest
+    assert [f.name for f in filters] == ["max-per-doc"] and filters[0].params.max_chunks == 1
+    assert gen.params.model == "qwen0.5b" and gen.params.max_sources == 3
