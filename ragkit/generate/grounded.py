@@ -297,6 +297,7 @@ def _may_be_echo(text: str, question: str) -> bool:
     """Whether a reply that starts with ``text`` may still be an echo of ``question`` (streaming holds it back
     until it is not: most answers add a word of their own within a few tokens)."""
     qwords = _content(_words(question))
+    text = re.sub(r"\[[\d,;\s]*$", "", text)  # a citation marker still being written ("... organisation [2")
     words = _words(text)
     if not words:
         return True

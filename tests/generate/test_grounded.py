@@ -166,6 +166,8 @@ def test_an_echo_restates_the_question_in_order_and_adds_nothing():
     # while streaming: held back as long as the words so far (the last one perhaps cut) can still be an echo
     assert _may_be_echo("", q) and _may_be_echo("If the node runn", q) and _may_be_echo("If the node running ", q)
     assert not _may_be_echo("If the node fails", q) and not _may_be_echo("Within", q)
+    assert _may_be_echo("If the node running the scheduler dies [2", q)  # a marker being written is no word
+    assert _may_be_echo("If the node running the scheduler dies [2].", q)
     # articles do not count as words of one's own
     lb = "Which URL should our load balancer health check hit on the Beacon nodes?"
     assert is_echo("The URL should our load balancer health check hit on the Beacon nodes [2].", lb)
@@ -246,7 +248,7 @@ def test_a_retried_reply_unlike_the_sources_becomes_not_found(tmp_path, qwen_llm
 
 
 def test_a_reply_that_only_restates_the_question_is_asked_again(tmp_path, qwen_llm, embedder):
-    gen = LlamaCppGenerator(model="qwen0.5b", template=_repeat(tmp_path / "echo.j2", "{{ query }}"),
+    gen = LlamaCppGenerator(model="qwen0.5b", template=_repeat(tmp_path / "echo.j2", "{{ query }} [2]"),
                             retry_template=_repeat(tmp_path / "quote.j2",
                                                    "{% for s in sources[:1] %}{{ s.text }} [1]{% endfor %}"))
     gen._llm, gen._embed = qwen_llm, embedder.embed
