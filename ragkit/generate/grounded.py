@@ -195,6 +195,11 @@ _GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _ANSWER_SENT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
 
 
+def cited_numbers(text: str) -> list[int]:
+    """The source numbers of every ``[n]`` / ``[n, m]`` marker in ``text``, in order (repeats kept)."""
+    return [int(n) for g in _GROUP.findall(text) for n in re.split(r"[,;]", g)]
+
+
 @dataclass
 class CheckedText:
     text: str
@@ -555,7 +560,7 @@ class GroundedGenerator(Plugin):
                 trace.append(f"uncited sentence, attributed to [{n}] (similarity {sim:.2f}): {sent}")
             else:
                 trace.append(f"uncited sentence: {sent}")
-        cited = sorted({int(n) for g in _GROUP.findall(text) for n in re.split(r"[,;]", g)})
+        cited = sorted(set(cited_numbers(text)))
         return Answer(query=query, text=text, citations=[citation_for(n, hits[n - 1]) for n in cited],
                       sources=hits, timings=timings, trace=trace, warnings=checked.warnings,
                       usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens})
@@ -597,7 +602,7 @@ class GroundedGenerator(Plugin):
         if p.recite_margin is None or p.attribute_min is None or self._embed is None or not packed:
             return text
         sents = _ANSWER_SENT.split(text)
-        cited_at = [(i, [int(n) for g in _GROUP.findall(x) for n in re.split(r"[,;]", g)]) for i, x in enumerate(sents)]
+        cited_at = [(i, cited_numbers(x)) for i, x in enumerate(sents)]
         cited_at = [(i, ns) for i, ns in cited_at if ns and len(_words(sents[i])) >= 3]
         if not cited_at:
             return text
