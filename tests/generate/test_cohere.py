@@ -6,7 +6,7 @@ import pytest
 
 from ragkit.errors import ConfigError, PluginError
 from ragkit.generate.cohere import CohereGenerator, with_markers
-from tests.fakes.cohere_chat import FakeCohere
+from tests.fakes.cohere import FakeCohere
 
 from ._hits import make_hits
 

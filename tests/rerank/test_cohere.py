@@ -7,14 +7,13 @@ import pytest
 from ragkit.errors import ConfigError, PluginError
 from ragkit.plugins import registry
 from ragkit.types import Chunk, Hit
-from tests.fakes.cohere_rerank import VALID_KEY, FakeCohere
+from tests.fakes.cohere import VALID_KEY, FakeCohere
 
 
 @pytest.fixture
 def fake():
-    server = FakeCohere().start()
-    yield server
-    server.stop()
+    with FakeCohere() as server:
+        yield server
 
 
 def hits(texts):
@@ -28,7 +27,7 @@ QUERY = "how do I rotate an API key"
 
 
 def make(fake, **kw):
-    return registry.create("reranker", {"name": "cohere", "api_key": VALID_KEY, "base_url": fake.url,
+    return registry.create("reranker", {"name": "cohere", "api_key": VALID_KEY, "base_url": fake.base_url,
                                         "backoff": 0.01, **kw})
 
 
@@ -50,14 +49,14 @@ def test_depth_sends_only_the_head(fake):
 
 
 def test_401_is_a_one_line_error_without_retries(fake):
-    rr = registry.create("reranker", {"name": "cohere", "api_key": "wrong", "base_url": fake.url, "backoff": 0.01})
+    rr = registry.create("reranker", {"name": "cohere", "api_key": "wrong", "base_url": fake.base_url, "backoff": 0.01})
     with pytest.raises(PluginError, match=r"authentication failed \(401\).*COHERE_API_KEY") as exc:
         rr.process(QUERY, hits(TEXTS))
     assert "\n" not in str(exc.value) and len(fake.requests) == 1 and rr.retries == 0
 
 
 def test_429_then_success_is_retried(fake):
-    fake.script = [429, 503]
+    fake.fail_next = [429, 503]
     rr = make(fake, max_retries=3)
     out = rr.process(QUERY, hits(TEXTS))
     assert out[0].chunk_id == "c1"
@@ -65,7 +64,7 @@ def test_429_then_success_is_retried(fake):
 
 
 def test_429_beyond_the_retries_names_the_cause(fake):
-    fake.script = [429] * 5
+    fake.fail_next = [429] * 5
     rr = make(fake, max_retries=1)
     with pytest.raises(PluginError, match=r"rate limit or quota exceeded \(429\)"):
         rr.process(QUERY, hits(TEXTS))
@@ -73,7 +72,7 @@ def test_429_beyond_the_retries_names_the_cause(fake):
 
 
 def test_quota_402_fails_at_once(fake):
-    fake.script = [402]
+    fake.fail_next = [402]
     with pytest.raises(PluginError, match=r"quota exhausted \(402\)"):
         make(fake).process(QUERY, hits(TEXTS))
     assert len(fake.requests) == 1

@@ -1,5 +1,7 @@
-"""A minimal local stand-in for Cohere's v2 HTTP API on 127.0.0.1, for tests only (api.cohere.com is unreachable
-here). It speaks the documented wire format so the real ``cohere`` SDK can be pointed at it with ``base_url``:
+"""A local stand-in for Cohere's v2 HTTP API on 127.0.0.1, for tests only (api.cohere.com is unreachable here).
+It speaks the documented wire format, so the real ``cohere`` SDK is pointed at it with ``base_url``.
+
+Routes, one function each in ``ROUTES`` (``(method, path) -> handler(server, body, headers)``):
 
 - ``POST /v2/chat``: JSON body with ``model``, ``messages`` and optional ``documents`` (strings or
   ``{"id", "data"}`` objects). Without ``stream`` the reply is ``{"id", "finish_reason", "message": {"role",
@@ -7,14 +9,15 @@ here). It speaks the documented wire format so the real ``cohere`` SDK can be po
   "id", "document"}], "type"}]}, "usage": {"billed_units", "tokens"}}``. With ``"stream": true`` it is a
   ``text/event-stream`` of ``message-start``, ``content-start``, ``content-delta`` (one per word),
   ``citation-start``/``citation-end``, ``content-end`` and ``message-end`` (finish reason + usage) events.
+  The "model" answers with the first sentence of the document sharing the most words with the last user message
+  and cites that document for the whole sentence; without documents it replies with a fixed sentence.
+- ``POST /v2/rerank``: ``{model, query, documents, top_n?}`` -> ``{id, results: [{index, relevance_score}],
+  meta}``, best first; the score is the share of the query's words found in the document.
 
-The "model" is deliberately trivial and deterministic: it answers with the first sentence of the document that
-shares the most words with the last user message and cites that document for the whole sentence. Without
-documents it echoes a fixed sentence. Every request is recorded in ``server.requests`` for assertions.
-
-Routes are one function each in ``ROUTES`` (``(method, path) -> handler(server, body, headers)``), so another
-endpoint (``/v2/rerank``) is one more function. Failure injection: ``server.fail_next = [status, ...]`` answers
-the next requests with those HTTP statuses.
+Every request (path, lower-cased headers, JSON body) is recorded in ``server.requests``, before the key check.
+Only ``Authorization: Bearer <api_key>`` is accepted (else 401 ``{"message": ...}``). Failure injection:
+``server.fail_next = [429, 503]`` answers the next requests with those statuses (Cohere's messages), in order,
+so retries can be tested. Use: ``with FakeCohere() as fake: ... base_url=fake.base_url ...``.
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+VALID_KEY = "test-key"
 Reply = tuple[int, dict[str, Any]] | Iterator[tuple[str, dict[str, Any]]]  # JSON reply, or SSE (event, data) pairs
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+ERRORS = {401: "invalid api token", 402: "please add a payment method", 429: "too many requests",
+          500: "internal server error", 503: "service unavailable"}
+
+
+def _words(text: str, min_len: int = 1) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9_]+", text.lower()) if len(w) >= min_len}
 
 
 def _doc_text(doc: Any) -> str:
@@ -50,7 +58,7 @@ def chat(server: "FakeCohere", body: dict[str, Any], headers: dict[str, str]) ->
     docs = body.get("documents") or []
     citations: list[dict[str, Any]] = []
     if docs:
-        scored = [(len(_words(question) & _words(_doc_text(d))), -i, i) for i, d in enumerate(docs)]
+        scored = [(len(_words(question, 3) & _words(_doc_text(d), 3)), -i, i) for i, d in enumerate(docs)]
         _, _, best = max(scored)
         doc = docs[best]
         sentence = re.split(r"(?<=[.!?])\s+", _doc_text(doc).strip())[0]
@@ -90,15 +98,31 @@ def chat(server: "FakeCohere", body: dict[str, Any], headers: dict[str, str]) ->
     return events()
 
 
+def rerank(server: "FakeCohere", body: dict[str, Any], headers: dict[str, str]) -> Reply:
+    """POST /v2/rerank: {model, query, documents: [str], top_n?} -> {id, results: [{index, relevance_score}],
+    meta}, best first. The "model" scores the share of the query's words found in the document."""
+    for name in ("model", "query", "documents"):
+        if name not in body:
+            return 400, {"message": f"missing required field: {name}"}
+    q = _words(body["query"])
+    scored = sorted(((len(q & _words(d if isinstance(d, str) else json.dumps(d))) / (len(q) or 1), i)
+                     for i, d in enumerate(body["documents"])), key=lambda x: (-x[0], x[1]))
+    top_n = body.get("top_n") or len(scored)
+    return 200, {"id": str(uuid.uuid4()),
+                 "results": [{"index": i, "relevance_score": round(s, 6)} for s, i in scored[:top_n]],
+                 "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}}
+
+
 ROUTES: dict[tuple[str, str], Callable[["FakeCohere", dict[str, Any], dict[str, str]], Reply]] = {
     ("POST", "/v2/chat"): chat,
+    ("POST", "/v2/rerank"): rerank,
 }
 
 
 class FakeCohere:
     """``with FakeCohere() as fake: ... base_url=fake.base_url ...``"""
 
-    def __init__(self, api_key: str = "test-key") -> None:
+    def __init__(self, api_key: str = VALID_KEY) -> None:
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[int] = []
@@ -140,7 +164,8 @@ class FakeCohere:
                 if headers.get("authorization") != f"Bearer {server.api_key}":
                     return self._json(401, {"message": "invalid api token"})
                 if server.fail_next:
-                    return self._json(server.fail_next.pop(0), {"message": "injected failure"})
+                    status = server.fail_next.pop(0)
+                    return self._json(status, {"message": ERRORS.get(status, f"status {status}")})
                 route = ROUTES.get(("POST", self.path.split("?")[0]))
                 if route is None:
                     return self._json(404, {"message": f"no route {self.path}"})
