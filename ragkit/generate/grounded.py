@@ -245,21 +245,22 @@ def check_citations(text: str, valid: set[int], n_hits: int, not_found: str = NO
 _REFUSALS = ("i dont know", "i do not know")
 
 
+def _norm_reply(text: str) -> str:
+    """Lower case letters and single spaces: apostrophes vanish ("don't" -> "dont"), other characters split."""
+    return " ".join(re.sub(r"[^a-z ]", " ", text.lower().replace("'", "").replace("\u2019", "")).split())
+
+
 def _may_be_refusal(text: str, not_found: str) -> bool:
     """Whether a reply that starts with ``text`` may still be a refusal: streaming holds it back until it is not
     (most answers diverge at their first word, so they stream as before)."""
-    def norm(s: str) -> str:
-        return " ".join(re.sub(r"[^a-z ]", " ", s.lower()).split())
-
-    have = norm(text)
-    return any(r.startswith(have) or have.startswith(r) for r in (norm(not_found), *_REFUSALS))
+    have = _norm_reply(text)
+    return any(r.startswith(have) or have.startswith(r) for r in (_norm_reply(not_found), *_REFUSALS))
 
 
 def _is_not_found(text: str, not_found: str) -> bool:
-    def norm(s: str) -> str:
-        return re.sub(r"[^a-z ]", "", s.lower()).strip()
-
-    return norm(not_found) in norm(text) or norm(text).startswith(("i dont know", "i do not know"))
+    """Whether a (complete) reply declines: it contains the not-found sentence or opens with "I don't know"."""
+    have = _norm_reply(text)
+    return _norm_reply(not_found) in have or have.startswith(_REFUSALS)
 
 
 # --- echoes of the question -------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ragkit.errors import ConfigError
-from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, _may_be_echo, check_citations, drop_echoes,
+from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, _is_not_found, _may_be_echo, _may_be_refusal,
+                                      check_citations, drop_echoes,
                                       is_echo, lost_in_the_middle, pack, prompt_tokens, sentence_pieces,
                                       strip_lead_in)
 from ragkit.generate.llama_cpp import LlamaCppGenerator
@@ -44,6 +45,20 @@ def test_citation_forms_are_normalised_and_unpacked_sources_rejected():
 def test_not_found_reply_is_not_flagged():
     out = check_citations(NOT_FOUND, valid={1}, n_hits=1)
     assert out.uncited == [] and out.cited == [] and out.text == NOT_FOUND
+
+
+@pytest.mark.parametrize("reply", ["I don't know.", "I don\u2019t know", "I do not know the answer", NOT_FOUND,
+                                   "[1] not found in the indexed documents!", "NOT FOUND in the indexed-documents"])
+def test_declining_replies_are_recognised_while_streaming_and_at_the_end(reply):
+    assert _is_not_found(reply, NOT_FOUND)
+    for cut in range(1, len(reply) + 1):  # every prefix of a refusal is held back while streaming
+        assert _may_be_refusal(reply[:cut], NOT_FOUND) or reply.startswith("[1]"), reply[:cut]
+
+
+@pytest.mark.parametrize("reply", ["Keys expire after 90 days [1].", "I do know: 90 days.", "Not all keys expire."])
+def test_answers_are_not_taken_for_refusals(reply):
+    assert not _is_not_found(reply, NOT_FOUND)
+    assert not _may_be_refusal(reply, NOT_FOUND)
 
 
 def test_lost_in_the_middle_puts_the_best_at_both_ends():
