@@ -35,6 +35,10 @@ OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough brea
 
 
 PACKED = re.compile(r"(?:packed|trimmed) \[\d+\] (.+?)(?::| to) \d+")
+# What each grounding step did to an answer, counted from its trace (the step's own wording in grounded.py).
+STEPS = {"uncited_sentences": "uncited sentence:", "attributed_sentences": "uncited sentence, attributed",
+         "moved_citations": "citation [", "dropped_echoes": "dropped a sentence that only restates",
+         "retry_rejected": "retried reply rejected", "lead_in_removed": "removed the prompt's own words"}
 LOAD: list[float] = []
 
 
@@ -96,8 +100,7 @@ def main() -> int:
                          "cites_gold": not ans.text.startswith(NOT_FOUND)
                          and any(c.doc_id in q["doc_ids"] for c in ans.citations),
                          "abstained": abstained, "retried": any("asked again" in x for x in ans.trace), "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
-                         "uncited_sentences": sum(x.startswith("uncited sentence:") for x in ans.trace),
-                         "attributed_sentences": sum(x.startswith("uncited sentence, attributed") for x in ans.trace),
+                         **{k: sum(x.startswith(v) for x in ans.trace) for k, v in STEPS.items()},
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
                          "llm_seconds": round(ans.timings.get("generate:llm", 0.0), 3), **ans.usage})
             r = rows[-1]
@@ -143,6 +146,9 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "removed_citations": sum(r["removed_citations"] for r in rows),
         "answers_with_uncited_sentences": sum(r["uncited_sentences"] > 0 for r in rows),
         "answers_with_attributed_sentences": sum(r.get("attributed_sentences", 0) > 0 for r in rows),
+        "answers_with_moved_citations": sum(r.get("moved_citations", 0) > 0 for r in rows),
+        "answers_with_dropped_echoes": sum(r.get("dropped_echoes", 0) > 0 for r in rows),
+        "retries_rejected_as_unsupported": sum(r.get("retry_rejected", 0) > 0 for r in rows),
         "latency_p50_s": round(statistics.median(lat), 2), "latency_p95_s": round(pct(lat, 0.95), 2),
         "prompt_tokens_mean": round(statistics.mean(r.get("prompt_tokens", 0) for r in answered), 1) if answered else 0,
         "completion_tokens_mean": round(comp / len(answered), 1) if answered else 0,
