@@ -12,50 +12,27 @@ the DevDay talk reports it did not help its case (see the README's numbers for t
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any
+from pydantic import Field
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ragkit.llm.resolve import LazyLLM
-from ragkit.plugins import Plugin, QueryVariant
+from ragkit.plugins import QueryVariant
+from ragkit.transforms._llm import LLMTransform, LLMTransformParams
 
 PROMPT = ("Write a short passage from a product documentation page that answers the question below. "
           "Three sentences at most; state the answer directly, no preamble.\n\nQuestion: {query}")
 
 
-class HyDE(Plugin):
-    stage, name = "transform", "hyde"
+class HyDE(LLMTransform):
+    name = "hyde"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        llm: str | dict[str, Any] | None = Field(None, description="LLM spec; default: the generator's LLM")
+    class Params(LLMTransformParams):
         keep_query: bool = Field(True, description="the dense branch also runs the question itself")
         prepend_query: bool = Field(True, description="embed 'question + passage' rather than the passage alone")
-        max_tokens: int = Field(120, ge=16)
-        temperature: float = Field(0.0, ge=0)
-        cache_size: int = Field(256, ge=0)
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        self._llm = LazyLLM("transform 'hyde'", self.params.llm)
-        self._cache: OrderedDict[str, str] = OrderedDict()
-
-    def bind(self, resources) -> None:
-        self._llm.bind(resources)
+    def prompt(self, query: str) -> str:
+        return PROMPT.format(query=query)
 
     def passage(self, query: str) -> str:
-        if query in self._cache:
-            return self._cache[query]
-        p = self.params
-        reply = self._llm.get().chat([{"role": "user", "content": PROMPT.format(query=query)}],
-                                     max_tokens=p.max_tokens, temperature=p.temperature)
-        text = reply.text.strip()
-        if p.cache_size:
-            self._cache[query] = text
-            while len(self._cache) > p.cache_size:
-                self._cache.popitem(last=False)
-        return text
+        return self.reply(query)
 
     def transform(self, query: str) -> list[str | QueryVariant]:
         passage = self.passage(query)

@@ -12,13 +12,11 @@ Off unless listed; the model is resolved and called only when a query is served.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from ragkit.llm.resolve import LazyLLM
-from ragkit.plugins import Plugin, QueryVariant
+from ragkit.plugins import QueryVariant
+from ragkit.transforms._llm import LLMTransform, LLMTransformParams
 
 PROMPT = ("Rewrite the search question below as {n} different search queries that could find the answer in "
           "product documentation. Use other words and synonyms. Write one query per line, with no numbering "
@@ -41,37 +39,17 @@ def parse_lines(text: str, query: str, n: int) -> list[str]:
     return out
 
 
-class MultiQuery(Plugin):
-    stage, name = "transform", "multi-query"
+class MultiQuery(LLMTransform):
+    name = "multi-query"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(LLMTransformParams):
         n: int = Field(3, ge=1, le=10, description="reformulations the LLM writes")
-        llm: str | dict[str, Any] | None = Field(None, description="LLM spec; default: the generator's LLM")
-        max_tokens: int = Field(120, ge=16)
-        temperature: float = Field(0.0, ge=0)
-        cache_size: int = Field(256, ge=0, description="questions whose reformulations are kept in memory")
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        self._llm = LazyLLM("transform 'multi-query'", self.params.llm)
-        self._cache: OrderedDict[str, list[str]] = OrderedDict()
-
-    def bind(self, resources) -> None:
-        self._llm.bind(resources)
+    def prompt(self, query: str) -> str:
+        return PROMPT.format(n=self.params.n, query=query)
 
     def reformulate(self, query: str) -> list[str]:
-        if query in self._cache:
-            return self._cache[query]
-        p = self.params
-        reply = self._llm.get().chat([{"role": "user", "content": PROMPT.format(n=p.n, query=query)}],
-                                     max_tokens=p.max_tokens, temperature=p.temperature)
-        out = parse_lines(reply.text, query, p.n)
-        if p.cache_size:
-            self._cache[query] = out
-            while len(self._cache) > p.cache_size:
-                self._cache.popitem(last=False)
-        return out
+        return parse_lines(self.reply(query), query, self.params.n)
 
     def transform(self, query: str) -> list[str | QueryVariant]:
         return [query] + [QueryVariant(q, label=f"mq{i}") for i, q in enumerate(self.reformulate(query), 1)]
