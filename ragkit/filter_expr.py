@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from ragkit.errors import ConfigError
 
@@ -156,3 +158,12 @@ def to_filter(spec: "Filter | str | list[str] | dict[str, Any] | None") -> Filte
     for item in spec:
         out = out & to_filter(item)
     return out
+
+
+def _parses(expr: str) -> str:
+    Filter.parse(expr)
+    return expr
+
+
+#: A config field holding one filter expression, checked when the config is read (rules' ``when``, routes).
+FilterText = Annotated[str, AfterValidator(_parses)]

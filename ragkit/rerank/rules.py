@@ -12,9 +12,9 @@ Scores are multiplied, so the reranker keeps the fused order wherever no rule ap
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.filter_expr import Filter
+from ragkit.filter_expr import Filter, FilterText
 from ragkit.ingest.walk import matches
 from ragkit.plugins import Plugin
 from ragkit.types import Hit
@@ -22,14 +22,8 @@ from ragkit.types import Hit
 
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    when: str = Field(description="filter expression on chunk metadata, e.g. status=deprecated")
+    when: FilterText = Field(description="filter expression on chunk metadata, e.g. status=deprecated")
     boost: float = Field(gt=0, description="score multiplier when the expression holds")
-
-    @field_validator("when")
-    @classmethod
-    def _parses(cls, v: str) -> str:
-        Filter.parse(v)
-        return v
 
 
 class RulesReranker(Plugin):

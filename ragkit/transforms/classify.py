@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ragkit.filter_expr import Filter
+from ragkit.filter_expr import FilterText
 from ragkit.plugins import Plugin, QueryVariant
 
 
@@ -28,7 +28,7 @@ class Route(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pattern: str = Field("", description="regular expression searched in the question (case-insensitive)")
     keywords: list[str] = Field(default_factory=list, description="any of these words or phrases")
-    filter: str = Field(description="metadata filter expression for the routed part, e.g. product=cloud")
+    filter: FilterText = Field(description="metadata filter expression for the routed part, e.g. product=cloud")
     mode: Literal["filter", "boost"] = "filter"
     name: str = ""
 
@@ -39,12 +39,6 @@ class Route(BaseModel):
             re.compile(v)
         except re.error as exc:
             raise ValueError(f"bad regular expression {v!r}: {exc}") from None
-        return v
-
-    @field_validator("filter")
-    @classmethod
-    def _parses(cls, v: str) -> str:
-        Filter.parse(v)
         return v
 
     @model_validator(mode="after")
