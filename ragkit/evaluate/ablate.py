@@ -363,6 +363,59 @@ class AblationSettings:
 Progress = Callable[[str, str, int, int], None]  # (variant, phase, done, total)
 
 
+class QueryLog:
+    """Per-query progress of a running variant, so an interrupted slow variant (an LLM reranker: hours on
+    SciFact) resumes at the query it stopped at. JSON lines: a header with the variant's fingerprint, then one
+    record per finished query. A log written for another fingerprint (a changed config or dataset) is ignored
+    and replaced; a torn last line (killed mid-write) is dropped. Removed once the variant's result is saved."""
+
+    def __init__(self, path: Path, fingerprint: str, *, fresh: bool = False) -> None:
+        self.path, self.fingerprint = Path(path), fingerprint
+        self._fh: Any = None
+        if fresh:
+            self.remove()
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """The records of finished queries (by query id); opens the log for appending."""
+        records: dict[str, dict[str, Any]] = {}
+        try:
+            data = self.path.read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            data = ""
+        lines = data.splitlines()
+        try:
+            valid = bool(lines) and json.loads(lines[0]).get("fingerprint") == self.fingerprint
+        except (ValueError, AttributeError):
+            valid = False
+        if valid:
+            for line in lines[1:]:
+                try:
+                    rec = json.loads(line)
+                    records[rec.pop("qid")] = rec
+                except (ValueError, KeyError, AttributeError, TypeError):
+                    continue
+        self._fh = self.path.open("a" if valid else "w", encoding="utf-8")
+        if not valid:
+            self._fh.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
+        elif not data.endswith("\n"):
+            self._fh.write("\n")  # end a torn line so the next record starts on a line of its own
+        self._fh.flush()
+        return records
+
+    def add(self, qid: str, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps({"qid": qid, **record}) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
 class Ablation:
     def __init__(self, dataset: Dataset, base: Config, variants: list[Variant], out: Path, *,
                  settings: AblationSettings | None = None, cache_root: Path | None = None,
@@ -390,7 +443,8 @@ class Ablation:
         self.qrels = {q.qid: q.relevant for q in self.queries}
         # reuse bookkeeping (what the tests and the report look at)
         self.stats = {"indexes_built": 0, "indexes_reused": 0, "chunks_embedded": 0, "first_stage_runs": 0,
-                      "first_stage_reused": 0, "variants_run": 0, "variants_resumed": 0, "query_vectors": 0}
+                      "first_stage_reused": 0, "variants_run": 0, "variants_resumed": 0, "query_vectors": 0,
+                      "queries_resumed": 0}
         self._indexes: dict[str, Any] = {}
         self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
         self._qvec: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
@@ -490,7 +544,9 @@ class Ablation:
                             "metrics": s.metrics, "k": s.k, "answers": s.answers, "answer_k": s.answer_k,
                             "schema": SCHEMA})
 
-    def _run_variant(self, v: Variant, cfg: Config) -> dict[str, Any]:
+    def _run_variant(self, v: Variant, cfg: Config, checkpoint: "QueryLog | None" = None) -> dict[str, Any]:
+        """Run one variant over the queries. With a ``checkpoint``, each finished query is appended to it and the
+        queries it already holds (an interrupted earlier run of the same variant) are taken from it, not rerun."""
         from ragkit.engine import Engine
 
         t0 = time.perf_counter()
@@ -514,7 +570,18 @@ class Ablation:
             run: dict[str, dict[str, float]] = {}
             timings: list[dict[str, float]] = []
             answers: dict[str, list[float]] = {"answer_cites_gold": [], "answer_token_f1": []}
+            saved = checkpoint.load() if checkpoint else {}
+            probe = True  # the first query this run computes: a step that cannot run is skipped there
             for i, q in enumerate(self.queries):
+                if q.qid in saved:
+                    rec = saved[q.qid]
+                    run[q.qid], tm = rec["run"], rec["timings"]
+                    timings.append(tm)
+                    if self.s.answers:
+                        for m in answers:
+                            answers[m].append(rec["answers"].get(m, float("nan")))
+                    self.stats["queries_resumed"] += 1
+                    continue
                 hits = [copy.copy(h) for h in first_hits[i]]
                 for h in hits:
                     h.scores, h.ranks = dict(h.scores), dict(h.ranks)
@@ -524,7 +591,7 @@ class Ablation:
                     try:
                         hits = p.process(q.text, hits)
                     except RagkitError as exc:
-                        if i == 0:  # the first query is the probe: a step that cannot run is skipped
+                        if probe:
                             raise VariantSkipped(str(exc)) from None
                         raise
                     tm[f"{p.stage}:{p.name}"] = time.perf_counter() - t
@@ -535,7 +602,7 @@ class Ablation:
                     try:
                         ans = engine.generator.answer(q.text, hits[:self.s.answer_k])
                     except RagkitError as exc:
-                        if i == 0:
+                        if probe:
                             raise VariantSkipped(str(exc)) from None
                         raise
                     tm["generate"] = time.perf_counter() - t
@@ -543,13 +610,19 @@ class Ablation:
                     answers["answer_cites_gold"].append(float(bool(cited & set(q.relevant))))
                     ref = q.extra.get("reference_answer")
                     answers["answer_token_f1"].append(token_f1(ans.text, ref) if ref else float("nan"))
+                probe = False
                 tm["total"] = sum(v_ for k_, v_ in tm.items() if k_ in ("first_stage", "generate") or
                                   not k_.startswith("first:"))
                 timings.append(tm)
+                if checkpoint:
+                    checkpoint.add(q.qid, {"run": run[q.qid], "timings": tm,
+                                           "answers": {m: vals[-1] for m, vals in answers.items() if vals}})
                 if self.progress:
                     self.progress(v.name, "post", i + 1, len(self.queries))
         finally:
             engine.close()
+            if checkpoint:
+                checkpoint.close()
         ranx_run = {qid: docs or {"__none__": 0.0} for qid, docs in run.items()}
         mean, per_query = evaluate_run(self.qrels, ranx_run, self.s.metrics)
         per_q = {m: [float(per_query[m].get(q.qid, 0.0)) for q in self.queries] for m in self.s.metrics}
@@ -565,6 +638,7 @@ class Ablation:
         return {"name": v.name, "status": "done", "metrics": {m: float(x) for m, x in mean.items()},
                 "per_query": per_q, "latency_ms": latency, "index": index_info,
                 "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3),
+                "queries_resumed": len(saved),
                 "load_average": _loadavg()}
 
     # -- the whole ablation --
@@ -627,13 +701,15 @@ class Ablation:
                     self.stats["variants_resumed"] += 1
                     entry.update(done, resumed=True)
                 else:
-                    res = self._run_variant(v, cfg)
+                    checkpoint = QueryLog(vdir / f"{slug(v.name)}.queries.jsonl", fp, fresh=self.fresh)
+                    res = self._run_variant(v, cfg, checkpoint)
                     res["fingerprint"] = fp
                     res["config"] = cfg.model_dump(mode="json")
                     self.stats["variants_run"] += 1
                     tmp = path.with_suffix(".tmp")
                     tmp.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n", encoding="utf-8")
                     os.replace(tmp, path)  # a finished variant is on disk before the next one starts
+                    checkpoint.remove()
                     entry.update(res, resumed=False)
                 entry["reference"] = ref
             except VariantSkipped as exc:

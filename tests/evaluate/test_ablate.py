@@ -171,6 +171,62 @@ def test_interrupted_ablation_resumes_from_finished_variants(tiny_beir, tmp_path
     assert other.stats["variants_resumed"] == 0
 
 
+class CountingInterrupt(Plugin):
+    """A reranker that reverses the ranking and stops the ablation (like Ctrl-C) at its ``stop_at``-th query."""
+
+    stage, name = "reranker", "test-count-interrupt"
+    calls: list[str] = []
+    stop_at: int | None = None
+
+    def process(self, query, hits):
+        if CountingInterrupt.stop_at is not None and len(CountingInterrupt.calls) == CountingInterrupt.stop_at:
+            raise KeyboardInterrupt
+        CountingInterrupt.calls.append(query)
+        return hits[::-1]
+
+
+def test_an_interrupted_variant_resumes_at_the_query_it_stopped_at(tiny_beir, tmp_path):
+    registry.register(CountingInterrupt)
+    try:
+        ds = ab.load_ablation_dataset(tiny_beir)
+        base = load_config(None, BASE)
+
+        def ablation(out, **kw):
+            plan = ab.one_at_a_time(base, [ab.parse_vary("rerank=test-count-interrupt", base)])
+            return ab.Ablation(ds, base, plan, out, cache_root=tmp_path / "cache",
+                               settings=ab.AblationSettings(metrics=("ndcg@10",), k=10), **kw)
+
+        CountingInterrupt.calls, CountingInterrupt.stop_at = [], 3
+        out = tmp_path / "out"
+        with pytest.raises(KeyboardInterrupt):
+            ablation(out).run()
+        (log,) = (out / "variants").glob("*.queries.jsonl")  # the base (no reranker) finished before it
+        assert len(log.read_text().splitlines()) == 1 + 3  # header + the three finished queries
+        with log.open("a") as fh:
+            fh.write('{"qid": "q4", "run": {"resto')  # torn by a kill mid-write: ignored
+        CountingInterrupt.calls, CountingInterrupt.stop_at = [], None
+        again = ablation(out)
+        resumed = again.run()
+        assert again.stats["queries_resumed"] == 3
+        assert len(CountingInterrupt.calls) == len(QUERIES) - 3  # only the unfinished queries ran
+        assert not log.exists() and log.with_name(log.name.replace(".queries.jsonl", ".json")).is_file()
+        CountingInterrupt.calls = []
+        whole = ablation(tmp_path / "whole").run()  # the same variant in one go gives the same numbers
+        assert len(CountingInterrupt.calls) == len(QUERIES)
+        pick = lambda res: [(v["name"], v["metrics"], v.get("per_query")) for v in res["variants"]]  # noqa: E731
+        assert pick(resumed) == pick(whole)
+        # a log left by another configuration is not trusted: --fresh (or a changed setting) recomputes
+        CountingInterrupt.calls, CountingInterrupt.stop_at = [], 2
+        with pytest.raises(KeyboardInterrupt):
+            ablation(tmp_path / "third").run()
+        CountingInterrupt.calls, CountingInterrupt.stop_at = [], None
+        fresh = ablation(tmp_path / "third", fresh=True)
+        fresh.run()
+        assert fresh.stats["queries_resumed"] == 0 and len(CountingInterrupt.calls) == len(QUERIES)
+    finally:
+        registry._classes.pop(("reranker", "test-count-interrupt"), None)
+
+
 def test_ladder_lists_unavailable_steps_as_skipped_and_builds_on_the_last_step_that_ran(tiny_beir, tmp_path):
     ds = ab.load_ablation_dataset(tiny_beir)
     base = load_config(None, BASE)
