@@ -56,6 +56,10 @@ def main(argv: list[str]) -> int:
             print(f"{name}: {time.perf_counter() - t:.0f} s")
             if proc.returncode not in (0, 1):
                 return proc.returncode
+        if not (report / "results.json").is_file():
+            out[name] = {"status": "not run yet", "run": "python benchmarks/ablate_ladders.py --run"}
+            print(f"{name}: no {os.path.relpath(report, ROOT)}/results.json yet (not run)")
+            continue
         summary = json.loads((report / "results.json").read_text())
         primary = summary["settings"]["primary"]
         out[name] = {"variant_seconds": summary.get("variant_seconds"), "primary": primary,
