@@ -372,11 +372,14 @@ class QueryLog:
     def __init__(self, path: Path, fingerprint: str, *, fresh: bool = False) -> None:
         self.path, self.fingerprint = Path(path), fingerprint
         self._fh: Any = None
+        self._keep = False  # the file on disk is this variant's log: append to it (else start it afresh)
+        self._torn = False  # ... and its last line was cut off
         if fresh:
             self.remove()
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """The records of finished queries (by query id); opens the log for appending."""
+        """The records of finished queries (by query id). The file is only (re)written once a query finishes,
+        so a variant skipped at its first query leaves none behind."""
         records: dict[str, dict[str, Any]] = {}
         try:
             data = self.path.read_bytes().decode("utf-8", errors="replace")
@@ -384,25 +387,27 @@ class QueryLog:
             data = ""
         lines = data.splitlines()
         try:
-            valid = bool(lines) and json.loads(lines[0]).get("fingerprint") == self.fingerprint
+            self._keep = bool(lines) and json.loads(lines[0]).get("fingerprint") == self.fingerprint
         except (ValueError, AttributeError):
-            valid = False
-        if valid:
+            self._keep = False
+        if self._keep:
             for line in lines[1:]:
                 try:
                     rec = json.loads(line)
                     records[rec.pop("qid")] = rec
                 except (ValueError, KeyError, AttributeError, TypeError):
                     continue
-        self._fh = self.path.open("a" if valid else "w", encoding="utf-8")
-        if not valid:
-            self._fh.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
-        elif not data.endswith("\n"):
-            self._fh.write("\n")  # end a torn line so the next record starts on a line of its own
-        self._fh.flush()
+        self._torn = self._keep and not data.endswith("\n")
         return records
 
     def add(self, qid: str, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = self.path.open("a" if self._keep else "w", encoding="utf-8")
+            if not self._keep:
+                self._fh.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
+            elif self._torn:
+                self._fh.write("\n")  # end a torn line so the next record starts on a line of its own
+            self._keep, self._torn = True, False
         self._fh.write(json.dumps({"qid": qid, **record}) + "\n")
         self._fh.flush()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ragkit.config import load_config
+from ragkit.errors import PluginError
 from ragkit.evaluate import ablate as ab
 from ragkit.plugins import Plugin, registry
 
@@ -225,6 +226,31 @@ def test_an_interrupted_variant_resumes_at_the_query_it_stopped_at(tiny_beir, tm
         assert fresh.stats["queries_resumed"] == 0 and len(CountingInterrupt.calls) == len(QUERIES)
     finally:
         registry._classes.pop(("reranker", "test-count-interrupt"), None)
+
+
+class Refusing(Plugin):
+    """A reranker that cannot run (as a missing model or key would): the variant is skipped at its first query."""
+
+    stage, name = "reranker", "test-refuses"
+
+    def process(self, query, hits):
+        raise PluginError("reranker 'test-refuses': not configured")
+
+
+def test_a_variant_skipped_at_its_first_query_leaves_no_query_log(tiny_beir, tmp_path):
+    registry.register(Refusing)
+    try:
+        ds = ab.load_ablation_dataset(tiny_beir)
+        base = load_config(None, BASE)
+        plan = ab.one_at_a_time(base, [ab.parse_vary("rerank=test-refuses", base)])
+        result = ab.Ablation(ds, base, plan, tmp_path / "out", cache_root=tmp_path / "cache",
+                             settings=ab.AblationSettings(metrics=("ndcg@10",), k=10)).run()
+        by = {v["name"]: v for v in result["variants"]}
+        assert by["rerankers=test-refuses"]["status"] == "skipped"
+        assert "not configured" in by["rerankers=test-refuses"]["reason"]
+        assert not list((tmp_path / "out" / "variants").glob("*.queries.jsonl"))
+    finally:
+        registry._classes.pop(("reranker", "test-refuses"), None)
 
 
 def test_ladder_lists_unavailable_steps_as_skipped_and_builds_on_the_last_step_that_ran(tiny_beir, tmp_path):
