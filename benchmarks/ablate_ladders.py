@@ -24,7 +24,7 @@ RERANK = ["--rerank", "cross-encoder:model=.cache/finetune/reranker-supervised,d
 LADDERS = {
     "scifact": ["--dataset", os.path.relpath(DATASETS / "scifact", ROOT), "--set", "chunker.name=document", *RERANK],
     # The ladder's default rerank step, the llm reranker (Qwen2.5-Coder-0.5B, P(yes), depth 10): SciFact's 300
-    # queries x 10 pairs are ~2 h of CPU here, so this ladder stops after it (its first four steps are the
+    # queries x 10 pairs are more than 3 h of CPU here, so this ladder stops after it (its first four steps are the
     # scifact ladder's, copied from benchmarks/reports/scifact/variants/ when missing, as they resume by config).
     "scifact-llm": ["--dataset", os.path.relpath(DATASETS / "scifact", ROOT), "--set", "chunker.name=document",
                     "--rerank", "llm:depth=10", "--rules", "none", "--expand", "none"],
