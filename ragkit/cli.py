@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -311,6 +312,41 @@ def eval_(
         out.print(f"[yellow]warning[/] {w}", highlight=False)
 
 
+class _PlainProgress:
+    """Progress of `ragkit ablate` as plain stderr lines when stderr is not a terminal (a log file, CI), where the
+    bar draws nothing: each variant's start and end, and every tenth of a phase's queries with the elapsed time and
+    an estimate of the rest, so a long background run (an LLM reranker: hours) can be followed in its log."""
+
+    def __init__(self, n_variants: int) -> None:
+        self.n_variants = n_variants
+        self.t_variant = self.t_phase = time.monotonic()
+        self.phase: tuple[str, str] | None = None
+        self.before = 0  # queries of the phase done at its first report (resumed ones, and the first), not timed
+
+    def _say(self, text: str) -> None:
+        err.print(f"ablate: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    def __call__(self, name: str, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self.t_variant, self.phase = now, None
+            self._say(f"variant {done + 1}/{self.n_variants} {name}")
+        elif phase == "end":
+            self._say(f"{name} finished ({_clock(now - self.t_variant)})")
+        elif total:
+            if self.phase != (name, phase):
+                self.phase, self.t_phase, self.before = (name, phase), now, done
+            if done == total or done % max(1, total // 10) == 0:
+                ran, left, spent = done - self.before, total - done, now - self.t_phase
+                eta = f", ~{_clock(spent / ran * left)} left" if ran > 0 and left else ""
+                self._say(f"{name}: {phase} {done}/{total} ({_clock(spent)}{eta})")
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 def _eval_progress(quiet: bool):
     if quiet or not err.is_terminal:
         return None
@@ -411,15 +447,17 @@ def ablate(
         n_q = len(ds.queries[:limit] if limit else ds.queries)
         task = bar.add_task("variants", total=len(variants) * n_q)
 
+        lines = _PlainProgress(len(variants)) if not (as_json or err.is_terminal) else None
+
         def progress(name: str, phase: str, done: int, total: int) -> None:
             if phase == "end":
                 bar.update(task, completed=done * n_q, description=f"variants ({done}/{len(variants)})")
             elif phase == "start":
                 bar.update(task, completed=done * n_q, description=f"{name}")
-            elif phase in ("retrieve", "post"):
-                bar.update(task, description=f"{name}: {phase} {done}/{total}")
             else:
                 bar.update(task, description=f"{name}: {phase} {done}/{total}")
+            if lines:
+                lines(name, phase, done, total)
 
         result = ab.Ablation(ds, base_cfg, variants, out_dir, settings=settings, cache_root=cache_dir,
                              progress=progress, fresh=fresh).run()

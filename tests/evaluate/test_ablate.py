@@ -338,6 +338,11 @@ def test_cli_report_opens_in_headless_chromium_with_its_plots(tiny_beir, tmp_pat
     proc = CliRunner().invoke(app, [str(a) for a in args])
     assert proc.exit_code == 0, proc.output
     assert "report:" in proc.output and "bm25" in proc.output
+    # stderr is not a terminal here: progress comes as plain lines (the bar would draw nothing in a log)
+    plain = [line for line in proc.stderr.splitlines() if line.startswith("ablate: ")]
+    assert plain[0] == "ablate: variant 1/4 base" and "ablate: variant 4/4 fusion=minmax" in plain
+    assert any(line.startswith("ablate: dense finished (") for line in plain)
+    assert any(" post 8/8 (" in line for line in plain), plain
     for name in ("report.md", "report.html", "results.json", "plots/ndcg_10.png", "plots/pareto.png",
                  "plots/by_type.png"):
         assert (out / name).is_file(), name
