@@ -184,7 +184,7 @@ def cmd_blend(args) -> None:
     from ragkit.evaluate.retrieval import evaluate_run
     from ragkit.finetune.data import labelled_examples, split_heldout
     from ragkit.finetune.reranker import scorer
-    from ragkit.rerank.cross_encoder import blend_scores
+    from ragkit.rerank._common import blend_scores
     from ragkit.evaluate.stats import compare
 
     section = args.section or "supervised"

@@ -1,4 +1,5 @@
-"""What the model-based rerankers share: score the top ``depth`` hits, reorder them, keep the rest behind."""
+"""What the model-based rerankers share: score the top ``depth`` hits (optionally blended with the previous
+stage's scores), reorder them, keep the rest behind."""
 
 from __future__ import annotations
 
@@ -26,3 +27,14 @@ def apply_scores(stage: str, hits: list[Hit], scores: Sequence[float], top_n: in
         for i, h in enumerate(tail, 1):
             h.score = floor - i * 1e-6
     return ranked + tail
+
+
+def blend_scores(model: Sequence[float], previous: Sequence[float], weight: float) -> list[float]:
+    """Interpolate the model's scores with the previous stage's, each min-max scaled over the head (as the
+    ``minmax`` fusion scales a branch): a weak or domain-shifted reranker then refines the first-stage order
+    instead of replacing it."""
+    from ragkit.retrieve.fusion import minmax
+
+    if not model:
+        return []
+    return [float(x) for x in weight * minmax(list(model)) + (1 - weight) * minmax(list(previous))]

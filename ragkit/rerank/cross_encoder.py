@@ -25,21 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import ConfigError, PluginError, first_line
 from ragkit.plugins import Plugin
-from ragkit.rerank._common import apply_scores
+from ragkit.rerank._common import apply_scores, blend_scores
 from ragkit.types import Hit
 
 CHARS_PER_TOKEN = 6  # generous: a passage cut at max_length * 6 characters still fills the model's window
-
-
-def blend_scores(model: list[float], previous: list[float], weight: float) -> list[float]:
-    """Interpolate the model's scores with the previous stage's, each min-max scaled over the head (as the
-    ``minmax`` fusion scales a branch): a weak or domain-shifted reranker then refines the first-stage order
-    instead of replacing it."""
-    from ragkit.retrieve.fusion import minmax
-
-    if not model:
-        return []
-    return [float(x) for x in weight * minmax(model) + (1 - weight) * minmax(previous)]
 
 
 class CrossEncoderReranker(Plugin):

@@ -4,11 +4,14 @@
     name = "llm"
     model = "qwen0.5b"       # a local GGUF (offline name or path); or use_generator = true for the generator's LLM
     depth = 10
+    blend = 0.3              # optional: 0.3 * P(yes) + 0.7 * fused score (min-max scaled), as the cross-encoder
 
 Each candidate is one prompt whose beginning — instruction, then the question — is identical for every passage
 of a query, so llama.cpp keeps that prefix's KV cache and evaluates only the passage and the closing line. The
 score is the probability of "yes" against "no" as the reply's first token (``LLM.yes_probability``); a reply that
-is neither (NaN) scores 0 and the hit records ``scores["llm_unparsed"] = 1``. Meant for small depths (5-20): a
+is neither (NaN) scores 0 and the hit records ``scores["llm_unparsed"] = 1``. With ``blend`` the final score
+interpolates P(yes) with the previous stage's score (both min-max scaled over the head; P(yes) kept as
+``scores["llm:model"]``), so a weak judge refines the fused order instead of replacing it. Meant for small depths (5-20): a
 0.5B model scores a few pairs per second on 2 cores.
 """
 
@@ -22,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragkit.errors import ConfigError
 from ragkit.llm.resolve import LazyLLM
 from ragkit.plugins import Plugin
-from ragkit.rerank._common import apply_scores
+from ragkit.rerank._common import apply_scores, blend_scores
 from ragkit.types import Hit
 
 SYSTEM = ("You judge search results. Answer with one word, yes or no: does the passage contain the answer "
@@ -40,6 +43,9 @@ class LLMReranker(Plugin):
         llm: str | dict[str, Any] | None = Field(None, description="any LLM spec (make_llm); overrides 'model'")
         depth: int = Field(10, ge=1, le=200, description="fused candidates that are rescored")
         top_n: int | None = Field(None, ge=1, description="keep only this many after reranking (default: all)")
+        blend: float | None = Field(None, ge=0.0, le=1.0,
+                                    description="final = blend * P(yes) + (1 - blend) * previous score, both min-max "
+                                                "scaled over the rescored head (None: P(yes) alone)")
         max_passage_chars: int = Field(1500, ge=100, description="passages are cut to this many characters")
         n_ctx: int = Field(2048, ge=256, description="context of the reranker's own model")
         n_threads: int = Field(2, ge=1)
@@ -81,4 +87,8 @@ class LLMReranker(Plugin):
                 h.scores["llm_unparsed"] = 1.0
                 s = 0.0
             scores.append(s)
+        if self.params.blend is not None:
+            for h, s in zip(head, scores):
+                h.scores["llm:model"] = s
+            scores = blend_scores(scores, [h.score for h in head], self.params.blend)
         return apply_scores(self.name, hits, scores, self.params.top_n)

@@ -71,3 +71,23 @@ def test_qwen_prefers_the_passage_that_answers(qwen_llm, qwen05_path):
     rr = registry.create("reranker", {"name": "llm", "model": str(qwen05_path), "n_ctx": 4096, "depth": 3})
     out = rr.process(QUERY, hits(PASSAGES))
     assert out[0].chunk_id == "c1"
+
+
+def test_blend_mixes_yes_probability_with_the_fused_score(smollm2_path):
+    spec = {"name": "llm", "model": str(smollm2_path), "depth": 3}
+    alone = registry.create("reranker", spec).process(QUERY, hits(PASSAGES))
+    p_yes = {h.chunk_id: h.scores["llm"] for h in alone}
+    # blend 0: the fused order stands, P(yes) is still recorded as the model's score
+    kept = registry.create("reranker", {**spec, "blend": 0.0}).process(QUERY, hits(PASSAGES))
+    assert [h.chunk_id for h in kept] == ["c0", "c1", "c2"]
+    assert {h.chunk_id: h.scores["llm:model"] for h in kept} == pytest.approx(p_yes, abs=0.02)
+    # blend 1: P(yes) alone decides, as without blending
+    only = registry.create("reranker", {**spec, "blend": 1.0}).process(QUERY, hits(PASSAGES))
+    assert [h.chunk_id for h in only] == [h.chunk_id for h in alone]
+    # in between: min-max scaled P(yes) and fused score, weighted
+    half = registry.create("reranker", {**spec, "blend": 0.5}).process(QUERY, hits(PASSAGES))
+    lo, hi = min(p_yes.values()), max(p_yes.values())
+    fused = {"c0": 1.0, "c1": 0.5, "c2": 0.0}  # 1.0, 0.9, 0.8 min-max scaled
+    for h in half:
+        assert h.scores["llm"] == pytest.approx(0.5 * (p_yes[h.chunk_id] - lo) / (hi - lo) + 0.5 * fused[h.chunk_id],
+                                                abs=0.03)
