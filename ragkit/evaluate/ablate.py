@@ -9,8 +9,9 @@ variant does not change it:
   config); variants that differ only after it (rerankers, filters, generator, ``retrieval.k``) reuse its hits;
 * query vectors are memoised across every first-stage run.
 
-Each finished variant is written to ``<out>/variants/<name>.json`` at once; a re-run with the same inputs
-loads finished variants instead of running them again (resume after an interruption).
+Each finished variant is written to ``<out>/variants/<name>.json`` at once, and its ranking to
+``<out>/runs/<name>.trec.gz`` (a TREC run file); a re-run with the same inputs loads finished variants instead of
+running them again (resume after an interruption).
 
 Variants are planned with a ``parent``: a variant's config is its parent's config plus its own overrides, and
 it is compared with its parent (the *reference*). When a step is skipped (its plugin is not installed, or it
@@ -21,6 +22,7 @@ that ran: that is how ``--ladder`` climbs one optimization at a time.
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
 import itertools
 import json
@@ -296,6 +298,31 @@ def _doc_keyer(gen, queries):
     if wanted and not (wanted & indexed) and (wanted & set(stem_of.values())):
         return lambda d: stem_of.get(d, d)
     return None
+
+
+def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> Path:
+    """A variant's ranking as a gzipped TREC run file (``qid Q0 doc rank score tag``, best first), the format
+    trec_eval, ranx (``Run.from_file``) and pyserini read: for post-hoc analysis (fusing or blending variants,
+    other metrics) without running the variant again. Written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as fh:
+        for qid, docs in run.items():
+            ranked = sorted(docs.items(), key=lambda kv: -kv[1])
+            fh.writelines(f"{qid} Q0 {doc} {rank} {score!r} {tag}\n" for rank, (doc, score) in enumerate(ranked, 1))
+    os.replace(tmp, path)
+    return path
+
+
+def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
+    """The run a :func:`write_trec_run` file (or any whitespace-separated TREC run, gzipped or not) holds."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    run: dict[str, dict[str, float]] = {}
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            qid, _, doc, _, score, *_ = line.split()
+            run.setdefault(qid, {})[doc] = float(score)
+    return run
 
 
 def _doc_run(hits, doc_key) -> dict[str, float]:
@@ -641,7 +668,7 @@ class Ablation:
                         "p95": round(_pct([tm.get(st, 0.0) * 1000 for tm in timings], 0.95), 3)}
                    for st in stages}
         return {"name": v.name, "status": "done", "metrics": {m: float(x) for m, x in mean.items()},
-                "per_query": per_q, "latency_ms": latency, "index": index_info,
+                "run": run, "per_query": per_q, "latency_ms": latency, "index": index_info,
                 "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3),
                 "queries_resumed": len(saved),
                 "load_average": _loadavg()}
@@ -708,6 +735,8 @@ class Ablation:
                 else:
                     checkpoint = QueryLog(vdir / f"{slug(v.name)}.queries.jsonl", fp, fresh=self.fresh)
                     res = self._run_variant(v, cfg, checkpoint)
+                    res["run_file"] = write_trec_run(self.out / "runs" / f"{slug(v.name)}.trec.gz", res.pop("run"),
+                                                     slug(v.name)).relative_to(self.out).as_posix()
                     res["fingerprint"] = fp
                     res["config"] = cfg.model_dump(mode="json")
                     self.stats["variants_run"] += 1
@@ -741,6 +770,8 @@ class Ablation:
             item = {k: r.get(k) for k in ("name", "description", "status", "reason", "parent", "reference",
                                           "overrides", "metrics", "latency_ms", "index", "first_stage_reused",
                                           "resumed", "seconds") if k in r}
+            if r.get("run_file") and (self.out / r["run_file"]).is_file():
+                item["run_file"] = r["run_file"]  # runs/<name>.trec.gz, relative to the report directory
             if r.get("status") == "done":
                 pq = r["per_query"]
                 item["ci95"] = {m: [round(x, 6) for x in mean_ci(np.array(pq[m]), seed=s.seed)]

@@ -3,6 +3,7 @@ run are skipped with the reason, and the report (md/html/json + plots), the HTML
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -108,6 +109,19 @@ def test_six_variants_embed_the_corpus_once_and_share_first_stage_runs(tiny_beir
     # per-query-type breakdown from the dataset's type field
     assert result["dataset"]["groups"] == {"type:factoid": 5, "type:procedural": 3}
     assert set(by["dense"]["by_group"]) == {"type:factoid", "type:procedural"}
+    # each variant's ranking is a TREC run file that reproduces its metrics
+    from ragkit.evaluate.retrieval import evaluate_run
+
+    qrels = {q.qid: q.relevant for q in ds.queries}
+    for v in result["variants"]:
+        path = tmp_path / "out" / v["run_file"]
+        assert path.name == f"{ab.slug(v['name'])}.trec.gz" and path.parent.name == "runs"
+        run = ab.read_trec_run(path)
+        assert set(run) <= set(qrels) and all(len(docs) <= 10 for docs in run.values())
+        first = gzip.open(path, "rt").readline().split()
+        assert first[1] == "Q0" and first[3] == "1" and first[5] == ab.slug(v["name"])
+        mean, _ = evaluate_run(qrels, run, ("ndcg@10", "recall@10"))
+        assert mean["ndcg@10"] == pytest.approx(v["metrics"]["ndcg@10"], abs=1e-6), v["name"]
     # the same inputs again (fresh, no resume) give the same numbers
     again = ab.Ablation(ds, base, ab.one_at_a_time(base, axes), tmp_path / "out2", cache_root=tmp_path / "cache",
                         settings=ab.AblationSettings(metrics=("ndcg@10", "recall@10"), k=10)).run()
