@@ -301,9 +301,9 @@ def _doc_keyer(gen, queries):
 
 
 def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> Path:
-    """A variant's ranking as a gzipped TREC run file (``qid Q0 doc rank score tag``, best first), the format
-    trec_eval, ranx (``Run.from_file``) and pyserini read: for post-hoc analysis (fusing or blending variants,
-    other metrics) without running the variant again. Written atomically."""
+    """A variant's ranking as a gzipped TREC run file (``qid Q0 doc rank score tag``, best first; gunzipped, the
+    format trec_eval and ranx's ``Run.from_file`` read): for post-hoc analysis (fusing or blending variants, other
+    metrics) without running the variant again. Scores are written exactly (``repr``). Written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as fh:
