@@ -38,3 +38,13 @@ def blend_scores(model: Sequence[float], previous: Sequence[float], weight: floa
     if not model:
         return []
     return [float(x) for x in weight * minmax(list(model)) + (1 - weight) * minmax(list(previous))]
+
+
+def blend_head(stage: str, head: list[Hit], scores: Sequence[float], weight: float | None) -> list[float]:
+    """A reranker's final scores for ``head``: its own ``scores`` when ``weight`` is None, else
+    :func:`blend_scores` with the hits' current scores, the model's own score kept as ``scores["<stage>:model"]``."""
+    if weight is None:
+        return list(scores)
+    for h, s in zip(head, scores):
+        h.scores[f"{stage}:model"] = s
+    return blend_scores(scores, [h.score for h in head], weight)

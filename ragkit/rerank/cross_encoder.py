@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import ConfigError, PluginError, first_line
 from ragkit.plugins import Plugin
-from ragkit.rerank._common import apply_scores, blend_scores
+from ragkit.rerank._common import apply_scores, blend_head
 from ragkit.types import Hit
 
 CHARS_PER_TOKEN = 6  # generous: a passage cut at max_length * 6 characters still fills the model's window
@@ -97,8 +97,4 @@ class CrossEncoderReranker(Plugin):
             return hits
         head = hits[:self.params.depth]
         scores = self.score(self.pairs(query, head))
-        if self.params.blend is not None:
-            for h, s in zip(head, scores):
-                h.scores["cross-encoder:model"] = s
-            scores = blend_scores(scores, [h.score for h in head], self.params.blend)
-        return apply_scores(self.name, hits, scores, self.params.top_n)
+        return apply_scores(self.name, hits, blend_head(self.name, head, scores, self.params.blend), self.params.top_n)

@@ -11,8 +11,8 @@ of a query, so llama.cpp keeps that prefix's KV cache and evaluates only the pas
 score is the probability of "yes" against "no" as the reply's first token (``LLM.yes_probability``); a reply that
 is neither (NaN) scores 0 and the hit records ``scores["llm_unparsed"] = 1``. With ``blend`` the final score
 interpolates P(yes) with the previous stage's score (both min-max scaled over the head; P(yes) kept as
-``scores["llm:model"]``), so a weak judge refines the fused order instead of replacing it. Meant for small depths (5-20): a
-0.5B model scores a few pairs per second on 2 cores.
+``scores["llm:model"]``), so a weak judge refines the fused order instead of replacing it. Meant for small
+depths (5-20): a 0.5B model scores a few pairs per second on 2 cores.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragkit.errors import ConfigError
 from ragkit.llm.resolve import LazyLLM
 from ragkit.plugins import Plugin
-from ragkit.rerank._common import apply_scores, blend_scores
+from ragkit.rerank._common import apply_scores, blend_head
 from ragkit.types import Hit
 
 SYSTEM = ("You judge search results. Answer with one word, yes or no: does the passage contain the answer "
@@ -87,8 +87,4 @@ class LLMReranker(Plugin):
                 h.scores["llm_unparsed"] = 1.0
                 s = 0.0
             scores.append(s)
-        if self.params.blend is not None:
-            for h, s in zip(head, scores):
-                h.scores["llm:model"] = s
-            scores = blend_scores(scores, [h.score for h in head], self.params.blend)
-        return apply_scores(self.name, hits, scores, self.params.top_n)
+        return apply_scores(self.name, hits, blend_head(self.name, head, scores, self.params.blend), self.params.top_n)
