@@ -16,6 +16,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # One doc = one chunk, as BEIR evaluations do (the embedder truncates at its max length).
 BEIR_OVERRIDES = ["chunker.name=document"]
+# Weights of a reranker's score against the fused one that the blend curves try (0 = fused alone, 1 = model alone).
+BLEND_WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 
 
 def machine() -> dict:
@@ -38,3 +40,14 @@ def beir_index(name: str, overrides: list[str] | None = None, progress=None):
     from ragkit.evaluate.runner import dataset_engine, load_dataset
 
     return dataset_engine(load_dataset(DATASETS / name), None, BEIR_OVERRIDES + (overrides or []), CACHE, progress)
+
+
+def versus(per_query, base) -> dict:
+    """nDCG@10 per query against a baseline's: paired randomization test and bootstrap CI, rounded for the JSON."""
+    import numpy as np
+
+    from ragkit.evaluate.stats import compare
+
+    c = compare(np.array(per_query), np.array(base))
+    return {"delta_ndcg@10": round(c.delta, 4), "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
+            "p_value": round(c.p_value, 4), "significant": c.significant}

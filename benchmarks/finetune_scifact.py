@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import BEIR_OVERRIDES, CACHE, DATASETS, RESULTS, beir_index, write_result
+from _common import BEIR_OVERRIDES, BLEND_WEIGHTS, CACHE, DATASETS, RESULTS, beir_index, versus, write_result
 
 NAME = "finetune_scifact"
 MODELS = CACHE / "finetune"
@@ -65,16 +65,6 @@ def evaluate(rerank_model: Path | None = None, embed_model: Path | None = None, 
     eng.close()
     per_query = [r["metrics"]["ndcg@10"] for r in rep.rows]
     return {m: round(v, 4) for m, v in rep.metrics.items()}, per_query, round(secs + build_s, 1)
-
-
-def versus(per_query: list[float], base: list[float]) -> dict:
-    import numpy as np
-
-    from ragkit.evaluate.stats import compare
-
-    c = compare(np.array(per_query), np.array(base))
-    return {"delta_ndcg@10": round(c.delta, 4), "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
-            "p_value": round(c.p_value, 4), "significant": c.significant}
 
 
 def baseline(mode: str = "hybrid") -> tuple[dict, list[float]]:
@@ -178,14 +168,11 @@ def cmd_embedder(args) -> None:
 def cmd_blend(args) -> None:
     """Score hybrid top-``rerank_depth`` once with a trained reranker, then pick the blend weight (cross-encoder vs
     fused score) on held-out *train* questions and report SciFact test at that weight (plus the whole curve)."""
-    import numpy as np
-
     from ragkit.evaluate.datasets import load_beir
     from ragkit.evaluate.retrieval import evaluate_run
     from ragkit.finetune.data import labelled_examples, split_heldout
     from ragkit.finetune.reranker import scorer
     from ragkit.rerank._common import blend_scores
-    from ragkit.evaluate.stats import compare
 
     section = args.section or "supervised"
     model_dir = MODELS / f"reranker-{section}"
@@ -199,7 +186,7 @@ def cmd_blend(args) -> None:
     eng = beir_index("scifact")[0]
     sets = {"dev": ([(ex.qid, ex.query) for ex in held], {ex.qid: train_qrels[ex.qid] for ex in held}),
             "test": ([(q.qid, q.text) for q in test.queries], test.qrels)}
-    weights = [round(w, 1) for w in np.arange(0, 1.01, 0.1)]
+    weights = BLEND_WEIGHTS
     curves, per_query = {}, {}
     t = time.perf_counter()
     for name, (queries, qrels) in sets.items():
@@ -219,13 +206,10 @@ def cmd_blend(args) -> None:
             per_query[(name, w)] = [pq["ndcg@10"].get(qid, 0.0) for qid, _ in queries]
     eng.close()
     best = max(weights[1:], key=lambda w: (curves["dev"][w], -w))
-    c = compare(np.array(per_query[("test", best)]), np.array(per_query[("test", 0.0)]))
     save(f"{section}-blend", {"model": str(model_dir), "depth": args.rerank_depth,
                               "dev_questions": len(sets["dev"][0]), "chosen_on_dev": best,
                               "test_ndcg@10_at_chosen": curves["test"][best], "test_hybrid_ndcg@10": curves["test"][0.0],
-                              "versus_hybrid": {"delta_ndcg@10": round(c.delta, 4),
-                                                "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
-                                                "p_value": round(c.p_value, 4), "significant": c.significant},
+                              "versus_hybrid": versus(per_query[("test", best)], per_query[("test", 0.0)]),
                               "curve_dev": curves["dev"], "curve_test": curves["test"],
                               "seconds": round(time.perf_counter() - t, 1),
                               "goal_ndcg@10": args.goal, "goal_met": curves["test"][best] >= args.goal})

@@ -20,9 +20,7 @@ import json
 import sys
 import time
 
-import numpy as np
-
-from _common import DATASETS, ROOT, beir_index, write_result
+from _common import BLEND_WEIGHTS, DATASETS, ROOT, beir_index, versus, write_result
 
 REPORT = ROOT / "benchmarks" / "reports" / "scifact-llm"
 DEPTH = 10
@@ -32,7 +30,6 @@ def main() -> int:
     from ragkit.evaluate.ablate import read_trec_run
     from ragkit.evaluate.datasets import load_beir
     from ragkit.evaluate.retrieval import evaluate_run
-    from ragkit.evaluate.stats import compare
     from ragkit.rerank._common import blend_scores
 
     run_file = REPORT / "runs" / "rerank.trec.gz"
@@ -44,7 +41,7 @@ def main() -> int:
     test = load_beir(DATASETS / "scifact", "test")
     t = time.perf_counter()
     eng = beir_index("scifact")[0]
-    weights = [round(w, 1) for w in np.arange(0, 1.01, 0.1)]
+    weights = BLEND_WEIGHTS
     runs: dict[float, dict[str, dict[str, float]]] = {w: {} for w in weights}
     missing = 0
     for q in test.queries:
@@ -65,24 +62,20 @@ def main() -> int:
     for w in weights:
         mean, pq = evaluate_run(test.qrels, runs[w], ("ndcg@10",))
         curve[w] = round(mean["ndcg@10"], 4)
-        per_query[w] = np.array([pq["ndcg@10"].get(qid, 0.0) for qid in qids])
-    versus = {}
-    for w in weights[1:]:
-        c = compare(per_query[w], per_query[0.0])
-        versus[w] = {"delta": round(c.delta, 4), "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
-                     "p_value": round(c.p_value, 4), "significant": c.significant}
+        per_query[w] = [pq["ndcg@10"].get(qid, 0.0) for qid in qids]
+    vs_hybrid = {w: versus(per_query[w], per_query[0.0]) for w in weights[1:]}
     summary = json.loads((REPORT / "results.json").read_text())
     ladder = {v["name"]: v.get("metrics", {}).get("ndcg@10") for v in summary["variants"]}
     data = {"dataset": "scifact test (300 queries)", "reranker": "llm (qwen0.5b, P(yes))", "depth": DEPTH,
             "run_file": str(run_file.relative_to(ROOT)), "ndcg@10_by_blend_weight": curve,
-            "versus_hybrid": versus,
+            "versus_hybrid": vs_hybrid,
             "check": {"w0_vs_ladder_hybrid_rrf": [curve[0.0], ladder.get("hybrid-rrf")],
                       "w1_vs_ladder_rerank": [curve[1.0], ladder.get("+rerank")]},
             "note": "measured on the test queries, no weight chosen on them",
             "seconds": round(time.perf_counter() - t, 1)}
     for w in weights:
-        v = versus.get(w)
-        tail = f"  {v['delta']:+.4f} [{v['ci95'][0]:+.4f}, {v['ci95'][1]:+.4f}] p={v['p_value']}" if v else ""
+        v = vs_hybrid.get(w)
+        tail = f"  {v['delta_ndcg@10']:+.4f} [{v['ci95'][0]:+.4f}, {v['ci95'][1]:+.4f}] p={v['p_value']}" if v else ""
         print(f"blend {w:.1f}: nDCG@10 {curve[w]:.4f}{tail}")
     print(f"wrote {write_result('llm_rerank_blend', data)}")
     return 0
