@@ -22,13 +22,11 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
-from _common import CACHE, DATASETS, beir_index, write_result
+from _common import BLEND_WEIGHTS, CACHE, DATASETS, beir_index, versus, write_result
 
 MODEL = CACHE / "finetune" / "reranker-supervised"
 DEPTHS = (10, 20, 50)
-WEIGHTS = [round(w, 1) for w in np.arange(0, 1.01, 0.1)]
+WEIGHTS = BLEND_WEIGHTS
 
 
 def main() -> int:
@@ -41,7 +39,6 @@ def main() -> int:
 
     from ragkit.evaluate.datasets import load_beir
     from ragkit.evaluate.retrieval import evaluate_run
-    from ragkit.evaluate.stats import compare
     from ragkit.finetune.data import labelled_examples, split_heldout
     from ragkit.plugins import registry
     from ragkit.rerank._common import blend_scores
@@ -89,14 +86,12 @@ def main() -> int:
         best = max(WEIGHTS[1:], key=lambda w: (dev_curve[w], -w))
         test_at, test_pq = ndcg("test", depth, best)
         alone, _ = ndcg("test", depth, 1.0)
-        c = compare(np.array(test_pq), np.array(hybrid_pq))
+        vs = versus(test_pq, hybrid_pq)
         quality[depth] = {"blend_chosen_on_dev": best, "dev_curve": dev_curve,
                           "test_ndcg@10_at_chosen": round(test_at, 4), "test_ndcg@10_model_alone": round(alone, 4),
-                          "versus_hybrid": {"delta": round(c.delta, 4), "ci95": [round(c.ci_low, 4),
-                                                                                  round(c.ci_high, 4)],
-                                            "p_value": round(c.p_value, 4), "significant": c.significant}}
+                          "versus_hybrid": vs}
         print(f"depth {depth}: blend {best} (dev) -> test nDCG@10 {test_at:.4f} vs hybrid {hybrid:.4f} "
-              f"({c.delta:+.4f}, p={c.p_value:.3f}); model alone {alone:.4f}", flush=True)
+              f"({vs['delta_ndcg@10']:+.4f}, p={vs['p_value']:.3f}); model alone {alone:.4f}", flush=True)
 
     latency = {}
     few = scored["test"][:args.latency_queries]
