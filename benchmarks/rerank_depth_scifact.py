@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
 
-from _common import BLEND_WEIGHTS, CACHE, DATASETS, beir_index, versus, write_result
+from _common import BLEND_WEIGHTS, CACHE, DATASETS, ROOT, beir_index, versus, write_result
 
 MODEL = CACHE / "finetune" / "reranker-supervised"
 DEPTHS = (10, 20, 50)
@@ -107,7 +108,8 @@ def main() -> int:
         latency[depth] = {"p50_ms": round(1000 * statistics.median(lat)), "p95_ms": round(1000 * q95)}
         print(f"depth {depth}: plugin latency {latency[depth]}", flush=True)
     eng.close()
-    data = {"model": args.model, "test_queries": len(sets["test"][0]), "dev_questions": len(sets["dev"][0]),
+    data = {"model": os.path.relpath(args.model, ROOT), "test_queries": len(sets["test"][0]),
+            "dev_questions": len(sets["dev"][0]),
             "test_hybrid_ndcg@10": round(hybrid, 4), "depths": {str(d): {**quality[d], **latency[d]} for d in DEPTHS},
             "latency_queries": len(few), "seconds": round(time.perf_counter() - t0, 1)}
     print(f"wrote {write_result('rerank_depth_scifact', data)}")
