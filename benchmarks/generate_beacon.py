@@ -56,6 +56,8 @@ def main() -> int:
     ap.add_argument("--max-sources", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--template", default="answer-v1")
+    ap.add_argument("--order", default="score", choices=("score", "lost-in-the-middle"),
+                    help="source order in the prompt (the generator's `order`)")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     ap.add_argument("--name", default="generate_beacon", help="result name (benchmarks/results/<name>.json)")
     ap.add_argument("--index", default="", help="reuse an index of corpora/beacon instead of building one")
@@ -74,7 +76,7 @@ def main() -> int:
         qa = qa[: args.limit]
     gen_cfg = {"name": "llama-cpp", "model": args.model, "max_sources": args.max_sources,
                "max_tokens": args.max_tokens, "template": args.template,
-               "n_threads": args.threads,
+               "order": args.order, "n_threads": args.threads,
                "retry_template": None if args.retry_template == "none" else args.retry_template}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
@@ -132,7 +134,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     comp = sum(r.get("completion_tokens", 0) for r in answered)
     llm_s = sum(r["llm_seconds"] for r in answered)
     return {
-        "model": args.model, "template": args.template, "retry_template": args.retry_template,
+        "model": args.model, "template": args.template, "order": args.order, "retry_template": args.retry_template,
         "retried": sum(r.get("retried", False) for r in rows), "max_sources": args.max_sources,
         "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None, "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
