@@ -279,8 +279,9 @@ def eval_(
         ds.corpus = corpus
     eng, _ = dataset_engine(ds, _config_path(config), overrides or [], cache_dir)
     eng.warm_up()
+    progress = _eval_progress(as_json)
     report = evaluate_retrieval(eng, ds, split=split, k=k, mode=mode, limit=limit, seed=seed,
-                                drop_self_hits=drop_self_hits,
+                                drop_self_hits=drop_self_hits, progress=progress,
                                 metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()))
     if answers:
         from ragkit.evaluate.runner import add_answer_metrics
@@ -289,7 +290,7 @@ def eval_(
             judge_obj.evaluate(report, eng, ds, metrics=wanted_answers, mode=mode, max_failures=max_failures)
         else:
             add_answer_metrics(report, eng, ds, judge=judge_obj, metrics=wanted_answers, mode=mode,
-                               repeats=repeats, max_failures=max_failures, progress=_eval_progress(as_json))
+                               repeats=repeats, max_failures=max_failures, progress=progress)
     eng.close()
     if out_json:
         out_json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
@@ -312,34 +313,48 @@ def eval_(
         out.print(f"[yellow]warning[/] {w}", highlight=False)
 
 
+class _PhaseLines:
+    """Progress as plain stderr lines (``<prefix>: ...``) for when stderr is not a terminal (a log file, CI), where a
+    bar draws nothing: every tenth of a phase's items with the time spent and an estimate of the rest, so a long
+    background run (an LLM reranker or judge: hours) can be followed in its log."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.phase: object = None
+        self.t_phase = time.monotonic()
+        self.before = 0  # items of the phase done at its first report (resumed ones, and the first), not timed
+
+    def say(self, text: str) -> None:
+        err.print(f"{self.prefix}: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    def tick(self, label: str, done: int, total: int, key: object = None) -> None:
+        """Report ``done``/``total`` of the phase ``key`` (default: ``label``) at every tenth and at the end."""
+        now, key = time.monotonic(), label if key is None else key
+        if self.phase != key:
+            self.phase, self.t_phase, self.before = key, now, done
+        if done == total or done % max(1, total // 10) == 0:
+            ran, left, spent = done - self.before, total - done, now - self.t_phase
+            eta = f", ~{_clock(spent / ran * left)} left" if ran > 0 and left else ""
+            self.say(f"{label} {done}/{total} ({_clock(spent)}{eta})")
+
+
 class _PlainProgress:
-    """Progress of `ragkit ablate` as plain stderr lines when stderr is not a terminal (a log file, CI), where the
-    bar draws nothing: each variant's start and end, and every tenth of a phase's queries with the elapsed time and
-    an estimate of the rest, so a long background run (an LLM reranker: hours) can be followed in its log."""
+    """`ragkit ablate`'s plain progress lines: each variant's start and end, and its phases as :class:`_PhaseLines`."""
 
     def __init__(self, n_variants: int) -> None:
         self.n_variants = n_variants
-        self.t_variant = self.t_phase = time.monotonic()
-        self.phase: tuple[str, str] | None = None
-        self.before = 0  # queries of the phase done at its first report (resumed ones, and the first), not timed
-
-    def _say(self, text: str) -> None:
-        err.print(f"ablate: {text}", markup=False, highlight=False, soft_wrap=True)
+        self.t_variant = time.monotonic()
+        self.lines = _PhaseLines("ablate")
 
     def __call__(self, name: str, phase: str, done: int, total: int) -> None:
         now = time.monotonic()
         if phase == "start":
-            self.t_variant, self.phase = now, None
-            self._say(f"variant {done + 1}/{self.n_variants} {name}")
+            self.t_variant, self.lines.phase = now, None
+            self.lines.say(f"variant {done + 1}/{self.n_variants} {name}")
         elif phase == "end":
-            self._say(f"{name} finished ({_clock(now - self.t_variant)})")
+            self.lines.say(f"{name} finished ({_clock(now - self.t_variant)})")
         elif total:
-            if self.phase != (name, phase):
-                self.phase, self.t_phase, self.before = (name, phase), now, done
-            if done == total or done % max(1, total // 10) == 0:
-                ran, left, spent = done - self.before, total - done, now - self.t_phase
-                eta = f", ~{_clock(spent / ran * left)} left" if ran > 0 and left else ""
-                self._say(f"{name}: {phase} {done}/{total} ({_clock(spent)}{eta})")
+            self.lines.tick(f"{name}: {phase}", done, total, key=(name, phase))
 
 
 def _clock(seconds: float) -> str:
@@ -348,8 +363,11 @@ def _clock(seconds: float) -> str:
 
 
 def _eval_progress(quiet: bool):
-    if quiet or not err.is_terminal:
+    """A bar-like counter on a terminal, plain ``eval: answers 10/100 (...)`` lines otherwise, nothing with --json."""
+    if quiet:
         return None
+    if not err.is_terminal:
+        return _PhaseLines("eval").tick
 
     def progress(stage: str, done: int, total: int) -> None:
         err.print(f"\r{stage} {done}/{total}", end="", highlight=False)

@@ -102,5 +102,11 @@ def test_cli_eval_on_the_bundled_eval_set_with_its_corpus(tmp_path):
                   "--cache-dir", tmp_path / "cache", "--mode", "bm25", "--metrics", "ndcg@10,hit_rate@5", "--json")
     data = json.loads(proc.stdout)
     assert data["queries"] == 68 and 0.5 < data["metrics"]["ndcg@10"] <= 1.0
+    # without --json and with stderr not a terminal (here a pipe): plain progress lines a log file can follow
+    plain = ragkit("eval", "--dataset", ROOT / "eval_sets" / "beacon", "--corpus", ROOT / "corpora" / "beacon",
+                   "--cache-dir", tmp_path / "cache", "--mode", "bm25", "--metrics", "ndcg@10")
+    lines = [line for line in plain.stderr.splitlines() if line.startswith("eval: ")]
+    assert len(lines) >= 10 and lines[0].startswith("eval: queries 6/68 (")
+    assert lines[-1].startswith("eval: queries 68/68 (") and "left" not in lines[-1]
     bad = ragkit("eval", "--dataset", ROOT / "eval_sets" / "beacon", "--corpus", tmp_path / "nope", check=False)
     assert bad.returncode == 2 and "corpus not found" in bad.stderr
