@@ -104,7 +104,8 @@ def main() -> int:
                          "abstained": abstained, "retried": any("asked again" in x for x in ans.trace), "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
                          **{k: sum(x.startswith(v) for x in ans.trace) for k, v in STEPS.items()},
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
-                         "llm_seconds": round(ans.timings.get("generate:llm", 0.0), 3), **ans.usage})
+                         "llm_seconds": round(ans.timings.get("generate:llm", 0.0), 3), **ans.usage,
+                         "trace": ans.trace})
             r = rows[-1]
             print(f"{i + 1:3d}/{len(qa)} {secs:6.1f}s gold={'Y' if r['cites_gold'] else 'n'} {q['question'][:60]!r} "
                   f"-> {ans.text[:100]!r}", flush=True)
