@@ -6,6 +6,7 @@ benchmarks/results/finetune_scifact.json; models go to .cache/finetune/ (not in 
     python benchmarks/finetune_scifact.py synthetic       # reranker trained on those questions only
     python benchmarks/finetune_scifact.py embedder        # embedder adapted on them, full and LoRA -> dense nDCG@10
     python benchmarks/finetune_scifact.py transfer        # reranker on the other shared sets' labelled data
+    python benchmarks/finetune_scifact.py shuffle         # the floor: hybrid top 50 in random order, 50 seeds
 
 Evaluation is always SciFact *test* (300 queries; its queries are never trained on): the hybrid (RRF) first
 stage of a one-document-per-chunk index, reranked to depth 50 by the trained cross-encoder, nDCG@10, with a
@@ -147,6 +148,33 @@ def cmd_transfer(args) -> None:
     train_and_eval_reranker("transfer", sources, args)
 
 
+def cmd_shuffle(args) -> None:
+    """nDCG@10 of the hybrid top ``rerank_depth`` in a random order (mean and range over 50 seeds): what a
+    reranker that knows nothing scores, the floor a trained one must clear."""
+    import random
+
+    from ragkit.evaluate.datasets import load_beir
+    from ragkit.evaluate.retrieval import evaluate_run
+
+    test = load_beir(DATASETS / "scifact", "test")
+    eng = beir_index("scifact")[0]
+    tops = {q.qid: [h.doc_id for h in eng.retrieve(q.text, k=args.rerank_depth, mode="hybrid").hits]
+            for q in test.queries}
+    eng.close()
+    values = []
+    for seed in range(50):
+        rng = random.Random(seed)
+        run = {}
+        for qid, top in tops.items():
+            order = list(top)
+            rng.shuffle(order)
+            run[qid] = {d: float(len(order) - i) for i, d in enumerate(order)}
+        values.append(evaluate_run(test.qrels, run, ("ndcg@10",))[0]["ndcg@10"])
+    save("random_order", {"depth": args.rerank_depth, "seeds": len(values),
+                          "ndcg@10_mean": round(sum(values) / len(values), 4),
+                          "ndcg@10_min": round(min(values), 4), "ndcg@10_max": round(max(values), 4)})
+
+
 def cmd_embedder(args) -> None:
     from ragkit.finetune.data import read_examples, split_heldout
     from ragkit.finetune.embedder import train_embedder
@@ -217,7 +245,8 @@ def cmd_blend(args) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("step", choices=["supervised", "queries", "synthetic", "embedder", "transfer", "blend"])
+    ap.add_argument("step", choices=["supervised", "queries", "synthetic", "embedder", "transfer", "blend",
+                                         "shuffle"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout", type=float, default=0.1)
     ap.add_argument("--negatives", type=int, default=3)
@@ -239,7 +268,8 @@ def main() -> int:
     args = ap.parse_args()
     args.mine_scifact = True
     {"supervised": cmd_supervised, "queries": cmd_queries, "synthetic": cmd_synthetic,
-     "embedder": cmd_embedder, "transfer": cmd_transfer, "blend": cmd_blend}[args.step](args)
+     "embedder": cmd_embedder, "transfer": cmd_transfer, "blend": cmd_blend,
+     "shuffle": cmd_shuffle}[args.step](args)
     return 0
 
 
