@@ -246,7 +246,7 @@ def cmd_blend(args) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("step", choices=["supervised", "queries", "synthetic", "embedder", "transfer", "blend",
-                                         "shuffle"])
+                                     "shuffle"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout", type=float, default=0.1)
     ap.add_argument("--negatives", type=int, default=3)
