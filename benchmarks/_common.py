@@ -42,6 +42,26 @@ def beir_index(name: str, overrides: list[str] | None = None, progress=None):
     return dataset_engine(load_dataset(DATASETS / name), None, BEIR_OVERRIDES + (overrides or []), CACHE, progress)
 
 
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` by nearest rank (one of the values, no interpolation); NaN when empty."""
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
+
+
+def scifact_dev_test(heldout: float, seed: int) -> dict:
+    """SciFact's question sets for choosing a setting and then measuring it: ``dev`` = the train questions
+    ``split_heldout`` keeps aside (as ``ragkit finetune`` does), ``test`` = the test split; each as
+    ([(qid, text)], qrels)."""
+    from ragkit.evaluate.datasets import load_beir
+    from ragkit.finetune.data import labelled_examples, split_heldout
+
+    _, held = split_heldout(labelled_examples(DATASETS / "scifact", "train"), heldout, seed)
+    train_qrels = load_beir(DATASETS / "scifact", "train").qrels
+    test = load_beir(DATASETS / "scifact", "test")
+    return {"dev": ([(ex.qid, ex.query) for ex in held], {ex.qid: train_qrels[ex.qid] for ex in held}),
+            "test": ([(q.qid, q.text) for q in test.queries], test.qrels)}
+
+
 def versus(per_query, base) -> dict:
     """nDCG@10 per query against a baseline's: paired randomization test and bootstrap CI, rounded for the JSON."""
     import numpy as np

@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from _common import BEIR_OVERRIDES, BLEND_WEIGHTS, CACHE, DATASETS, RESULTS, beir_index, versus, write_result
+from _common import (BEIR_OVERRIDES, BLEND_WEIGHTS, CACHE, DATASETS, RESULTS, beir_index, scifact_dev_test, versus,
+                     write_result)
 
 NAME = "finetune_scifact"
 MODELS = CACHE / "finetune"
@@ -196,9 +197,7 @@ def cmd_embedder(args) -> None:
 def cmd_blend(args) -> None:
     """Score hybrid top-``rerank_depth`` once with a trained reranker, then pick the blend weight (cross-encoder vs
     fused score) on held-out *train* questions and report SciFact test at that weight (plus the whole curve)."""
-    from ragkit.evaluate.datasets import load_beir
     from ragkit.evaluate.retrieval import evaluate_run
-    from ragkit.finetune.data import labelled_examples, split_heldout
     from ragkit.finetune.reranker import scorer
     from ragkit.rerank._common import blend_scores
 
@@ -208,12 +207,8 @@ def cmd_blend(args) -> None:
 
     model = CrossEncoder(str(model_dir), device="cpu")
     score = scorer(model)
-    _, held = split_heldout(labelled_examples(DATASETS / "scifact", "train"), args.heldout, args.seed)
-    train_qrels = load_beir(DATASETS / "scifact", "train").qrels
-    test = load_beir(DATASETS / "scifact", "test")
+    sets = scifact_dev_test(args.heldout, args.seed)
     eng = beir_index("scifact")[0]
-    sets = {"dev": ([(ex.qid, ex.query) for ex in held], {ex.qid: train_qrels[ex.qid] for ex in held}),
-            "test": ([(q.qid, q.text) for q in test.queries], test.qrels)}
     weights = BLEND_WEIGHTS
     curves, per_query = {}, {}
     t = time.perf_counter()

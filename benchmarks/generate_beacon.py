@@ -22,7 +22,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from _common import ROOT, write_result
+from _common import ROOT, pct, write_result
 
 from ragkit import Engine
 from ragkit.generate.grounded import NOT_FOUND
@@ -40,13 +40,6 @@ STEPS = {"uncited_sentences": "uncited sentence:", "attributed_sentences": "unci
          "moved_citations": "citation [", "dropped_echoes": "dropped a sentence that only restates",
          "retry_rejected": "retried reply rejected", "lead_in_removed": "removed the prompt's own words"}
 LOAD: list[float] = []
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def main() -> int:

@@ -23,11 +23,10 @@ import statistics
 import sys
 import time
 
-from _common import BLEND_WEIGHTS, CACHE, DATASETS, ROOT, beir_index, versus, write_result
+from _common import BLEND_WEIGHTS, CACHE, ROOT, beir_index, pct, scifact_dev_test, versus, write_result
 
 MODEL = CACHE / "finetune" / "reranker-supervised"
 DEPTHS = (10, 20, 50)
-WEIGHTS = BLEND_WEIGHTS
 
 
 def main() -> int:
@@ -38,9 +37,7 @@ def main() -> int:
     ap.add_argument("--latency-queries", type=int, default=30)
     args = ap.parse_args()
 
-    from ragkit.evaluate.datasets import load_beir
     from ragkit.evaluate.retrieval import evaluate_run
-    from ragkit.finetune.data import labelled_examples, split_heldout
     from ragkit.plugins import registry
     from ragkit.rerank._common import blend_scores
 
@@ -51,11 +48,7 @@ def main() -> int:
     t0 = time.perf_counter()
     rr = registry.create("reranker", {"name": "cross-encoder", "model": args.model, "depth": max(DEPTHS)})
     rr.warm_up()
-    _, held = split_heldout(labelled_examples(DATASETS / "scifact", "train"), args.heldout, args.seed)
-    train_qrels = load_beir(DATASETS / "scifact", "train").qrels
-    test = load_beir(DATASETS / "scifact", "test")
-    sets = {"dev": ([(ex.qid, ex.query) for ex in held], {ex.qid: train_qrels[ex.qid] for ex in held}),
-            "test": ([(q.qid, q.text) for q in test.queries], test.qrels)}
+    sets = scifact_dev_test(args.heldout, args.seed)
     eng = beir_index("scifact")[0]
 
     # one pass: hybrid top 50 and the model's score of every pair
@@ -83,8 +76,8 @@ def main() -> int:
     hybrid, hybrid_pq = ndcg("test", max(DEPTHS), 0.0)
     quality = {}
     for depth in DEPTHS:
-        dev_curve = {w: round(ndcg("dev", depth, w)[0], 4) for w in WEIGHTS}
-        best = max(WEIGHTS[1:], key=lambda w: (dev_curve[w], -w))
+        dev_curve = {w: round(ndcg("dev", depth, w)[0], 4) for w in BLEND_WEIGHTS}
+        best = max(BLEND_WEIGHTS[1:], key=lambda w: (dev_curve[w], -w))
         test_at, test_pq = ndcg("test", depth, best)
         alone, _ = ndcg("test", depth, 1.0)
         vs = versus(test_pq, hybrid_pq)
@@ -104,8 +97,7 @@ def main() -> int:
             t = time.perf_counter()
             rr.process(texts[qid], copy.deepcopy(hits))
             lat.append(time.perf_counter() - t)
-        q95 = sorted(lat)[max(0, int(round(0.95 * len(lat))) - 1)]
-        latency[depth] = {"p50_ms": round(1000 * statistics.median(lat)), "p95_ms": round(1000 * q95)}
+        latency[depth] = {"p50_ms": round(1000 * statistics.median(lat)), "p95_ms": round(1000 * pct(lat, 0.95))}
         print(f"depth {depth}: plugin latency {latency[depth]}", flush=True)
     eng.close()
     data = {"model": os.path.relpath(args.model, ROOT), "test_queries": len(sets["test"][0]),

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CACHE, DATASETS, RESULTS, ROOT, write_result
+from _common import CACHE, DATASETS, RESULTS, ROOT, pct, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.datasets import load_beir
@@ -38,11 +38,6 @@ from ragkit.plugins import registry
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
 NOTE = ("measured on 2 CPU cores shared with ~5 other jobs (load average 4-8): absolute latencies are pessimistic; "
         "ratios measured in the same run are the meaningful numbers")
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
 def doc_run(hits, k: int = 10) -> dict[str, float]:
