@@ -27,9 +27,20 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+def _portable(value):
+    """Paths in results read the same on every machine: the repository's own relative to it, ../shared as such."""
+    if isinstance(value, str):
+        return value.replace(str(SHARED.resolve()) + "/", "../shared/").replace(str(ROOT) + "/", "")
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v) for v in value]
+    return value
+
+
 def write_result(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "date": time.strftime("%Y-%m-%d"), "machine": machine(), **data}
+    data = _portable({"benchmark": name, "date": time.strftime("%Y-%m-%d"), "machine": machine(), **data})
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
