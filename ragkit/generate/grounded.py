@@ -195,9 +195,14 @@ _GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _ANSWER_SENT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
 
 
+def _numbers(group: str) -> list[int]:
+    """``"1, 2;3"`` (the inside of one marker) -> ``[1, 2, 3]``."""
+    return [int(n) for n in re.split(r"[,;]", group)]
+
+
 def cited_numbers(text: str) -> list[int]:
     """The source numbers of every ``[n]`` / ``[n, m]`` marker in ``text``, in order (repeats kept)."""
-    return [int(n) for g in _GROUP.findall(text) for n in re.split(r"[,;]", g)]
+    return [n for g in _GROUP.findall(text) for n in _numbers(g)]
 
 
 @dataclass
@@ -218,8 +223,7 @@ def check_citations(text: str, valid: set[int], n_hits: int, not_found: str = NO
 
     def fix(m: re.Match) -> str:
         keep = []
-        for raw in re.split(r"[,;]", m.group(1)):
-            n = int(raw)
+        for n in _numbers(m.group(1)):
             if n in valid:
                 keep.append(n)
                 if n not in cited:
