@@ -74,7 +74,7 @@ def baseline(mode: str = "hybrid") -> tuple[dict, list[float]]:
     return metrics, per_query
 
 
-def train_and_eval_reranker(section: str, sources: list[Path], args, split: str = "train") -> None:
+def train_and_eval_reranker(section: str, sources: list[Path], args, split: str = "train", kind: str = "") -> None:
     from ragkit.finetune.data import split_heldout, training_set
     from ragkit.finetune.reranker import train_reranker
 
@@ -94,7 +94,7 @@ def train_and_eval_reranker(section: str, sources: list[Path], args, split: str 
                           progress=_printer())
     base_m, base_q = baseline()
     m, q, eval_s = evaluate(out, depth=args.rerank_depth)
-    goal = {"supervised": args.goal, "synthetic": round(base_m["ndcg@10"] + 0.01, 4)}.get(section)
+    goal = {"supervised": args.goal, "synthetic": round(base_m["ndcg@10"] + 0.01, 4)}.get(kind or section)
     save(section, {"training_data": notes, "examples": len(examples), "prepare_s": round(prep_s, 1),
                    "card": card, "hybrid": base_m, f"hybrid+reranker@{args.rerank_depth}": m,
                    "versus_hybrid": versus(q, base_q), "eval_s": eval_s,
@@ -114,7 +114,7 @@ def _printer():
 
 
 def cmd_supervised(args) -> None:
-    train_and_eval_reranker(args.section or "supervised", [DATASETS / "scifact"], args)
+    train_and_eval_reranker(args.section or "supervised", [DATASETS / "scifact"], args, kind="supervised")
 
 
 def cmd_queries(args) -> None:
@@ -140,7 +140,7 @@ def cmd_queries(args) -> None:
 
 def cmd_synthetic(args) -> None:
     args.mine_scifact = False  # the synthetic file carries its own negatives (mined when it was written)
-    train_and_eval_reranker("synthetic", [MODELS / "scifact-synth.jsonl"], args)
+    train_and_eval_reranker(args.section or "synthetic", [MODELS / "scifact-synth.jsonl"], args, kind="synthetic")
 
 
 def cmd_transfer(args) -> None:
