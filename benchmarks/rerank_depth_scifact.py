@@ -35,6 +35,7 @@ def main() -> int:
     ap.add_argument("--heldout", type=float, default=0.1, help="share of train questions kept aside (as finetune)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--latency-queries", type=int, default=30)
+    ap.add_argument("--result", default="rerank_depth_scifact", help="name of the JSON under benchmarks/results/")
     args = ap.parse_args()
 
     from ragkit.evaluate.retrieval import evaluate_run
@@ -104,7 +105,7 @@ def main() -> int:
             "dev_questions": len(sets["dev"][0]),
             "test_hybrid_ndcg@10": round(hybrid, 4), "depths": {str(d): {**quality[d], **latency[d]} for d in DEPTHS},
             "latency_queries": len(few), "seconds": round(time.perf_counter() - t0, 1)}
-    print(f"wrote {write_result('rerank_depth_scifact', data)}")
+    print(f"wrote {write_result(args.result, data)}")
     return 0
 
 
