@@ -59,6 +59,8 @@ def main() -> int:
                     "are used; its [generator] is replaced by this script's")
     ap.add_argument("--retry-template", default="answer-retry-v1", help="prompt asked once more after a 'not found' "
                     "reply ('none' disables)")
+    ap.add_argument("--retry-scope", default="together", choices=("together", "each"),
+                    help="the retry prompt shows all packed sources at once, or each on its own (`retry_scope`)")
     args = ap.parse_args()
     qa = [json.loads(line) for line in (ROOT / "eval_sets" / "beacon" / "qa.jsonl").read_text().splitlines()
           if line.strip()]
@@ -70,7 +72,8 @@ def main() -> int:
     gen_cfg = {"name": "llama-cpp", "model": args.model, "max_sources": args.max_sources,
                "max_tokens": args.max_tokens, "template": args.template,
                "order": args.order, "n_threads": args.threads,
-               "retry_template": None if args.retry_template == "none" else args.retry_template}
+               "retry_template": None if args.retry_template == "none" else args.retry_template,
+               "retry_scope": args.retry_scope}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
         base = tomllib.loads(Path(args.config).read_text()) if args.config else {}
@@ -129,6 +132,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     llm_s = sum(r["llm_seconds"] for r in answered)
     return {
         "model": args.model, "template": args.template, "order": args.order, "retry_template": args.retry_template,
+        "retry_scope": args.retry_scope,
         "retried": sum(r.get("retried", False) for r in rows), "max_sources": args.max_sources,
         "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None, "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),

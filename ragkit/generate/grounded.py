@@ -366,6 +366,10 @@ class GroundedParams(BaseModel):
         DEFAULT_RETRY_TEMPLATE, description="when the model replies 'not found' although the abstain rule let the "
                                             "question through, ask once more with this prompt (built-in name or "
                                             "path); None disables")
+    retry_scope: Literal["together", "each"] = Field(
+        "together", description="how the retry prompt shows the packed sources: all in one call, or each source on "
+                                "its own (one call per source, in prompt order, until a reply passes the support "
+                                "check): a small model may find in one short source what it misses among several")
     retry_min_support: float | None = Field(
         0.6, description="a retried reply is kept only if each of its sentences has MiniLM cosine >= this with some "
                          "source sentence (else the answer is 'not found'); None accepts it unchecked")
@@ -510,28 +514,47 @@ class GroundedGenerator(Plugin):
         if held and retry is not None and declined:
             # The abstain rule let the question through (the sources scored well) but the model declined or only
             # restated the question: ask once more with the retry prompt; its reply is the answer (it may decline).
-            repack = pack(query, hits, self.llm, retry, max_tokens=p.max_tokens, max_sources=p.max_sources,
-                          order=p.order)
-            if repack.sources:
-                why = "replied not found" if _is_not_found(raw, NOT_FOUND) else "only restated the question"
-                trace.append(f"the model {why}; asked again with prompt {retry.version}")
-                # not streamed: the reply is only shown once it is checked against the sources
-                raw = "".join(self.llm.stream(repack.messages, max_tokens=p.max_tokens, temperature=p.temperature,
-                                              usage=usage))
-                raw, lead = strip_lead_in(raw, repack.messages[-1]["content"])
-                if lead:
-                    trace.append(f"removed the prompt's own words from the start of the retried reply: {lead!r}")
-                packing = repack
-                ok, note = self.supported(raw, repack.sources)
-                trace.append(note)
-                if not ok:
-                    raw = NOT_FOUND
+            why = "replied not found" if _is_not_found(raw, NOT_FOUND) else "only restated the question"
+            raw, packing = self._ask_again(query, hits, retry, why, packing, usage, trace)
             yield raw
         elif held:  # a short reply that never left the hold (a refusal, an echo without a retry prompt, ...)
             yield (drop_echoes(raw, query)[0] if p.drop_echoes else raw) or NOT_FOUND
         t_llm = time.perf_counter() - t
         yield self.finish(query, hits, raw, packing.sources, trace, usage,
                           {"generate:pack": t_pack, "generate:llm": t_llm})
+
+    def _ask_again(self, query: str, hits: list[Hit], retry: PromptTemplate, why: str, packing: Packing, usage: Any,
+                   trace: list[str]) -> tuple[str, Packing]:
+        """Ask again with the retry prompt (not streamed: a reply is only shown once it is checked against the
+        sources). ``retry_scope = "each"`` asks once per packed source, each shown alone with its own number, and
+        keeps the first reply that neither declines nor only restates the question and passes the support check.
+        Returns the reply (``NOT_FOUND`` when nothing passes) and the packing it answers from."""
+        p = self.params
+        repack = pack(query, hits, self.llm, retry, max_tokens=p.max_tokens, max_sources=p.max_sources,
+                      order=p.order)
+        if not repack.sources:
+            return NOT_FOUND, packing
+        attempts = [repack]
+        if p.retry_scope == "each" and len(repack.sources) > 1:
+            attempts = [Packing(sources=[s], messages=retry.render(query, [s], NOT_FOUND)) for s in repack.sources]
+        trace.append(f"the model {why}; asked again with prompt {retry.version}"
+                     + (f", each of the {len(attempts)} sources on its own" if len(attempts) > 1 else ""))
+        for att in attempts:
+            label = f" (source [{att.sources[0]['n']}] alone)" if len(attempts) > 1 else ""
+            raw = "".join(self.llm.stream(att.messages, max_tokens=p.max_tokens, temperature=p.temperature,
+                                          usage=usage))
+            raw, lead = strip_lead_in(raw, att.messages[-1]["content"])
+            if lead:
+                trace.append(f"removed the prompt's own words from the start of the retried reply{label}: {lead!r}")
+            if len(attempts) > 1 and (_is_not_found(raw, NOT_FOUND)
+                                      or (p.drop_echoes and not drop_echoes(raw, query)[0].strip())):
+                trace.append(f"the retried reply declined or only restated the question{label}")
+                continue
+            ok, note = self.supported(raw, att.sources)
+            trace.append(note + label)
+            if ok:
+                return raw, att
+        return NOT_FOUND, repack
 
     def _may_decline(self, text: str, query: str) -> bool:
         """Whether a reply starting with ``text`` may still turn out to decline (streaming holds it back)."""
