@@ -6,13 +6,22 @@
     rules = [{ when = "status=deprecated", boost = 0.5 }, { when = "product in cloud,all", boost = 1.2 }]
     source_priority = ["admin/**", "guides/**"]  # doc_id globs, earlier = more trusted
 
+A rule may also depend on the question (a rule-based query classifier): ``query`` is a regular expression
+(case-insensitive) the question must match and ``query_not`` one it must not, e.g. demote the pages of the other
+edition when a question names only one::
+
+    { query = "self-hosted|on-prem", query_not = "cloud", when = "product=cloud", boost = 0.5 }
+
 Scores are multiplied, so the reranker keeps the fused order wherever no rule applies. Each hit records
 ``scores["rules"]`` and ``ranks["rules"]`` for ``--explain``.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ragkit.filter_expr import Filter, FilterText
 from ragkit.ingest.walk import matches
@@ -20,10 +29,29 @@ from ragkit.plugins import Plugin
 from ragkit.types import Hit
 
 
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+    return value
+
+
+Regex = Annotated[str | None, AfterValidator(_regex)]
+
+
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     when: FilterText = Field(description="filter expression on chunk metadata, e.g. status=deprecated")
     boost: float = Field(gt=0, description="score multiplier when the expression holds")
+    query: Regex = Field(None, description="the rule applies only to questions matching this regular expression "
+                                           "(case-insensitive)")
+    query_not: Regex = Field(None, description="... and not matching this one")
+
+    def applies_to(self, question: str) -> bool:
+        return ((self.query is None or re.search(self.query, question, re.I) is not None)
+                and (self.query_not is None or re.search(self.query_not, question, re.I) is None))
 
 
 class RulesReranker(Plugin):
@@ -41,13 +69,14 @@ class RulesReranker(Plugin):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._rules = [(Filter.parse(r.when), r.boost) for r in self.params.rules]
+        self._rules = [(Filter.parse(r.when), r.boost, r) for r in self.params.rules]
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
         factors = [1.0] * len(hits)
+        rules = [(flt, boost) for flt, boost, rule in self._rules if rule.applies_to(query)]
         for i, h in enumerate(hits):
             meta = h.chunk.metadata
-            for flt, boost in self._rules:
+            for flt, boost in rules:
                 if flt.test(meta):
                     factors[i] *= boost
             factors[i] *= self._priority(h.doc_id)

@@ -49,7 +49,21 @@ def test_prefer_newest_only_touches_versions_of_the_same_page():
     assert out[-1].score == pytest.approx(1.5)
 
 
+def test_a_rule_with_a_query_condition_applies_only_to_matching_questions():
+    rules = [{"query": r"self-hosted|on-prem", "query_not": "cloud", "when": "product=cloud", "boost": 0.5}]
+
+    def order(question):  # fresh hits each time: the reranker rescores them in place
+        hits = [hit("cloud.md", 2.0, product="cloud"), hit("self.md", 1.9, product="selfhosted"), hit("all.md", 1.8)]
+        return [h.doc_id for h in make(rules=rules).process(question, hits)]
+
+    assert order("Where does the license go on a Self-Hosted install?") == ["self.md", "all.md", "cloud.md"]
+    assert order("How long are logs kept?") == ["cloud.md", "self.md", "all.md"]  # no edition named
+    assert order("Is it the same for cloud and self-hosted?") == ["cloud.md", "self.md", "all.md"]  # both named
+
+
 def test_bad_rule_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"parameter 'rules.0.query': .*not a regular expression"):
+        make(rules=[{"query": "(unclosed", "when": "status=x", "boost": 0.5}])
     with pytest.raises(ConfigError, match="expected field=value"):
         make(rules=[{"when": "status", "boost": 0.5}])
     with pytest.raises(ConfigError, match=r"unknown parameter 'rules.0.boots'; parameter 'rules.0.boost': Field required$"):
