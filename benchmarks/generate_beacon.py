@@ -22,7 +22,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from _common import ROOT, pct, write_result
+from _common import BEIR_OVERRIDES, CACHE, DATASETS, ROOT, pct, write_result
 
 from ragkit import Engine
 from ragkit.generate.grounded import NOT_FOUND
@@ -59,11 +59,12 @@ def main() -> int:
                     "are used; its [generator] is replaced by this script's")
     ap.add_argument("--retry-template", default="answer-retry-v1", help="prompt asked once more after a 'not found' "
                     "reply ('none' disables)")
-    ap.add_argument("--retry-scope", default="together", choices=("together", "each"),
-                    help="the retry prompt shows all packed sources at once, or each on its own (`retry_scope`)")
+    ap.add_argument("--dataset", default="", help="a QA set under ../shared/datasets with a corpus (e.g. "
+                    "hotpotqa_dev500) instead of the bundled Beacon set: an out-of-domain check of a generator "
+                    "setting; its index is the cached one `ragkit eval` builds")
     args = ap.parse_args()
-    qa = [json.loads(line) for line in (ROOT / "eval_sets" / "beacon" / "qa.jsonl").read_text().splitlines()
-          if line.strip()]
+    qa_file = DATASETS / args.dataset / "qa.jsonl" if args.dataset else ROOT / "eval_sets" / "beacon" / "qa.jsonl"
+    qa = [json.loads(line) for line in qa_file.read_text().splitlines() if line.strip()]
     if args.ids:
         wanted = set(args.ids.split(","))
         qa = [q for q in qa if q["id"] in wanted]
@@ -72,13 +73,18 @@ def main() -> int:
     gen_cfg = {"name": "llama-cpp", "model": args.model, "max_sources": args.max_sources,
                "max_tokens": args.max_tokens, "template": args.template,
                "order": args.order, "n_threads": args.threads,
-               "retry_template": None if args.retry_template == "none" else args.retry_template,
-               "retry_scope": args.retry_scope}
+               "retry_template": None if args.retry_template == "none" else args.retry_template}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
         base = tomllib.loads(Path(args.config).read_text()) if args.config else {}
-        eng = Engine.open(index, {**base, "generator": gen_cfg})
-        if not args.index:
+        if args.dataset:
+            from ragkit.evaluate.runner import dataset_engine, load_dataset
+
+            eng, _ = dataset_engine(load_dataset(DATASETS / args.dataset), {**base, "generator": gen_cfg},
+                                    BEIR_OVERRIDES, CACHE)
+        else:
+            eng = Engine.open(index, {**base, "generator": gen_cfg})
+        if not args.index and not args.dataset:
             eng.ingest([ROOT / "corpora" / "beacon"])
         t = time.perf_counter()
         eng.warm_up()
@@ -132,9 +138,9 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     llm_s = sum(r["llm_seconds"] for r in answered)
     return {
         "model": args.model, "template": args.template, "order": args.order, "retry_template": args.retry_template,
-        "retry_scope": args.retry_scope,
         "retried": sum(r.get("retried", False) for r in rows), "max_sources": args.max_sources,
-        "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None, "questions": n, "of": total,
+        "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None,
+        "dataset": args.dataset or "eval_sets/beacon", "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
         "gold_in_prompt_rate": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
         "cites_gold_when_in_prompt": round(sum(r["cites_gold"] for r in rows if r["gold_in_prompt"])

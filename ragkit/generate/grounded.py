@@ -272,10 +272,13 @@ def _is_not_found(text: str, not_found: str) -> bool:
 # stop there. Such a sentence states nothing from the sources, and its [n] is noise. An echo is a sentence of at
 # least ECHO_MIN_WORDS words whose words all appear in the question, in the question's order (gaps allowed): a
 # reordered yes/no reply ("SSO is available on the Team plan" to "Is SSO available on the Team plan?") or one
-# that adds a word ("Yes", a number) is not an echo.
+# that adds a word ("Yes", a number) is not an echo. A wh-question ("How long are logs retained on Beacon
+# Cloud?", or a clause of the question opening with what/which/where/when/who/why/how) asks for something its
+# words do not hold, so there any order counts: "Logs are retained on Beacon Cloud." is an echo.
 
 ECHO_MIN_WORDS = 4
 ARTICLES = frozenset({"the", "a", "an"})  # "The URL should our load balancer ..." still adds nothing
+WH = frozenset({"what", "which", "where", "when", "who", "whom", "whose", "why", "how"})
 
 
 def _words(text: str) -> list[str]:
@@ -297,10 +300,20 @@ def _match_end(words: list[str], question: list[str]) -> int | None:
     return at
 
 
+def asks_wh(question: str) -> bool:
+    """Whether ``question`` (or one of its clauses) opens with a wh-word: its answer needs a word it lacks."""
+    return any(w[:1] and w[0] in WH for w in map(_words, re.split(r"[,;:.?!]", question)))
+
+
+def _restates(words: list[str], qwords: list[str], wh: bool) -> bool:
+    """Whether ``words`` (articles removed) only repeat ``qwords``: in order, or in any order for a wh-question."""
+    return set(words) <= set(qwords) if wh else _match_end(words, qwords) is not None
+
+
 def is_echo(sentence: str, question: str) -> bool:
     """Whether ``sentence`` only restates ``question`` (see the comment above)."""
     words = _content(_words(sentence))
-    return len(words) >= ECHO_MIN_WORDS and _match_end(words, _content(_words(question))) is not None
+    return len(words) >= ECHO_MIN_WORDS and _restates(words, _content(_words(question)), asks_wh(question))
 
 
 def _may_be_echo(text: str, question: str) -> bool:
@@ -313,6 +326,9 @@ def _may_be_echo(text: str, question: str) -> bool:
         return True
     partial = None if re.search(r"[^A-Za-z0-9]$", text) else words.pop()
     words = _content(words)
+    if asks_wh(question):
+        return set(words) <= set(qwords) and (partial is None
+                                              or any(q.startswith(partial) for q in [*qwords, *ARTICLES]))
     end = _match_end(words, qwords)
     if end is None:
         return False
@@ -366,10 +382,6 @@ class GroundedParams(BaseModel):
         DEFAULT_RETRY_TEMPLATE, description="when the model replies 'not found' although the abstain rule let the "
                                             "question through, ask once more with this prompt (built-in name or "
                                             "path); None disables")
-    retry_scope: Literal["together", "each"] = Field(
-        "together", description="how the retry prompt shows the packed sources: all in one call, or each source on "
-                                "its own (one call per source, in prompt order, until a reply passes the support "
-                                "check): a small model may find in one short source what it misses among several")
     retry_min_support: float | None = Field(
         0.6, description="a retried reply is kept only if each of its sentences has MiniLM cosine >= this with some "
                          "source sentence (else the answer is 'not found'); None accepts it unchecked")
@@ -525,36 +537,22 @@ class GroundedGenerator(Plugin):
 
     def _ask_again(self, query: str, hits: list[Hit], retry: PromptTemplate, why: str, packing: Packing, usage: Any,
                    trace: list[str]) -> tuple[str, Packing]:
-        """Ask again with the retry prompt (not streamed: a reply is only shown once it is checked against the
-        sources). ``retry_scope = "each"`` asks once per packed source, each shown alone with its own number, and
-        keeps the first reply that neither declines nor only restates the question and passes the support check.
-        Returns the reply (``NOT_FOUND`` when nothing passes) and the packing it answers from."""
+        """Ask once more with the retry prompt (not streamed: the reply is only shown once it is checked against the
+        sources). Returns the reply (``NOT_FOUND`` when the check rejects it) and the packing it answers from."""
         p = self.params
         repack = pack(query, hits, self.llm, retry, max_tokens=p.max_tokens, max_sources=p.max_sources,
                       order=p.order)
         if not repack.sources:
             return NOT_FOUND, packing
-        attempts = [repack]
-        if p.retry_scope == "each" and len(repack.sources) > 1:
-            attempts = [Packing(sources=[s], messages=retry.render(query, [s], NOT_FOUND)) for s in repack.sources]
-        trace.append(f"the model {why}; asked again with prompt {retry.version}"
-                     + (f", each of the {len(attempts)} sources on its own" if len(attempts) > 1 else ""))
-        for att in attempts:
-            label = f" (source [{att.sources[0]['n']}] alone)" if len(attempts) > 1 else ""
-            raw = "".join(self.llm.stream(att.messages, max_tokens=p.max_tokens, temperature=p.temperature,
-                                          usage=usage))
-            raw, lead = strip_lead_in(raw, att.messages[-1]["content"])
-            if lead:
-                trace.append(f"removed the prompt's own words from the start of the retried reply{label}: {lead!r}")
-            if len(attempts) > 1 and (_is_not_found(raw, NOT_FOUND)
-                                      or (p.drop_echoes and not drop_echoes(raw, query)[0].strip())):
-                trace.append(f"the retried reply declined or only restated the question{label}")
-                continue
-            ok, note = self.supported(raw, att.sources)
-            trace.append(note + label)
-            if ok:
-                return raw, att
-        return NOT_FOUND, repack
+        trace.append(f"the model {why}; asked again with prompt {retry.version}")
+        raw = "".join(self.llm.stream(repack.messages, max_tokens=p.max_tokens, temperature=p.temperature,
+                                      usage=usage))
+        raw, lead = strip_lead_in(raw, repack.messages[-1]["content"])
+        if lead:
+            trace.append(f"removed the prompt's own words from the start of the retried reply: {lead!r}")
+        ok, note = self.supported(raw, repack.sources)
+        trace.append(note)
+        return (raw if ok else NOT_FOUND), repack
 
     def _may_decline(self, text: str, query: str) -> bool:
         """Whether a reply starting with ``text`` may still turn out to decline (streaming holds it back)."""
