@@ -7,6 +7,8 @@ few out-of-corpus questions abstain. Writes benchmarks/results/generate_beacon.j
 run can be inspected while it goes; "complete" says whether it finished).
 
     python benchmarks/generate_beacon.py [--limit N] [--model qwen0.5b] [--max-sources 3] [--max-tokens 96]
+    python benchmarks/generate_beacon.py --dataset hotpotqa_dev500 --limit 50 --name generate_hotpotqa
+        # the same measures on a public QA set (its first N questions; gold = the set's doc_ids)
 """
 
 from __future__ import annotations
