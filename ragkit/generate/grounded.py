@@ -326,13 +326,16 @@ def _may_be_echo(text: str, question: str) -> bool:
         return True
     partial = None if re.search(r"[^A-Za-z0-9]$", text) else words.pop()
     words = _content(words)
-    if asks_wh(question):
-        return set(words) <= set(qwords) and (partial is None
-                                              or any(q.startswith(partial) for q in [*qwords, *ARTICLES]))
-    end = _match_end(words, qwords)
-    if end is None:
-        return False
-    return partial is None or any(q.startswith(partial) for q in [*qwords[end:], *ARTICLES])
+    if asks_wh(question):  # any order: the cut word may still become any question word
+        if not set(words) <= set(qwords):
+            return False
+        rest = qwords
+    else:  # in order: it may still become a question word after the match
+        end = _match_end(words, qwords)
+        if end is None:
+            return False
+        rest = qwords[end:]
+    return partial is None or any(q.startswith(partial) for q in [*rest, *ARTICLES])
 
 
 def strip_lead_in(reply: str, prompt: str) -> tuple[str, str]:

@@ -69,11 +69,11 @@ class RulesReranker(Plugin):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._rules = [(Filter.parse(r.when), r.boost, r) for r in self.params.rules]
+        self._rules = [(Filter.parse(r.when), r) for r in self.params.rules]
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
         factors = [1.0] * len(hits)
-        rules = [(flt, boost) for flt, boost, rule in self._rules if rule.applies_to(query)]
+        rules = [(flt, rule.boost) for flt, rule in self._rules if rule.applies_to(query)]
         for i, h in enumerate(hits):
             meta = h.chunk.metadata
             for flt, boost in rules:

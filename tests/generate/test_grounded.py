@@ -280,4 +280,3 @@ def test_a_reply_that_only_restates_the_question_is_asked_again(tmp_path, qwen_l
     assert ans.text.startswith("Keys expire after 90 days") and [c.n for c in ans.citations] == [1]
     assert not any("When do the keys" in c for c in chunks[:-1])  # the echo never reached the stream
     assert any(t.startswith("the model only restated the question; asked again") for t in ans.trace)
-
