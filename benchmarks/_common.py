@@ -73,12 +73,13 @@ def scifact_dev_test(heldout: float, seed: int) -> dict:
             "test": ([(q.qid, q.text) for q in test.queries], test.qrels)}
 
 
-def versus(per_query, base) -> dict:
-    """nDCG@10 per query against a baseline's: paired randomization test and bootstrap CI, rounded for the JSON."""
+def versus(per_query, base, metric: str = "ndcg@10") -> dict:
+    """A metric per query (nDCG@10 unless named) against a baseline's: paired randomization test and bootstrap CI,
+    rounded for the JSON."""
     import numpy as np
 
     from ragkit.evaluate.stats import compare
 
     c = compare(np.array(per_query), np.array(base))
-    return {"delta_ndcg@10": round(c.delta, 4), "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
+    return {f"delta_{metric}": round(c.delta, 4), "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
             "p_value": round(c.p_value, 4), "significant": c.significant}

@@ -65,6 +65,8 @@ def main() -> int:
                     "hotpotqa_dev500) instead of the bundled Beacon set: an out-of-domain check of a generator "
                     "setting; its index is the cached one `ragkit eval` builds")
     args = ap.parse_args()
+    if args.dataset and args.index:
+        ap.error("--index is for the Beacon corpus; --dataset uses the dataset's cached index")
     qa_file = DATASETS / args.dataset / "qa.jsonl" if args.dataset else ROOT / "eval_sets" / "beacon" / "qa.jsonl"
     qa = [json.loads(line) for line in qa_file.read_text().splitlines() if line.strip()]
     if args.ids:

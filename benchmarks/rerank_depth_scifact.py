@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
-from _common import BLEND_WEIGHTS, CACHE, ROOT, beir_index, pct, scifact_dev_test, versus, write_result
+from _common import BLEND_WEIGHTS, CACHE, beir_index, pct, scifact_dev_test, versus, write_result
 
 MODEL = CACHE / "finetune" / "reranker-supervised"
 DEPTHS = (10, 20, 50)
@@ -101,7 +101,7 @@ def main() -> int:
         latency[depth] = {"p50_ms": round(1000 * statistics.median(lat)), "p95_ms": round(1000 * pct(lat, 0.95))}
         print(f"depth {depth}: plugin latency {latency[depth]}", flush=True)
     eng.close()
-    data = {"model": os.path.relpath(args.model, ROOT), "test_queries": len(sets["test"][0]),
+    data = {"model": str(Path(args.model).resolve()), "test_queries": len(sets["test"][0]),
             "dev_questions": len(sets["dev"][0]),
             "test_hybrid_ndcg@10": round(hybrid, 4), "depths": {str(d): {**quality[d], **latency[d]} for d in DEPTHS},
             "latency_queries": len(few), "seconds": round(time.perf_counter() - t0, 1)}
