@@ -15,7 +15,6 @@ import argparse
 import gzip
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
