@@ -7,7 +7,6 @@ import pytest
 from ragkit import Engine
 from ragkit.errors import ConfigError, IndexConfigMismatch, PluginError
 
-from .conftest import write_tree
 
 
 def test_ingest_and_query(mini_index):

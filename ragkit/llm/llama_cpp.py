@@ -9,7 +9,6 @@ keeps the longest common token prefix), which is why scorers put the shared inst
 from __future__ import annotations
 
 import atexit
-import math
 import threading
 from collections.abc import Iterator
 from typing import Any
