@@ -27,6 +27,7 @@ from pathlib import Path
 from _common import BEIR_OVERRIDES, CACHE, DATASETS, ROOT, pct, write_result
 
 from ragkit import Engine
+from ragkit.evaluate.answers import words
 from ragkit.generate.grounded import NOT_FOUND
 
 OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough bread at home?",
@@ -42,6 +43,8 @@ STEPS = {"uncited_sentences": "uncited sentence:", "attributed_sentences": "unci
          "moved_citations": "citation [", "dropped_echoes": "dropped a sentence that only restates",
          "retry_rejected": "retried reply rejected", "lead_in_removed": "removed the prompt's own words"}
 LOAD: list[float] = []
+STOP = frozenset("a an and are as at be by can do does for from has have how if in is it its of on or than that the "
+                 "their then there this to was were what when where which who will with you your".split())
 
 
 def main() -> int:
@@ -61,6 +64,8 @@ def main() -> int:
                     "are used; its [generator] is replaced by this script's")
     ap.add_argument("--retry-template", default="answer-retry-v1", help="prompt asked once more after a 'not found' "
                     "reply ('none' disables)")
+    ap.add_argument("--compress", type=int, default=0, help="give the model each source's N sentences most "
+                    "similar to the question (the generator's `compress`; 0 = whole chunks)")
     ap.add_argument("--dataset", default="", help="a QA set under ../shared/datasets with a corpus (e.g. "
                     "hotpotqa_dev500) instead of the bundled Beacon set: an out-of-domain check of a generator "
                     "setting; its index is the cached one `ragkit eval` builds")
@@ -77,7 +82,8 @@ def main() -> int:
     gen_cfg = {"name": "llama-cpp", "model": args.model, "max_sources": args.max_sources,
                "max_tokens": args.max_tokens, "template": args.template,
                "order": args.order, "n_threads": args.threads,
-               "retry_template": None if args.retry_template == "none" else args.retry_template}
+               "retry_template": None if args.retry_template == "none" else args.retry_template,
+               "compress": args.compress or None}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
         base = tomllib.loads(Path(args.config).read_text()) if args.config else {}
@@ -107,6 +113,7 @@ def main() -> int:
                          "gold_in_prompt": any(d in q["doc_ids"] for d in packed),
                          "cites_gold": not ans.text.startswith(NOT_FOUND)
                          and any(c.doc_id in q["doc_ids"] for c in ans.citations),
+                         "reference_recall": reference_recall(ans.text, q.get("reference_answer", "")),
                          "abstained": abstained, "retried": any("asked again" in x for x in ans.trace), "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
                          **{k: sum(x.startswith(v) for x in ans.trace) for k, v in STEPS.items()},
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
@@ -131,6 +138,16 @@ def main() -> int:
     return 0
 
 
+def reference_recall(answer: str, reference: str) -> float:
+    """Share of the reference answer's words (stop words left out) that the answer contains: a rough check that an
+    answer citing the right page also says what the page says (0 for 'not found')."""
+    ref = [w for w in dict.fromkeys(words(reference)) if w not in STOP]
+    if not ref or answer.startswith(NOT_FOUND):
+        return 0.0
+    have = set(words(answer))
+    return round(sum(w in have for w in ref) / len(ref), 3)
+
+
 def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     n = len(rows)
     lat = [r["seconds"] for r in rows]
@@ -142,10 +159,13 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     llm_s = sum(r["llm_seconds"] for r in answered)
     return {
         "model": args.model, "template": args.template, "order": args.order, "retry_template": args.retry_template,
+        "compress": args.compress or None,
         "retried": sum(r.get("retried", False) for r in rows), "max_sources": args.max_sources,
         "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None,
         "dataset": args.dataset or "eval_sets/beacon", "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
+        "reference_recall_mean": round(statistics.mean(r["reference_recall"] for r in rows), 4),
+        "cites_gold_and_recall_half": round(sum(r["cites_gold"] and r["reference_recall"] >= 0.5 for r in rows) / n, 4),
         "gold_in_prompt_rate": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
         "cites_gold_when_in_prompt": round(sum(r["cites_gold"] for r in rows if r["gold_in_prompt"])
                                            / max(1, sum(r["gold_in_prompt"] for r in rows)), 4),

@@ -254,17 +254,43 @@ def _norm_reply(text: str) -> str:
     return " ".join(re.sub(r"[^a-z ]", " ", text.lower().replace("'", "").replace("\u2019", "")).split())
 
 
+def _one_typo(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by at most one inserted, deleted or replaced letter."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    return a[i + 1:] == b[i + 1:] or a[i:] == b[i + 1:] or a[i + 1:] == b[i:]
+
+
+def _one_word_off(have: list[str], ref: list[str]) -> bool:
+    """Whether ``have`` is ``ref`` with at most one word misspelt by one letter: a small model sometimes garbles
+    the sentence it was told to reply with ("No found in the indexed documents.")."""
+    off = [(a, b) for a, b in zip(have, ref) if a != b]
+    return len(have) == len(ref) and len(off) <= 1 and all(_one_typo(a, b) for a, b in off)
+
+
 def _may_be_refusal(text: str, not_found: str) -> bool:
     """Whether a reply that starts with ``text`` may still be a refusal: streaming holds it back until it is not
     (most answers diverge at their first word, so they stream as before)."""
     have = _norm_reply(text)
-    return any(r.startswith(have) or have.startswith(r) for r in (_norm_reply(not_found), *_REFUSALS))
+    if any(r.startswith(have) or have.startswith(r) for r in (_norm_reply(not_found), *_REFUSALS)):
+        return True
+    words, ref = have.split(), _norm_reply(not_found).split()
+    if text[-1:].isalpha():  # the last word may still be cut: compare the whole words only
+        words = words[:-1]
+    return len(words) <= len(ref) and _one_word_off(words, ref[: len(words)])
 
 
 def _is_not_found(text: str, not_found: str) -> bool:
-    """Whether a (complete) reply declines: it contains the not-found sentence or opens with "I don't know"."""
-    have = _norm_reply(text)
-    return _norm_reply(not_found) in have or have.startswith(_REFUSALS)
+    """Whether a (complete) reply declines: it contains the not-found sentence (one word may be garbled) or opens
+    with "I don't know"."""
+    have, ref = _norm_reply(text), _norm_reply(not_found)
+    if ref in have or have.startswith(_REFUSALS):
+        return True
+    words, n = have.split(), len(ref.split())
+    return any(_one_word_off(words[i: i + n], ref.split()) for i in range(len(words) - n + 1))
 
 
 # --- echoes of the question -------------------------------------------------------------------------------------
@@ -356,11 +382,17 @@ def strip_lead_in(reply: str, prompt: str) -> tuple[str, str]:
     return (text.strip(), ": ".join(removed)) if removed else (reply, "")
 
 
+def is_question(sentence: str) -> bool:
+    """Whether an answer sentence asks a question ("How? [2].", "Does Beacon retry webhooks [1]?"): it answers
+    nothing, whatever it cites."""
+    return re.sub(r"[\s.]+$", "", _GROUP.sub("", sentence)).endswith("?")
+
+
 def drop_echoes(text: str, question: str) -> tuple[str, list[str]]:
-    """``text`` without its sentences that only restate the question, and those sentences."""
+    """``text`` without its sentences that only restate the question or ask one, and those sentences."""
     kept, dropped = [], []
     for sent in _ANSWER_SENT.split(text.strip()):
-        (dropped if is_echo(sent, question) else kept).append(sent)
+        (dropped if is_echo(sent, question) or is_question(sent) else kept).append(sent)
     return " ".join(kept), [d.strip() for d in dropped]
 
 
@@ -388,6 +420,10 @@ class GroundedParams(BaseModel):
     retry_min_support: float | None = Field(
         0.6, description="a retried reply is kept only if each of its sentences has MiniLM cosine >= this with some "
                          "source sentence (else the answer is 'not found'); None accepts it unchecked")
+    compress: int | None = Field(
+        None, ge=1, le=50, description="give the model only each source's N sentences most similar to the question "
+                                       "(MiniLM cosine; table rows as 'header: value' lines), in document order; "
+                                       "None packs whole chunks")
     attribute_min: float | None = Field(
         0.6, description="a sentence the model left uncited gets the [n] of the packed source sentence most similar "
                          "to it (MiniLM cosine) when the similarity is at least this; None disables")
@@ -499,10 +535,14 @@ class GroundedGenerator(Plugin):
 
         p = self.params
         t = time.perf_counter()
+        if p.compress is not None:
+            hits = self.compress(query, hits)
         packing = pack(query, hits, self.llm, self.template, max_tokens=p.max_tokens, max_sources=p.max_sources,
                        order=p.order)
         t_pack = time.perf_counter() - t
         trace = [f"prompt {self.template.version}", *packing.decisions]
+        if p.compress is not None:
+            trace.insert(1, f"compress: each source cut to its {p.compress} sentences closest to the question")
         if not packing.sources:
             ans = self.not_found(query, hits, trace + ["abstained: no source fits the context window"],
                                  ["no source fits the context window"])
@@ -537,6 +577,30 @@ class GroundedGenerator(Plugin):
         t_llm = time.perf_counter() - t
         yield self.finish(query, hits, raw, packing.sources, trace, usage,
                           {"generate:pack": t_pack, "generate:llm": t_llm})
+
+    def compress(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The first ``max_sources`` hits with their text cut to the ``compress`` sentences most similar to the
+        question, kept in document order (contextual compression: less to read for a small model)."""
+        from dataclasses import replace
+
+        from ragkit.generate.extractive import split_sentences
+
+        keep, head = self.params.compress, hits[: self.params.max_sources]
+        units = [split_sentences(h.chunk.text) for h in head]
+        if self._embed is None or not any(units):
+            return hits
+        flat = [u for us in units for u in us]
+        vecs = self._embed([query] + flat)
+        sims, out, at = vecs[1:] @ vecs[0], [], 0
+        for h, us in zip(head, units):
+            mine = sims[at: at + len(us)]
+            at += len(us)
+            if len(us) <= keep:
+                out.append(replace(h, chunk=replace(h.chunk, text="\n".join(us) or h.chunk.text)))
+                continue
+            best = sorted(sorted(range(len(us)), key=lambda i: -mine[i])[:keep])
+            out.append(replace(h, chunk=replace(h.chunk, text="\n".join(us[i] for i in best))))
+        return out + hits[len(head):]
 
     def _ask_again(self, query: str, hits: list[Hit], retry: PromptTemplate, why: str, packing: Packing, usage: Any,
                    trace: list[str]) -> tuple[str, Packing]:

@@ -7,7 +7,7 @@ import pytest
 from ragkit.errors import ConfigError
 from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, _is_not_found, _may_be_echo, _may_be_refusal,
                                       asks_wh, check_citations, drop_echoes,
-                                      is_echo, lost_in_the_middle, pack, prompt_tokens, sentence_pieces,
+                                      is_echo, is_question, lost_in_the_middle, pack, prompt_tokens, sentence_pieces,
                                       strip_lead_in)
 from ragkit.generate.llama_cpp import LlamaCppGenerator
 from ragkit.llm import Usage
@@ -48,14 +48,16 @@ def test_not_found_reply_is_not_flagged():
 
 
 @pytest.mark.parametrize("reply", ["I don't know.", "I don\u2019t know", "I do not know the answer", NOT_FOUND,
-                                   "[1] not found in the indexed documents!", "NOT FOUND in the indexed-documents"])
+                                   "[1] not found in the indexed documents!", "NOT FOUND in the indexed-documents",
+                                   "No found in the indexed documents.", "Not foud in the indexed documents."])
 def test_declining_replies_are_recognised_while_streaming_and_at_the_end(reply):
     assert _is_not_found(reply, NOT_FOUND)
     for cut in range(1, len(reply) + 1):  # every prefix of a refusal is held back while streaming
         assert _may_be_refusal(reply[:cut], NOT_FOUND) or reply.startswith("[1]"), reply[:cut]
 
 
-@pytest.mark.parametrize("reply", ["Keys expire after 90 days [1].", "I do know: 90 days.", "Not all keys expire."])
+@pytest.mark.parametrize("reply", ["Keys expire after 90 days [1].", "I do know: 90 days.", "Not all keys expire.",
+                                   "It is found in the indexed documents [1].", "Note: keys expire [1]."])
 def test_answers_are_not_taken_for_refusals(reply):
     assert not _is_not_found(reply, NOT_FOUND)
     assert not _may_be_refusal(reply, NOT_FOUND)
@@ -178,6 +180,10 @@ def test_an_echo_restates_the_question_in_order_and_adds_nothing():
     assert not is_echo("Yes, SSO available on the Team plan.", yes_no)
     text, dropped = drop_echoes("Is SSO available on the Team plan? No, only on Business [2].", yes_no)
     assert text == "No, only on Business [2]." and dropped == ["Is SSO available on the Team plan?"]
+    # a sentence that asks a question answers nothing, whatever its words or citation
+    assert drop_echoes("How? [2]. SSO needs Business [1].", yes_no) == ("SSO needs Business [1].", ["How? [2]."])
+    assert drop_echoes("Does Beacon retry webhooks, and how often [1]?", q)[0] == ""
+    assert not is_question("Retries happen 5 times [1].") and is_question("Why [3]?")
     # while streaming: held back as long as the words so far (the last one perhaps cut) can still be an echo
     assert _may_be_echo("", q) and _may_be_echo("If the node runn", q) and _may_be_echo("If the node running ", q)
     assert not _may_be_echo("If the node fails", q) and not _may_be_echo("Within", q)
@@ -280,3 +286,17 @@ def test_a_reply_that_only_restates_the_question_is_asked_again(tmp_path, qwen_l
     assert ans.text.startswith("Keys expire after 90 days") and [c.n for c in ans.citations] == [1]
     assert not any("When do the keys" in c for c in chunks[:-1])  # the echo never reached the stream
     assert any(t.startswith("the model only restated the question; asked again") for t in ans.trace)
+
+
+def test_compress_keeps_each_sources_closest_sentences_in_document_order(embedder):
+    gen = LlamaCppGenerator(model="smollm2", compress=2, max_sources=2)
+    gen._embed = embedder.embed
+    first = ("Beacon was founded in 2019. API keys expire after 90 days. The office is in Lisbon. "
+             "An expired key can be renewed from Settings.")
+    table = "| Plan | Key lifetime |\n|---|---|\n| Free | 30 days |\n| Team | 90 days |\n| Business | 365 days |"
+    hits = make_hits([first, table, "Left alone: beyond max_sources."])
+    out = gen.compress("When do API keys expire, and can an expired key be renewed?", hits)
+    assert out[0].chunk.text == "API keys expire after 90 days.\nAn expired key can be renewed from Settings."
+    assert out[1].chunk.text.count("\n") == 1 and "Plan: " in out[1].chunk.text  # table rows as 'header: value'
+    assert out[2] is hits[2] and hits[0].chunk.text == first  # the retrieved hits themselves are untouched
+    assert [h.doc_id for h in out] == [h.doc_id for h in hits] and out[0].scores == hits[0].scores
