@@ -66,7 +66,6 @@ def main() -> int:
                     "reply ('none' disables)")
     ap.add_argument("--compress", type=int, default=0, help="give the model each source's N sentences most "
                     "similar to the question (the generator's `compress`; 0 = whole chunks)")
-    ap.add_argument("--retry-quote", action="store_true", help="experiment: the generator's retry_quote")
     ap.add_argument("--dataset", default="", help="a QA set under ../shared/datasets with a corpus (e.g. "
                     "hotpotqa_dev500) instead of the bundled Beacon set: an out-of-domain check of a generator "
                     "setting; its index is the cached one `ragkit eval` builds")
@@ -84,7 +83,7 @@ def main() -> int:
                "max_tokens": args.max_tokens, "template": args.template,
                "order": args.order, "n_threads": args.threads,
                "retry_template": None if args.retry_template == "none" else args.retry_template,
-               "compress": args.compress or None, "retry_quote": args.retry_quote}
+               "compress": args.compress or None}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "idx"
         base = tomllib.loads(Path(args.config).read_text()) if args.config else {}

@@ -424,8 +424,6 @@ class GroundedParams(BaseModel):
         None, ge=1, le=50, description="give the model only each source's N sentences most similar to the question "
                                        "(MiniLM cosine; table rows as 'header: value' lines), in document order; "
                                        "None packs whole chunks")
-    retry_quote: bool = Field(False, description="experiment: the retried reply is one source sentence, chosen by "
-                                                 "grammar-constrained decoding")
     attribute_min: float | None = Field(
         0.6, description="a sentence the model left uncited gets the [n] of the packed source sentence most similar "
                          "to it (MiniLM cosine) when the similarity is at least this; None disables")
@@ -614,9 +612,6 @@ class GroundedGenerator(Plugin):
         if not repack.sources:
             return NOT_FOUND, packing
         trace.append(f"the model {why}; asked again with prompt {retry.version}")
-        choose = getattr(self.llm, "choose", None)
-        if p.retry_quote and callable(choose):
-            return self._quote(query, repack, choose, usage, trace), repack
         raw = "".join(self.llm.stream(repack.messages, max_tokens=p.max_tokens, temperature=p.temperature,
                                       usage=usage))
         raw, lead = strip_lead_in(raw, repack.messages[-1]["content"])
@@ -625,21 +620,6 @@ class GroundedGenerator(Plugin):
         ok, note = self.supported(raw, repack.sources)
         trace.append(note)
         return (raw if ok else NOT_FOUND), repack
-
-    def _quote(self, query: str, packing: Packing, choose: Any, usage: Any, trace: list[str]) -> str:
-        from ragkit.generate.extractive import split_sentences
-
-        owner: dict[str, int] = {}
-        for src in packing.sources:
-            for unit in split_sentences(src["text"]):
-                owner.setdefault(unit.strip(), src["n"])
-        reply = choose(packing.messages, [*owner, NOT_FOUND], usage=usage)
-        if reply not in owner:
-            trace.append("the retried reply, restricted to source sentences, is 'not found'")
-            return NOT_FOUND
-        n = owner[reply]
-        trace.append(f"retried reply restricted to source sentences: copied from [{n}]")
-        return (reply[:-1] + f" [{n}]" + reply[-1]) if reply[-1] in ".!?" else f"{reply} [{n}]"
 
     def _may_decline(self, text: str, query: str) -> bool:
         """Whether a reply starting with ``text`` may still turn out to decline (streaming holds it back)."""

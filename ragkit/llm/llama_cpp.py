@@ -35,11 +35,6 @@ YES_WORDS = ("yes", "Yes", " yes", " Yes", "YES")
 NO_WORDS = ("no", "No", " no", " No", "NO")
 
 
-def _gbnf_literal(text: str) -> str:
-    out = text.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
-
-
 class LlamaCppLLM:
     def __init__(self, model: str = "qwen0.5b", *, repo_id: str = "", filename: str = "", n_ctx: int = 4096,
                  n_threads: int = 2, seed: int = 0, n_batch: int = 512) -> None:
@@ -119,7 +114,7 @@ class LlamaCppLLM:
         return Completion(text=text, usage=usage, finish_reason=getattr(self, "_last_finish", ""))
 
     def stream(self, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               stop: list[str] | None = None, usage: Usage | None = None, grammar: Any = None) -> Iterator[str]:
+               stop: list[str] | None = None, usage: Usage | None = None) -> Iterator[str]:
         self.warm_up()
         prompt = self.render(messages)
         n_prompt = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))  # = prompt_tokens()
@@ -131,7 +126,7 @@ class LlamaCppLLM:
         with self._lock:
             parts = self._llm.create_completion(prompt, max_tokens=min(max_tokens, room), temperature=temperature,
                                                 top_k=1 if temperature == 0 else 40, seed=self.seed,
-                                                stop=stop or [], stream=True, grammar=grammar)
+                                                stop=stop or [], stream=True)
             for part in parts:
                 choice = part["choices"][0]
                 if choice.get("finish_reason"):
@@ -144,17 +139,6 @@ class LlamaCppLLM:
             usage.prompt_tokens += n_prompt
             # llama-cpp-python streams one piece per token (multi-byte characters may merge two)
             usage.completion_tokens += n_out
-
-    def choose(self, messages: list[Message], options: list[str], *, usage: Usage | None = None) -> str:
-        """Generate a reply that is exactly one of ``options`` (greedy decoding under a GBNF grammar whose only
-        sentences are the options)."""
-        from llama_cpp import LlamaGrammar
-
-        opts = [o for o in dict.fromkeys(o.strip() for o in options) if o]
-        self.warm_up()
-        grammar = LlamaGrammar.from_string("root ::= " + " | ".join(_gbnf_literal(o) for o in opts), verbose=False)
-        longest = max(len(self.tokenize(o)) for o in opts) + 4
-        return "".join(self.stream(messages, max_tokens=longest, usage=usage, grammar=grammar)).strip()
 
     def _answer_ids(self, words: tuple[str, ...]) -> list[int]:
         """Vocabulary ids of the single tokens that spell one of ``words`` (case and leading-space variants)."""
