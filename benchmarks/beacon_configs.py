@@ -21,7 +21,7 @@ from pathlib import Path
 from _common import ROOT, versus, write_result
 
 from ragkit import Engine
-from ragkit.evaluate.datasets import load_qa
+from ragkit.evaluate.datasets import load_beir, load_qa
 from ragkit.evaluate.runner import evaluate_retrieval
 
 METRICS = ("ndcg@10", "hit_rate@1", "recall@3", "mrr@10")
@@ -40,6 +40,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", action="append", default=[], help="a ragkit TOML (repeat; the first is the base)")
     ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--split", default="test", help="qrels to judge by: test (as first written) or audited "
+                    "(eval_sets/beacon/README.md); audited writes beacon_configs_audited.json")
     args = ap.parse_args()
     if args.config:
         variants = {c: tomllib.loads(Path(c).read_text()) for c in args.config}
@@ -47,7 +49,8 @@ def main() -> int:
         full = tomllib.loads(ANSWERS.read_text())
         variants = {"beacon-answers.toml without the edition rules": without_query_rules(full),
                     "beacon-answers.toml": full}
-    dataset = load_qa(ROOT / "eval_sets" / "beacon")
+    beacon = ROOT / "eval_sets" / "beacon"
+    dataset = load_qa(beacon) if args.split == "test" else load_beir(beacon, args.split)
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "idx"
@@ -62,7 +65,7 @@ def main() -> int:
             print(name, rows[name]["metrics"], flush=True)
     base_name = next(iter(rows))
     base = rows[base_name]["per_query"]
-    result = {"dataset": "eval_sets/beacon", "k": args.k, "base": base_name, "variants": {}}
+    result = {"dataset": "eval_sets/beacon", "qrels": args.split, "k": args.k, "base": base_name, "variants": {}}
     for name, row in rows.items():
         entry = {"metrics": row["metrics"]}
         if name != base_name:
@@ -74,7 +77,8 @@ def main() -> int:
             entry["changed_at_1"] = [q for q in qids if row["per_query"][q]["hit_rate@1"]
                                      != base[q]["hit_rate@1"]]
         result["variants"][name] = entry
-    print(f"wrote {write_result('beacon_configs', result)}")
+    name = "beacon_configs" if args.split == "test" else f"beacon_configs_{args.split}"
+    print(f"wrote {write_result(name, result)}")
     return 0
 
 

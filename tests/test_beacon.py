@@ -5,11 +5,13 @@ benchmarks/beacon_eval.py measured, so a real regression fails while run-to-run 
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from ragkit.evaluate.datasets import load_beir, load_qa
+from ragkit.evaluate.datasets import load_beir, load_qa, read_qrels
 from ragkit.evaluate.retrieval import run_queries, score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,36 @@ def test_eval_set_layouts_agree():
     for q in beir.queries:
         for doc_id in q.relevant:
             assert (corpus / doc_id).is_file(), doc_id
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _visible_text(path: Path) -> str:
+    """A document's text as ragkit's own loader reads it (tags, PDF layout and front matter handled)."""
+    from ragkit.ingest.html import HtmlLoader
+    from ragkit.ingest.markdown import MarkdownLoader
+    from ragkit.ingest.pdf import PdfLoader
+    from ragkit.ingest.text import TextLoader
+
+    loader = {".html": HtmlLoader, ".pdf": PdfLoader, ".md": MarkdownLoader}.get(path.suffix, TextLoader)()
+    return "\n".join(doc.text for doc in loader.load(path, path.name))
+
+
+def test_the_audited_qrels_only_add_current_documents_that_hold_the_quoted_answer():
+    beacon = ROOT / "eval_sets" / "beacon"
+    first, audited = read_qrels(beacon / "qrels" / "test.tsv"), read_qrels(beacon / "qrels" / "audited.tsv")
+    added = {(q, d) for q, docs in audited.items() for d in docs} - {(q, d) for q, docs in first.items() for d in docs}
+    assert all(first[q].items() <= audited[q].items() for q in first)  # nothing judged before was changed
+    evidence = [json.loads(line) for line in (beacon / "qrels-audit.jsonl").read_text().splitlines() if line]
+    assert {(e["id"], e["doc"]) for e in evidence} == added and all(audited[q][d] == 1 for q, d in added)
+    deprecated = {"admin/rate-limits-2022.md", "guides/ingestion-agent-v2.md", "billing/plans-2023.html"}
+    for e in evidence:
+        assert e["doc"] not in deprecated
+        text = _words(_visible_text(ROOT / "corpora" / "beacon" / e["doc"]))
+        for piece in re.split(r" \.\.\. | \| ", e["quote"]):  # a quote may join sentences (...) or cells (|)
+            assert _words(piece) in text, (e["id"], e["doc"], piece)
 
 
 @pytest.fixture(scope="module")
