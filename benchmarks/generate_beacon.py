@@ -28,6 +28,7 @@ from _common import BEIR_OVERRIDES, CACHE, DATASETS, ROOT, pct, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.answers import words
+from ragkit.evaluate.datasets import read_qrels
 from ragkit.generate.grounded import NOT_FOUND
 
 OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough bread at home?",
@@ -43,6 +44,8 @@ STEPS = {"uncited_sentences": "uncited sentence:", "attributed_sentences": "unci
          "moved_citations": "citation [", "dropped_echoes": "dropped a sentence that only restates",
          "retry_rejected": "retried reply rejected", "lead_in_removed": "removed the prompt's own words"}
 LOAD: list[float] = []
+# the Beacon qrels as first written (= qa.jsonl doc_ids) and after the 2026-11-24 audit (eval_sets/beacon/README.md)
+AUDITED = ROOT / "eval_sets" / "beacon" / "qrels" / "audited.tsv"
 STOP = frozenset("a an and are as at be by can do does for from has have how if in is it its of on or than that the "
                  "their then there this to was were what when where which who will with you your".split())
 
@@ -66,10 +69,14 @@ def main() -> int:
                     "reply ('none' disables)")
     ap.add_argument("--compress", type=int, default=0, help="give the model each source's N sentences most "
                     "similar to the question (the generator's `compress`; 0 = whole chunks)")
+    ap.add_argument("--regrade", default="", help="only recompute the gold measures of an existing result "
+                    "(benchmarks/results/<name>.json) against the current qrels, e.g. after an audit; no LLM call")
     ap.add_argument("--dataset", default="", help="a QA set under ../shared/datasets with a corpus (e.g. "
                     "hotpotqa_dev500) instead of the bundled Beacon set: an out-of-domain check of a generator "
                     "setting; its index is the cached one `ragkit eval` builds")
     args = ap.parse_args()
+    if args.regrade:
+        return regrade(args.regrade)
     if args.dataset and args.index:
         ap.error("--index is for the Beacon corpus; --dataset uses the dataset's cached index")
     qa_file = DATASETS / args.dataset / "qa.jsonl" if args.dataset else ROOT / "eval_sets" / "beacon" / "qa.jsonl"
@@ -114,6 +121,7 @@ def main() -> int:
                          "cites_gold": not ans.text.startswith(NOT_FOUND)
                          and any(c.doc_id in q["doc_ids"] for c in ans.citations),
                          "reference_recall": reference_recall(ans.text, q.get("reference_answer", "")),
+                         **audited_gold(q["id"], ans.text, [c.doc_id for c in ans.citations], args.dataset),
                          "abstained": abstained, "retried": any("asked again" in x for x in ans.trace), "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
                          **{k: sum(x.startswith(v) for x in ans.trace) for k, v in STEPS.items()},
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
@@ -148,6 +156,54 @@ def reference_recall(answer: str, reference: str) -> float:
     return round(sum(w in have for w in ref) / len(ref), 3)
 
 
+def audited_gold(qid: str, answer: str, cited: list[str], dataset: str = "") -> dict:
+    """The question's gold documents in the audited Beacon qrels and whether the answer cites one."""
+    if dataset or not AUDITED.is_file():
+        return {}
+    gold = sorted(read_qrels(AUDITED).get(qid, {}))
+    return {"gold_audited": gold,
+            "cites_gold_audited": not answer.startswith(NOT_FOUND) and any(d in gold for d in cited)}
+
+
+def audited_summary(rows: list[dict]) -> dict:
+    if not rows or "cites_gold_audited" not in rows[0]:
+        return {}
+    hits = sum(r["cites_gold_audited"] for r in rows)
+    return {"cites_gold_rate_audited": round(hits / len(rows), 4), "cites_gold_audited": hits}
+
+
+def regrade(name: str) -> int:
+    """Recompute the audited-qrels measures (and reference_recall) of benchmarks/results/<name>.json from its rows:
+    the answers do not depend on the qrels, so no model is run."""
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    data = json.loads(path.read_text())
+    qa = {q["id"]: q for q in map(json.loads, (ROOT / "eval_sets" / "beacon" / "qa.jsonl").read_text().splitlines())}
+    for r in data["rows"]:
+        r.update(audited_gold(r["id"], r["answer"], r["cited"]))
+        r["reference_recall"] = reference_recall(r["answer"], qa[r["id"]].get("reference_answer", ""))
+    rows, n = data["rows"], len(data["rows"])
+    extra = {**audited_summary(rows),
+             "reference_recall_mean": round(statistics.mean(r["reference_recall"] for r in rows), 4),
+             "cites_gold_and_recall_half": round(sum(r["cites_gold"] and r["reference_recall"] >= 0.5 for r in rows)
+                                                 / n, 4),
+             "regraded": time.strftime("%Y-%m-%d")}
+    judged = path.with_name(f"{name}_judged.json")  # a reader's labels of the answers, when there are any
+    if judged.is_file():
+        label = {x["id"]: x["label"] for x in json.loads(judged.read_text())["labels"]}
+        for r in rows:
+            r["judged"] = label[r["id"]]
+        extra["judged"] = {k: sum(r["judged"] == k for r in rows)
+                           for k in ("right", "partly", "wrong", "non-answer", "declined")}
+        extra["cites_gold_audited_and_judged_right"] = sum(r["cites_gold_audited"] and r["judged"] == "right"
+                                                           for r in rows)
+    at = list(data).index("cites_gold_rate") + 1
+    items = [(k, v) for k, v in data.items() if k not in extra]
+    data = dict(items[:at] + list(extra.items()) + items[at:])
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(json.dumps({k: data[k] for k in ("cites_gold_rate", *extra)}, indent=2))
+    return 0
+
+
 def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
     n = len(rows)
     lat = [r["seconds"] for r in rows]
@@ -164,6 +220,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None,
         "dataset": args.dataset or "eval_sets/beacon", "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
+        **audited_summary(rows),
         "reference_recall_mean": round(statistics.mean(r["reference_recall"] for r in rows), 4),
         "cites_gold_and_recall_half": round(sum(r["cites_gold"] and r["reference_recall"] >= 0.5 for r in rows) / n, 4),
         "gold_in_prompt_rate": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
