@@ -535,9 +535,8 @@ class GroundedGenerator(Plugin):
 
         p = self.params
         t = time.perf_counter()
-        if p.compress is not None:
-            hits = self.compress(query, hits)
-        packing = pack(query, hits, self.llm, self.template, max_tokens=p.max_tokens, max_sources=p.max_sources,
+        shown = self.compress(query, hits) if p.compress is not None else hits  # what the model reads
+        packing = pack(query, shown, self.llm, self.template, max_tokens=p.max_tokens, max_sources=p.max_sources,
                        order=p.order)
         t_pack = time.perf_counter() - t
         trace = [f"prompt {self.template.version}", *packing.decisions]
@@ -570,7 +569,7 @@ class GroundedGenerator(Plugin):
             # The abstain rule let the question through (the sources scored well) but the model declined or only
             # restated the question: ask once more with the retry prompt; its reply is the answer (it may decline).
             why = "replied not found" if _is_not_found(raw, NOT_FOUND) else "only restated the question"
-            raw, packing = self._ask_again(query, hits, retry, why, packing, usage, trace)
+            raw, packing = self._ask_again(query, shown, retry, why, packing, usage, trace)
             yield raw
         elif held:  # a short reply that never left the hold (a refusal, an echo without a retry prompt, ...)
             yield (drop_echoes(raw, query)[0] if p.drop_echoes else raw) or NOT_FOUND

@@ -300,3 +300,20 @@ def test_compress_keeps_each_sources_closest_sentences_in_document_order(embedde
     assert out[1].chunk.text.count("\n") == 1 and "Plan: " in out[1].chunk.text  # table rows as 'header: value'
     assert out[2] is hits[2] and hits[0].chunk.text == first  # the retrieved hits themselves are untouched
     assert [h.doc_id for h in out] == [h.doc_id for h in hits] and out[0].scores == hits[0].scores
+
+
+def test_a_compressed_prompt_is_shorter_and_the_answer_keeps_the_retrieved_sources(small_llm, embedder):
+    long = ("Beacon was founded in 2019. API keys expire after 90 days. The office is in Lisbon. The team has a cat. "
+            "Lunch is at noon. The logo is blue. An expired key can be renewed from Settings.")
+    hits = make_hits([long, "Invoices are sent monthly. Support answers by chat. The status page lists incidents."],
+                     dense=0.9)
+    answers = {}
+    for compress in (None, 2):
+        gen = LlamaCppGenerator(model="smollm2", compress=compress, max_tokens=24, retry_template=None)
+        gen._llm, gen._embed = small_llm, embedder.embed
+        answers[compress] = gen.answer("When do API keys expire?", hits)
+    full, cut = answers[None], answers[2]
+    assert any(t.startswith("compress: each source cut to its 2 sentences") for t in cut.trace)
+    assert cut.usage["prompt_tokens"] < full.usage["prompt_tokens"]
+    assert cut.sources[0].chunk.text == long  # sources and citations are the retrieved chunks, not the cut text
+    assert not any(t.startswith("compress:") for t in full.trace)
