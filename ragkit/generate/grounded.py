@@ -433,7 +433,8 @@ class GroundedParams(BaseModel):
                           "instead; None keeps the model's citations")
     drop_echoes: bool = Field(
         True, description="drop answer sentences that only restate the question (all words from the question, in "
-                          "its order); a reply that is nothing else counts as declining (retry, then 'not found')")
+                          "its order) or ask a question; a reply that is nothing else counts as declining (retry, "
+                          "then 'not found')")
 
 
 class GroundedGenerator(Plugin):
@@ -540,7 +541,7 @@ class GroundedGenerator(Plugin):
                        order=p.order)
         t_pack = time.perf_counter() - t
         trace = [f"prompt {self.template.version}", *packing.decisions]
-        if p.compress is not None:
+        if shown is not hits:
             trace.insert(1, f"compress: each source cut to its {p.compress} sentences closest to the question")
         if not packing.sources:
             ans = self.not_found(query, hits, trace + ["abstained: no source fits the context window"],
@@ -594,11 +595,8 @@ class GroundedGenerator(Plugin):
         for h, us in zip(head, units):
             mine = sims[at: at + len(us)]
             at += len(us)
-            if len(us) <= keep:
-                out.append(replace(h, chunk=replace(h.chunk, text="\n".join(us) or h.chunk.text)))
-                continue
             best = sorted(sorted(range(len(us)), key=lambda i: -mine[i])[:keep])
-            out.append(replace(h, chunk=replace(h.chunk, text="\n".join(us[i] for i in best))))
+            out.append(replace(h, chunk=replace(h.chunk, text="\n".join(us[i] for i in best) or h.chunk.text)))
         return out + hits[len(head):]
 
     def _ask_again(self, query: str, hits: list[Hit], retry: PromptTemplate, why: str, packing: Packing, usage: Any,
