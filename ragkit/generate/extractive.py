@@ -56,6 +56,20 @@ def _table_units(block: list[str]) -> list[str]:
     return ["; ".join(f"{h}: {v}" if h else v for h, v in zip(header, r) if v) for r in body]
 
 
+def question_similarity(embed, query: str, groups: list[list[str]]) -> list[np.ndarray]:
+    """Cosine of each sentence of each group (e.g. one source's candidate sentences) to ``query``, per group, from
+    one call of ``embed`` (normalised vectors) over the query and every sentence."""
+    flat = [u for g in groups for u in g]
+    if not flat:
+        return [np.zeros(0) for _ in groups]
+    vecs = embed([query] + flat)
+    sims, out, at = vecs[1:] @ vecs[0], [], 0
+    for g in groups:
+        out.append(sims[at: at + len(g)])
+        at += len(g)
+    return out
+
+
 def citation_for(n: int, hit: Hit) -> Citation:
     meta = hit.chunk.metadata
     return Citation(n=n, chunk_id=hit.chunk_id, doc_id=hit.doc_id, title=str(meta.get("title", "")),
@@ -92,15 +106,12 @@ class ExtractiveAnswerer(Plugin):
         yield answer
 
     def _pick(self, query: str, hits: list[Hit]) -> list[tuple[int, str]]:
-        cands: list[tuple[int, int, str]] = []
-        for hi, hit in enumerate(hits[: self.params.sources]):
-            for si, s in enumerate(split_sentences(hit.chunk.text)):
-                if len(s.split()) >= self.params.min_words:
-                    cands.append((hi, si, s))
+        groups = [[s for s in split_sentences(hit.chunk.text) if len(s.split()) >= self.params.min_words]
+                  for hit in hits[: self.params.sources]]
+        cands = [(hi, si, s) for hi, g in enumerate(groups) for si, s in enumerate(g)]
         if not cands:
             return []
-        vecs = self._embed([query] + [c[2] for c in cands])
-        sims = vecs[1:] @ vecs[0]
+        sims = np.concatenate(question_similarity(self._embed, query, groups))
         # a small prior for higher-ranked sources breaks near-ties toward what retrieval trusted most
         prior = np.array([0.02 * (self.params.sources - c[0]) / self.params.sources for c in cands])
         order = np.argsort(-(sims + prior), kind="stable")

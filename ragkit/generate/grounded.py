@@ -583,18 +583,14 @@ class GroundedGenerator(Plugin):
         question, kept in document order (contextual compression: less to read for a small model)."""
         from dataclasses import replace
 
-        from ragkit.generate.extractive import split_sentences
+        from ragkit.generate.extractive import question_similarity, split_sentences
 
         keep, head = self.params.compress, hits[: self.params.max_sources]
         units = [split_sentences(h.chunk.text) for h in head]
         if self._embed is None or not any(units):
             return hits
-        flat = [u for us in units for u in us]
-        vecs = self._embed([query] + flat)
-        sims, out, at = vecs[1:] @ vecs[0], [], 0
-        for h, us in zip(head, units):
-            mine = sims[at: at + len(us)]
-            at += len(us)
+        out = []
+        for h, us, mine in zip(head, units, question_similarity(self._embed, query, units)):
             best = sorted(sorted(range(len(us)), key=lambda i: -mine[i])[:keep])
             out.append(replace(h, chunk=replace(h.chunk, text="\n".join(us[i] for i in best) or h.chunk.text)))
         return out + hits[len(head):]
