@@ -14,6 +14,7 @@ run can be inspected while it goes; "complete" says whether it finished).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from ragkit import Engine
 from ragkit.evaluate.answers import words
 from ragkit.evaluate.datasets import read_qrels
 from ragkit.generate.grounded import NOT_FOUND
+from ragkit.index.analysis import stop_words
 
 OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough bread at home?",
                  "Who won the 2018 football world cup?", "What is the boiling point of tungsten in kelvin?",
@@ -46,8 +48,7 @@ STEPS = {"uncited_sentences": "uncited sentence:", "attributed_sentences": "unci
 LOAD: list[float] = []
 # the Beacon qrels as first written (= qa.jsonl doc_ids) and after the 2026-11-24 audit (eval_sets/beacon/README.md)
 AUDITED = ROOT / "eval_sets" / "beacon" / "qrels" / "audited.tsv"
-STOP = frozenset("a an and are as at be by can do does for from has have how if in is it its of on or than that the "
-                 "their then there this to was were what when where which who will with you your".split())
+BEACON_QA = ROOT / "eval_sets" / "beacon" / "qa.jsonl"
 
 
 def main() -> int:
@@ -79,8 +80,7 @@ def main() -> int:
         return regrade(args.regrade)
     if args.dataset and args.index:
         ap.error("--index is for the Beacon corpus; --dataset uses the dataset's cached index")
-    qa_file = DATASETS / args.dataset / "qa.jsonl" if args.dataset else ROOT / "eval_sets" / "beacon" / "qa.jsonl"
-    qa = [json.loads(line) for line in qa_file.read_text().splitlines() if line.strip()]
+    qa = read_qa(DATASETS / args.dataset / "qa.jsonl" if args.dataset else BEACON_QA)
     if args.ids:
         wanted = set(args.ids.split(","))
         qa = [q for q in qa if q["id"] in wanted]
@@ -149,27 +149,42 @@ def main() -> int:
 def reference_recall(answer: str, reference: str) -> float:
     """Share of the reference answer's words (stop words left out) that the answer contains: a rough check that an
     answer citing the right page also says what the page says (0 for 'not found')."""
-    ref = [w for w in dict.fromkeys(words(reference)) if w not in STOP]
+    stop = stop_words("en")
+    ref = [w for w in dict.fromkeys(words(reference)) if w not in stop]
     if not ref or answer.startswith(NOT_FOUND):
         return 0.0
     have = set(words(answer))
     return round(sum(w in have for w in ref) / len(ref), 3)
 
 
+def read_qa(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@functools.cache
+def audited_qrels() -> dict[str, dict[str, int]]:
+    return read_qrels(AUDITED)
+
+
 def audited_gold(qid: str, answer: str, cited: list[str], dataset: str = "") -> dict:
     """The question's gold documents in the audited Beacon qrels and whether the answer cites one."""
     if dataset or not AUDITED.is_file():
         return {}
-    gold = sorted(read_qrels(AUDITED).get(qid, {}))
+    gold = sorted(audited_qrels().get(qid, {}))
     return {"gold_audited": gold,
             "cites_gold_audited": not answer.startswith(NOT_FOUND) and any(d in gold for d in cited)}
 
 
-def audited_summary(rows: list[dict]) -> dict:
-    if not rows or "cites_gold_audited" not in rows[0]:
-        return {}
-    hits = sum(r["cites_gold_audited"] for r in rows)
-    return {"cites_gold_rate_audited": round(hits / len(rows), 4), "cites_gold_audited": hits}
+def grade_summary(rows: list[dict]) -> dict:
+    """The summary fields that depend on the judgments and references (what ``--regrade`` recomputes)."""
+    n = len(rows)
+    out = {}
+    if "cites_gold_audited" in rows[0]:
+        hits = sum(r["cites_gold_audited"] for r in rows)
+        out = {"cites_gold_rate_audited": round(hits / n, 4), "cites_gold_audited": hits}
+    return {**out, "reference_recall_mean": round(statistics.mean(r["reference_recall"] for r in rows), 4),
+            "cites_gold_and_recall_half": round(sum(r["cites_gold"] and r["reference_recall"] >= 0.5 for r in rows)
+                                                / n, 4)}
 
 
 def regrade(name: str) -> int:
@@ -177,16 +192,12 @@ def regrade(name: str) -> int:
     the answers do not depend on the qrels, so no model is run."""
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
     data = json.loads(path.read_text())
-    qa = {q["id"]: q for q in map(json.loads, (ROOT / "eval_sets" / "beacon" / "qa.jsonl").read_text().splitlines())}
+    qa = {q["id"]: q for q in read_qa(BEACON_QA)}
     for r in data["rows"]:
         r.update(audited_gold(r["id"], r["answer"], r["cited"]))
         r["reference_recall"] = reference_recall(r["answer"], qa[r["id"]].get("reference_answer", ""))
-    rows, n = data["rows"], len(data["rows"])
-    extra = {**audited_summary(rows),
-             "reference_recall_mean": round(statistics.mean(r["reference_recall"] for r in rows), 4),
-             "cites_gold_and_recall_half": round(sum(r["cites_gold"] and r["reference_recall"] >= 0.5 for r in rows)
-                                                 / n, 4),
-             "regraded": time.strftime("%Y-%m-%d")}
+    rows = data["rows"]
+    extra = {**grade_summary(rows), "regraded": time.strftime("%Y-%m-%d")}
     judged = path.with_name(f"{name}_judged.json")  # a reader's labels of the answers, when there are any
     if judged.is_file():
         label = {x["id"]: x["label"] for x in json.loads(judged.read_text())["labels"]}
@@ -220,9 +231,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "max_tokens": args.max_tokens, "retrieval": "hybrid (rrf), k=5", "config": args.config or None,
         "dataset": args.dataset or "eval_sets/beacon", "questions": n, "of": total,
         "cites_gold_rate": round(sum(r["cites_gold"] for r in rows) / n, 4),
-        **audited_summary(rows),
-        "reference_recall_mean": round(statistics.mean(r["reference_recall"] for r in rows), 4),
-        "cites_gold_and_recall_half": round(sum(r["cites_gold"] and r["reference_recall"] >= 0.5 for r in rows) / n, 4),
+        **grade_summary(rows),
         "gold_in_prompt_rate": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
         "cites_gold_when_in_prompt": round(sum(r["cites_gold"] for r in rows if r["gold_in_prompt"])
                                            / max(1, sum(r["gold_in_prompt"] for r in rows)), 4),

@@ -11,7 +11,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @lru_cache(maxsize=8)
-def _stopwords(lang: str | None) -> frozenset[str]:
+def stop_words(lang: str | None) -> frozenset[str]:
+    """The stop words of lexical retrieval: "en" (bm25s' English list) or none."""
     if not lang:
         return frozenset()
     from bm25s.stopwords import STOPWORDS_EN
@@ -32,7 +33,7 @@ def _stemmer(lang: str | None):
 
 class Analyzer:
     def __init__(self, stemmer: str | None = "english", stopwords: str | None = "en") -> None:
-        self._stop = _stopwords(stopwords)
+        self._stop = stop_words(stopwords)
         self._stem = _stemmer(stemmer)
 
     def __call__(self, text: str) -> list[str]:
