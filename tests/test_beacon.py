@@ -47,13 +47,10 @@ def _words(text: str) -> str:
 
 
 def _visible_text(path: Path) -> str:
-    """A document's text as ragkit's own loader reads it (tags, PDF layout and front matter handled)."""
-    from ragkit.ingest.html import HtmlLoader
-    from ragkit.ingest.markdown import MarkdownLoader
-    from ragkit.ingest.pdf import PdfLoader
-    from ragkit.ingest.text import TextLoader
+    """A document's text as the loader ingest picks for it reads it (tags, PDF layout and front matter handled)."""
+    from ragkit.engine import _loaders_by_extension, _pick_loader
 
-    loader = {".html": HtmlLoader, ".pdf": PdfLoader, ".md": MarkdownLoader}.get(path.suffix, TextLoader)()
+    loader = _pick_loader(path.name, _loaders_by_extension())
     return "\n".join(doc.text for doc in loader.load(path, path.name))
 
 
