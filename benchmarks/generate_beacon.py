@@ -191,6 +191,8 @@ def regrade(name: str) -> int:
     """Recompute the audited-qrels measures (and reference_recall) of benchmarks/results/<name>.json from its rows:
     the answers do not depend on the qrels, so no model is run."""
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"--regrade {name}: no such result ({path.relative_to(ROOT)})")
     data = json.loads(path.read_text())
     qa = {q["id"]: q for q in read_qa(BEACON_QA)}
     for r in data["rows"]:

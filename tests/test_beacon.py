@@ -92,3 +92,13 @@ def test_deprecated_page_can_be_filtered_out(beacon_engine):
     ans = beacon_engine.query(q, k=3, filter="status!=deprecated")
     assert all(h.doc_id != "admin/rate-limits-2022.md" for h in ans.sources)
     assert "1,200" in ans.text and ans.citations
+
+
+def test_generate_beacon_grades_by_the_audited_qrels_and_refuses_an_unknown_result():
+    import generate_beacon  # benchmarks/ is on sys.path (conftest)
+
+    note = ["release-notes/cloud-2024.html"]  # added to q25 by the audit, not in qa.jsonl's doc_ids
+    assert generate_beacon.audited_gold("q25", "The Team plan keeps 15 days of logs [1].", note)["cites_gold_audited"]
+    assert not generate_beacon.audited_gold("q25", "Not found in the indexed documents.", note)["cites_gold_audited"]
+    with pytest.raises(SystemExit, match="--regrade no-such-run: no such result"):
+        generate_beacon.regrade("no-such-run")

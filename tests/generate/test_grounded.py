@@ -300,6 +300,8 @@ def test_compress_keeps_each_sources_closest_sentences_in_document_order(embedde
     assert out[1].chunk.text.count("\n") == 1 and "Plan: " in out[1].chunk.text  # table rows as 'header: value'
     assert out[2] is hits[2] and hits[0].chunk.text == first  # the retrieved hits themselves are untouched
     assert [h.doc_id for h in out] == [h.doc_id for h in hits] and out[0].scores == hits[0].scores
+    with pytest.raises(ConfigError, match="parameter 'compress': .*greater than or equal to 1"):
+        LlamaCppGenerator(model="smollm2", compress=0)
 
 
 def test_a_compressed_prompt_is_shorter_and_the_answer_keeps_the_retrieved_sources(small_llm, embedder):
