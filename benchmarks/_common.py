@@ -53,12 +53,6 @@ def beir_index(name: str, overrides: list[str] | None = None, progress=None):
     return dataset_engine(load_dataset(DATASETS / name), None, BEIR_OVERRIDES + (overrides or []), CACHE, progress)
 
 
-def pct(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` by nearest rank (one of the values, no interpolation); NaN when empty."""
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
-
-
 def scifact_dev_test(heldout: float, seed: int) -> dict:
     """SciFact's question sets for choosing a setting and then measuring it: ``dev`` = the train questions
     ``split_heldout`` keeps aside (as ``ragkit finetune`` does), ``test`` = the test split; each as

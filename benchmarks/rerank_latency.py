@@ -28,11 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CACHE, DATASETS, RESULTS, ROOT, pct, write_result
+from _common import CACHE, DATASETS, RESULTS, ROOT, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.datasets import load_beir
 from ragkit.evaluate.retrieval import score
+from ragkit.evaluate.stats import nearest_rank
 from ragkit.plugins import registry
 
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
@@ -139,7 +140,7 @@ def part_ce(eng, beir, queries, cands) -> dict:
                 pad_real += sum(b)
                 pad_padded += max(b) * len(b)
         out["depths"][str(depth)] = {
-            "p50_ms": round(1000 * statistics.median(lat), 1), "p95_ms": round(1000 * pct(lat, 0.95), 1),
+            "p50_ms": round(1000 * statistics.median(lat), 1), "p95_ms": round(1000 * nearest_rank(lat, 0.95), 1),
             "raw_p50_ms": round(1000 * statistics.median(raw_lat), 1),
             "plugin_tokens_per_s": round(tokens / sum(lat), 1), "raw_tokens_per_s": round(tokens / sum(raw_lat), 1),
             "plugin_vs_raw": round(sum(raw_lat) / sum(lat), 3),
@@ -168,7 +169,8 @@ def part_llm(eng, beir, queries, cands, models, depths=(5, 10)) -> dict:
                 lat.append(time.perf_counter() - t)
                 unparsed += sum(1 for h in ranked if "llm_unparsed" in h.scores)
                 runs[q.qid] = doc_run(ranked)
-            res[str(depth)] = {"p50_ms": round(1000 * statistics.median(lat)), "p95_ms": round(1000 * pct(lat, .95)),
+            res[str(depth)] = {"p50_ms": round(1000 * statistics.median(lat)),
+                               "p95_ms": round(1000 * nearest_rank(lat, .95)),
                                "pairs_per_s": round(depth * len(queries) / sum(lat), 2), "unparsed": unparsed,
                                **quality(beir.qrels, runs)}
             print(f"llm {model} depth {depth}: {res[str(depth)]}")

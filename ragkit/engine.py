@@ -218,7 +218,9 @@ class Engine:
             name = self.dir.current() if self.dir.is_index() else None
             if name != self._gen_name:
                 self._settings_for(rebuild=False)
-                old = self._gen
+                # The replaced generation is not closed here: requests in other threads may still be reading
+                # it (a server finishes in-flight requests on the generation they started with). It is freed
+                # when the last of them drops its reference; Engine.close() closes the current one.
                 if name is None:
                     self._gen = None
                 else:
@@ -229,10 +231,6 @@ class Engine:
                                            registry.create("sparse", cfg["sparse"]),
                                            registry.create("dense", cfg["dense"]))
                 self._gen_name = name
-                # The replaced generation is not closed here: requests in other threads may still be reading
-                # it (a server finishes in-flight requests on the generation they started with). It is freed
-                # when the last of them drops its reference; Engine.close() closes the current one.
-                del old
             return self._gen
 
     def warm_up(self) -> "Engine":

@@ -42,7 +42,7 @@ from ragkit.evaluate.datasets import Dataset, _jsonl
 from ragkit.evaluate.retrieval import DEFAULT_METRICS, check_metrics, evaluate_run
 from ragkit.evaluate.runner import SHARED_EMBEDDINGS, corpus_fingerprint, dataset_engine, dataset_index_path, \
     index_shape
-from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci
+from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci, nearest_rank
 
 SCHEMA = "ragkit.ablate/1"
 PLUGIN_SECTIONS = ("chunker", "embedder", "sparse", "dense", "fusion", "generator")
@@ -336,13 +336,6 @@ def _doc_run(hits, doc_key) -> dict[str, float]:
 
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 _WORD = re.compile(r"\w+")
@@ -664,8 +657,8 @@ class Ablation:
                     per_q[m] = vals
                     mean[m] = float(np.nanmean(vals))
         stages = sorted({k for tm in timings for k in tm})
-        latency = {st: {"p50": round(_pct([tm.get(st, 0.0) * 1000 for tm in timings], 0.5), 3),
-                        "p95": round(_pct([tm.get(st, 0.0) * 1000 for tm in timings], 0.95), 3)}
+        latency = {st: {"p50": round(nearest_rank([tm.get(st, 0.0) * 1000 for tm in timings], 0.5, 0.0), 3),
+                        "p95": round(nearest_rank([tm.get(st, 0.0) * 1000 for tm in timings], 0.95, 0.0), 3)}
                    for st in stages}
         return {"name": v.name, "status": "done", "metrics": {m: float(x) for m, x in mean.items()},
                 "run": run, "per_query": per_q, "latency_ms": latency, "index": index_info,

@@ -14,6 +14,13 @@ DEFAULT_SEED = 0
 DEFAULT_RESAMPLES = 10_000
 
 
+def nearest_rank(values: list[float], q: float, empty: float = float("nan")) -> float:
+    """The ``q`` quantile of ``values`` by nearest rank (one of the values, no interpolation); ``empty`` when
+    there are none. Latency percentiles in reports and benchmarks use this."""
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else empty
+
+
 @dataclass
 class Comparison:
     delta: float  # mean(variant - base)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ragkit.filter_expr import Filter
+from ragkit.lru import LRU
 from ragkit.types import Chunk
 
 _SCHEMA = """
@@ -67,7 +67,7 @@ class DocStore:
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._lock = threading.Lock()
         self._meta: list[dict[str, Any]] | None = None
-        self._masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._masks: LRU[tuple, np.ndarray] = LRU(128)
         self.n_chunks = self._q("SELECT COUNT(*) FROM chunks")[0][0]
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
@@ -120,10 +120,9 @@ class DocStore:
     def mask(self, flt: Filter) -> np.ndarray:
         """Boolean row mask of the chunks that pass ``flt`` (cached per filter)."""
         key = flt.key()
-        with self._lock:
-            if key in self._masks:
-                self._masks.move_to_end(key)
-                return self._masks[key]
+        cached = self._masks.get(key)
+        if cached is not None:
+            return cached
         if self._meta is None:
             meta = [json.loads(m) for (m,) in self._q("SELECT metadata FROM chunks ORDER BY row")]
             for m, (did,) in zip(meta, self._q("SELECT doc_id FROM chunks ORDER BY row")):
@@ -131,8 +130,5 @@ class DocStore:
             self._meta = meta
         out = np.fromiter((flt.test(m) for m in self._meta), dtype=bool, count=len(self._meta))
         out.setflags(write=False)
-        with self._lock:
-            self._masks[key] = out
-            while len(self._masks) > 128:
-                self._masks.popitem(last=False)
+        self._masks.put(key, out)
         return out

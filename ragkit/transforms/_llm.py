@@ -5,12 +5,12 @@ again (an ablation, a retried request) makes no second call."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.llm.resolve import LazyLLM
+from ragkit.lru import LRU
 from ragkit.plugins import Plugin
 
 
@@ -31,7 +31,7 @@ class LLMTransform(Plugin):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._llm = LazyLLM(f"transform {self.name!r}", self.params.llm)
-        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache: LRU[str, str] = LRU(self.params.cache_size)
 
     def bind(self, resources: Any) -> None:
         self._llm.bind(resources)
@@ -41,14 +41,11 @@ class LLMTransform(Plugin):
 
     def reply(self, query: str) -> str:
         """The model's (stripped) reply to ``prompt(query)``, from the cache when this question was seen."""
-        if query in self._cache:
-            self._cache.move_to_end(query)
-            return self._cache[query]
+        cached = self._cache.get(query)
+        if cached is not None:
+            return cached
         p = self.params
         text = self._llm.get().chat([{"role": "user", "content": self.prompt(query)}],
                                     max_tokens=p.max_tokens, temperature=p.temperature).text.strip()
-        if p.cache_size:
-            self._cache[query] = text
-            while len(self._cache) > p.cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(query, text)
         return text

@@ -71,7 +71,7 @@ def test_hyde_without_the_question_on_dense():
 
     hyde = registry.create("transform", {"name": "hyde", "keep_query": False, "prepend_query": False})
     hyde._llm._llm = FailingLLM()
-    hyde._cache["How long are logs kept?"] = "Logs are kept for 30 days."  # as if the model had answered
+    hyde._cache.put("How long are logs kept?", "Logs are kept for 30 days.")  # as if the model had answered
     assert hyde.transform("How long are logs kept?") == [
         QueryVariant("How long are logs kept?", ("bm25",)), QueryVariant("Logs are kept for 30 days.", ("dense",),
                                                                           label="hyde")]
