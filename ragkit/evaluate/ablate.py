@@ -43,6 +43,7 @@ from ragkit.evaluate.retrieval import DEFAULT_METRICS, check_metrics, evaluate_r
 from ragkit.evaluate.runner import SHARED_EMBEDDINGS, corpus_fingerprint, dataset_engine, dataset_index_path, \
     index_shape
 from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci, nearest_rank
+from ragkit.progress import ProgressLog
 
 SCHEMA = "ragkit.ablate/1"
 PLUGIN_SECTIONS = ("chunker", "embedder", "sparse", "dense", "fusion", "generator")
@@ -385,60 +386,28 @@ Progress = Callable[[str, str, int, int], None]  # (variant, phase, done, total)
 
 class QueryLog:
     """Per-query progress of a running variant, so an interrupted slow variant (an LLM reranker: hours on
-    SciFact) resumes at the query it stopped at. JSON lines: a header with the variant's fingerprint, then one
-    record per finished query. A log written for another fingerprint (a changed config or dataset) is ignored
-    and replaced; a torn last line (killed mid-write) is dropped. Removed once the variant's result is saved."""
+    SciFact) resumes at the query it stopped at (a :class:`ProgressLog` headed by the variant's fingerprint). A
+    log written for another fingerprint (a changed config or dataset) is ignored and replaced; a torn last line
+    (killed mid-write) is dropped. Removed once the variant's result is saved."""
 
     def __init__(self, path: Path, fingerprint: str, *, fresh: bool = False) -> None:
-        self.path, self.fingerprint = Path(path), fingerprint
-        self._fh: Any = None
-        self._keep = False  # the file on disk is this variant's log: append to it (else start it afresh)
-        self._torn = False  # ... and its last line was cut off
+        self._log = ProgressLog(path, {"fingerprint": fingerprint})
         if fresh:
-            self.remove()
+            self._log.remove()
 
     def load(self) -> dict[str, dict[str, Any]]:
         """The records of finished queries (by query id). The file is only (re)written once a query finishes,
         so a variant skipped at its first query leaves none behind."""
-        records: dict[str, dict[str, Any]] = {}
-        try:
-            data = self.path.read_bytes().decode("utf-8", errors="replace")
-        except OSError:
-            data = ""
-        lines = data.splitlines()
-        try:
-            self._keep = bool(lines) and json.loads(lines[0]).get("fingerprint") == self.fingerprint
-        except (ValueError, AttributeError):
-            self._keep = False
-        if self._keep:
-            for line in lines[1:]:
-                try:
-                    rec = json.loads(line)
-                    records[rec.pop("qid")] = rec
-                except (ValueError, KeyError, AttributeError, TypeError):
-                    continue
-        self._torn = self._keep and not data.endswith("\n")
-        return records
+        return {rec.pop("qid"): rec for rec in self._log.read() if isinstance(rec.get("qid"), str)}
 
     def add(self, qid: str, record: dict[str, Any]) -> None:
-        if self._fh is None:
-            self._fh = self.path.open("a" if self._keep else "w", encoding="utf-8")
-            if not self._keep:
-                self._fh.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
-            elif self._torn:
-                self._fh.write("\n")  # end a torn line so the next record starts on a line of its own
-            self._keep, self._torn = True, False
-        self._fh.write(json.dumps({"qid": qid, **record}) + "\n")
-        self._fh.flush()
+        self._log.add({"qid": qid, **record})
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self._log.close()
 
     def remove(self) -> None:
-        self.close()
-        self.path.unlink(missing_ok=True)
+        self._log.remove()
 
 
 class Ablation:

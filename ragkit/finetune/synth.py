@@ -13,12 +13,13 @@ only if it passes every filter, checked in this order (the first failing one is 
 Hard negatives come from the same retrieval: the top-ranked chunks of other documents. Output is appended to the
 JSONL file chunk by chunk, and a ``.progress.jsonl`` sidecar records every processed chunk, so an interrupted run
 resumes where it stopped (same seed, same sample order); the sidecar's first line holds the settings, and a run
-with different ones refuses to mix into the same file.
+with different ones refuses to mix into the same file. Each record notes the examples file's size after its
+chunk, so a resumed run first cuts off what a kill left unaccounted for (a torn line, a chunk without a record).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import random
 import re
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 from ragkit.errors import RagkitError
 from ragkit.finetune.data import Example, Passage, write_examples
+from ragkit.progress import ProgressLog
 
 PROMPTS = Path(__file__).parent / "prompts"
 DEFAULT_PROMPT = "questions-v1"
@@ -147,24 +149,6 @@ def _cut(text: str, max_words: int) -> str:
     return cut[: end + 1] if end > len(cut) // 2 else cut
 
 
-def _read_progress(path: Path, settings: dict[str, Any]) -> tuple[set[str], int, Counter, int]:
-    """(processed chunk ids, questions kept, drop counts, questions generated) of an earlier run."""
-    done: set[str] = set()
-    kept, gen, dropped = 0, 0, Counter()
-    if not path.is_file():
-        return done, kept, dropped, gen
-    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    if lines and lines[0].get("settings") != settings:
-        raise RagkitError(f"{path}: an earlier run used other settings ({lines[0].get('settings')}); "
-                          "use another --out or delete the file and its .progress.jsonl to start over")
-    for rec in lines[1:]:
-        done.add(rec["chunk_id"])
-        kept += rec["kept"]
-        gen += rec["generated"]
-        dropped.update(rec["dropped"])
-    return done, kept, dropped, gen
-
-
 def generate_questions(engine: Any, llm: Any, out: Path, settings: SynthSettings | None = None, *,
                        progress: Callable[[str, int, int], None] | None = None) -> SynthReport:
     """Write synthetic examples for the engine's committed index to ``out`` (JSONL), resuming an earlier run."""
@@ -181,17 +165,31 @@ def generate_questions(engine: Any, llm: Any, out: Path, settings: SynthSettings
     # what shapes the output (n is only a target: a later run with a larger n continues the same file)
     meta = {**{k: v for k, v in asdict(s).items() if k != "n"}, "llm": getattr(llm, "model_id", "?"),
             "index_generation": gen.name}
-    side = out.with_name(out.name + ".progress.jsonl")
-    if out.exists() and not side.exists() and out.stat().st_size:
-        raise RagkitError(f"{out}: exists and was not written by ragkit finetune queries (no {side.name}); "
+    side = ProgressLog(out.with_name(out.name + ".progress.jsonl"), {"settings": meta})
+    if out.exists() and not side.path.exists() and out.stat().st_size:
+        raise RagkitError(f"{out}: exists and was not written by ragkit finetune queries (no {side.path.name}); "
                           "choose another --out")
-    done, kept, dropped, generated = _read_progress(side, meta)
+    records = side.read()
+    if side.path.exists() and side.path.stat().st_size and side.found != side.header:
+        what = (f"an earlier run used other settings ({side.found.get('settings')})" if side.found
+                else "its first line is not a progress header")
+        raise RagkitError(f"{side.path}: {what}; use another --out or delete the file and {out.name} to start over")
+    # The examples file holds exactly what the progress records account for: anything after the last record's
+    # end (examples of a chunk whose record was never written, or a line torn by a kill) is cut off.
+    end = records[-1].get("out_bytes") if records else 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch()
+    if end is not None and out.stat().st_size > end:
+        os.truncate(out, end)
+    side.open()  # claims the examples file for this run's settings before the first chunk
+    done = {rec["chunk_id"] for rec in records}
+    kept = sum(rec["kept"] for rec in records)
+    generated = sum(rec["generated"] for rec in records)
+    dropped: Counter = Counter()
+    for rec in records:
+        dropped.update(rec["dropped"])
     report = SynthReport(out=str(out), chunks_available=len(chunks), resumed_from=kept,
                          llm=getattr(llm, "model_id", "?"))
-    if not side.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("", encoding="utf-8")
-        side.write_text(json.dumps({"settings": meta}) + "\n", encoding="utf-8")
     seen: set[str] = set()
     if kept:
         from ragkit.finetune.data import read_examples
@@ -199,42 +197,44 @@ def generate_questions(engine: Any, llm: Any, out: Path, settings: SynthSettings
         seen = {_norm(ex.query) for ex in read_examples(out)}
     rng = random.Random(s.seed + 1)
     t0 = time.perf_counter()
-    for chunk in chunks:
-        if kept >= s.n:
-            break
-        if chunk.chunk_id in done:
-            continue
-        passage = _cut(chunk.text, s.max_passage_words)
-        want = min(s.per_chunk, s.n - kept)
-        messages = [{"role": role, "content": body.replace("{passage}", passage).replace("{n}", str(want))}
-                    for role, body in prompt]
-        reply = llm.chat(messages, max_tokens=s.max_tokens, temperature=s.temperature).text
-        questions = parse_questions(reply, want)
-        rec_dropped: Counter = Counter()
-        examples = []
-        for j, q in enumerate(questions):
-            reason, rank, hits = check_question(engine, q, chunk, s, seen)
-            if reason:
-                rec_dropped[reason] += 1
+    try:
+        for chunk in chunks:
+            if kept >= s.n:
+                break
+            if chunk.chunk_id in done:
                 continue
-            seen.add(_norm(q))
-            pool = [Passage(id=h.chunk_id, doc_id=h.doc_id, text=h.chunk.text, rank=r)
-                    for r, h in enumerate(hits, 1) if h.doc_id != chunk.doc_id]
-            negs = sorted(rng.sample(pool, min(s.negatives, len(pool))), key=lambda p: p.rank or 0)
-            examples.append(Example(qid=f"synth-{chunk.chunk_id}-{j}", query=q, source="synthetic",
-                                    positives=[Passage(id=chunk.chunk_id, doc_id=chunk.doc_id, text=chunk.text,
-                                                       rank=rank)],
-                                    negatives=negs))
-        write_examples(out, examples, append=True)
-        with open(side, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"chunk_id": chunk.chunk_id, "generated": len(questions), "kept": len(examples),
-                                 "dropped": dict(rec_dropped)}) + "\n")
-        kept += len(examples)
-        generated += len(questions)
-        dropped.update(rec_dropped)
-        report.chunks_processed += 1
-        if progress:
-            progress("questions", min(kept, s.n), s.n)
+            passage = _cut(chunk.text, s.max_passage_words)
+            want = min(s.per_chunk, s.n - kept)
+            messages = [{"role": role, "content": body.replace("{passage}", passage).replace("{n}", str(want))}
+                        for role, body in prompt]
+            reply = llm.chat(messages, max_tokens=s.max_tokens, temperature=s.temperature).text
+            questions = parse_questions(reply, want)
+            rec_dropped: Counter = Counter()
+            examples = []
+            for j, q in enumerate(questions):
+                reason, rank, hits = check_question(engine, q, chunk, s, seen)
+                if reason:
+                    rec_dropped[reason] += 1
+                    continue
+                seen.add(_norm(q))
+                pool = [Passage(id=h.chunk_id, doc_id=h.doc_id, text=h.chunk.text, rank=r)
+                        for r, h in enumerate(hits, 1) if h.doc_id != chunk.doc_id]
+                negs = sorted(rng.sample(pool, min(s.negatives, len(pool))), key=lambda p: p.rank or 0)
+                examples.append(Example(qid=f"synth-{chunk.chunk_id}-{j}", query=q, source="synthetic",
+                                        positives=[Passage(id=chunk.chunk_id, doc_id=chunk.doc_id, text=chunk.text,
+                                                           rank=rank)],
+                                        negatives=negs))
+            write_examples(out, examples, append=True)
+            side.add({"chunk_id": chunk.chunk_id, "generated": len(questions), "kept": len(examples),
+                      "dropped": dict(rec_dropped), "out_bytes": out.stat().st_size})
+            kept += len(examples)
+            generated += len(questions)
+            dropped.update(rec_dropped)
+            report.chunks_processed += 1
+            if progress:
+                progress("questions", min(kept, s.n), s.n)
+    finally:
+        side.close()
     report.generated, report.kept, report.dropped = generated, kept, dict(dropped)
     report.seconds = round(time.perf_counter() - t0, 2)
     return report

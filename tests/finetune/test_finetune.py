@@ -175,6 +175,24 @@ def test_synthetic_questions_are_resumable_and_carry_negatives(tiny_run):
     assert foreign.read_text() == "my own notes\n"
 
 
+def test_a_run_killed_mid_write_resumes_from_what_its_records_account_for(tiny_run, smollm2_path, tmp_path):
+    root, _, second, _, _ = tiny_run
+    out, side = tmp_path / "synth.jsonl", tmp_path / "synth.jsonl.progress.jsonl"
+    shutil.copy(root / "synth.jsonl", out)
+    shutil.copy(root / "synth.jsonl.progress.jsonl", side)
+    good = out.read_bytes()
+    # a kill after a chunk's examples were written but before its record, and one in the middle of a line
+    with open(out, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(read_jsonl(out)[0]) + "\n" + '{"qid": "synth-x", "query": "What is')
+    with open(side, "a", encoding="utf-8") as fh:
+        fh.write('{"chunk_id": "x", "gener')
+    again = json.loads(ragkit("finetune", "queries", "--index", root / "idx", "--out", out, "--n", "8",
+                              "--per-chunk", "2", "--llm", f"local:{smollm2_path}", "--json").stdout)
+    assert again["resumed_from"] == second["kept"] and again["chunks_processed"] == 0  # n = 8 was already met
+    assert out.read_bytes() == good  # the unaccounted example and the torn line are gone
+    assert len(read_examples(out)) == second["kept"]
+
+
 def test_trained_reranker_loads_in_the_cross_encoder_plugin_and_changes_the_ranking(tiny_run):
     from ragkit import Engine
 
