@@ -58,6 +58,51 @@ def beacon() -> str:
     return "\n".join(lines)
 
 
+GENERATE_COLUMNS = [("default", "generate_beacon"), ("`beacon-answers.toml`", "generate_beacon_rules"),
+                    ("... `--compress 3`", "generate_beacon_compress3"),
+                    ("... `--model qwen1.5b`", "generate_beacon_rules_qwen1.5b")]
+
+
+def generate() -> str:
+    """Grounded answers on the bundled corpus: generate_beacon*.json, one column per run."""
+    runs = [(label, json.loads((RESULTS / f"{name}.json").read_text())) for label, name in GENERATE_COLUMNS]
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    rows = [
+        ("answers citing a gold document, audited judgments (goal >= 70%)",
+         lambda d: pct(d["cites_gold_rate_audited"])),
+        ("answers citing a gold document, judgments as first written", lambda d: pct(d["cites_gold_rate"])),
+        ("answers right in substance (a reading, below)",
+         lambda d: str(d["judged"]["right"]) if "judged" in d else "–"),
+        ("a gold document (first written) was among the sources in the prompt",
+         lambda d: pct(d["gold_in_prompt_rate"])),
+        ("answers with any citation", lambda d: pct(d["any_citation_rate"])),
+        ("model's final reply 'not found' (retried: first reply declined or only echoed)",
+         lambda d: f"{pct(d['model_not_found_rate'])} ({d['retried']} retried)"),
+        ("abstained by the score rule", lambda d: pct(d["abstain_rate"])),
+        ("out-of-corpus questions answered 'not found' (10)", lambda d: pct(d["out_of_corpus_not_found_rate"])),
+        ("invalid citations removed", lambda d: str(d["removed_citations"])),
+        ("answers with a sentence attributed by similarity / left uncited",
+         lambda d: f"{d['answers_with_attributed_sentences']} / {d['answers_with_uncited_sentences']}"),
+        ("mean share of the reference answer's words in the answer (stop words of `bm25` left out)",
+         lambda d: f"{d['reference_recall_mean']:.2f}"),
+        ("latency per question p50 / p95", lambda d: f"{d['latency_p50_s']:.2f} / {d['latency_p95_s']:.2f} s"),
+        ("prompt / completion tokens per answer (mean, both calls)",
+         lambda d: f"{d['prompt_tokens_mean']:.1f} / {d['completion_tokens_mean']:.1f}"),
+    ]
+    lines = [f"| measure (all {runs[0][1]['questions']} questions) | " + " | ".join(lb for lb, _ in runs) + " |",
+             "|---" * (len(runs) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(d) for _, d in runs) + " |" for name, cell in rows]
+    types = sorted(runs[0][1]["cites_gold_by_type"])
+    lines += ["", "Share of answers citing a gold document (judgments as first written), by question type:", "",
+              "| type | " + " | ".join(types) + " |", "|---" * (len(types) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(f"{d['cites_gold_by_type'][t]:.2f}" for t in types) + " |"
+              for label, d in runs]
+    return "\n".join(lines)
+
+
 def serve_load() -> str:
     """`ragkit serve` under load: serve_load.json (hybrid, the acceptance run) and serve_load_bm25.json."""
     lines = ["| mode | clients | seconds | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",

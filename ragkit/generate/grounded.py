@@ -420,6 +420,9 @@ class GroundedParams(BaseModel):
     retry_min_support: float | None = Field(
         0.6, description="a retried reply is kept only if each of its sentences has MiniLM cosine >= this with some "
                          "source sentence (else the answer is 'not found'); None accepts it unchecked")
+    retry_min_relevance: float | None = Field(
+        0.35, description="a retried reply is kept only if it is about the question: MiniLM cosine >= this between "
+                          "the question and the reply (else the answer is 'not found'); None skips the check")
     compress: int | None = Field(
         None, ge=1, le=50, description="give the model only each source's N sentences most similar to the question "
                                        "(MiniLM cosine; table rows as 'header: value' lines), in document order; "
@@ -612,6 +615,10 @@ class GroundedGenerator(Plugin):
             trace.append(f"removed the prompt's own words from the start of the retried reply: {lead!r}")
         ok, note = self.supported(raw, repack.sources)
         trace.append(note)
+        if ok:
+            ok, note = self.relevant(raw, query)
+            if note:
+                trace.append(note)
         return (raw if ok else NOT_FOUND), repack
 
     def _may_decline(self, text: str, query: str) -> bool:
@@ -670,6 +677,25 @@ class GroundedGenerator(Plugin):
             return False, (f"retried reply rejected: a sentence is unlike every source sentence (best cosine "
                            f"{worst:.2f} < retry_min_support {self.params.retry_min_support}): {text.strip()[:160]}")
         return True, f"retried reply supported by the sources (every sentence >= cosine {worst:.2f})"
+
+    def relevant(self, text: str, query: str) -> tuple[bool, str]:
+        """Whether a retried answer is about the question (MiniLM cosine >= ``retry_min_relevance``). The retry
+        prompt presses the model to copy *some* source sentence, and a sentence can be supported by the sources
+        without answering: "How do I reset my Windows password?" got a source's sentence about resetting 2FA."""
+        floor = self.params.retry_min_relevance
+        if floor is None or self._embed is None or _is_not_found(text, NOT_FOUND):
+            return True, ""
+        if self.params.drop_echoes:  # judged on what will be shown: a restated question is no evidence of relevance
+            text = drop_echoes(text, query)[0]
+        reply = re.sub(r"\s*\[\d+\]", "", text).strip()
+        if not reply:
+            return True, ""  # nothing left but echoes: finish() turns the reply into 'not found'
+        q, r = self._embed([query, reply])
+        sim = float(q @ r)
+        if sim < floor:
+            return False, (f"retried reply rejected: not about the question (cosine {sim:.2f} with the question < "
+                           f"retry_min_relevance {floor}): {reply[:160]}")
+        return True, f"retried reply is about the question (cosine {sim:.2f} with it)"
 
     def attribute(self, sentences: list[str], packed: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
         """For each uncited answer sentence, the packed source holding the most similar sentence, when the cosine

@@ -275,6 +275,39 @@ def test_a_retried_reply_unlike_the_sources_becomes_not_found(tmp_path, qwen_llm
     assert any(t.startswith("retried reply rejected") for t in ans.trace)
 
 
+def test_a_retried_reply_supported_by_a_source_but_not_about_the_question_becomes_not_found(tmp_path, qwen_llm,
+                                                                                             embedder):
+    question = "How do I reset my Windows password?"
+    gen = _refusing(tmp_path, qwen_llm, embedder.embed, "Rotate keys in Settings [2].")
+    ans = gen.answer(question, KEY_HITS)
+    assert ans.text.startswith(NOT_FOUND) and ans.citations == []
+    assert any(t.startswith("retried reply supported") for t in ans.trace)  # a copied source sentence ...
+    assert any(t.startswith("retried reply rejected: not about the question") for t in ans.trace)  # ... off-topic
+    # the check can be switched off: the same reply is then the answer
+    loose = _refusing(tmp_path, qwen_llm, embedder.embed, "Rotate keys in Settings [2].")
+    loose.params.retry_min_relevance = None
+    kept = loose.answer(question, KEY_HITS)
+    assert kept.text.startswith("Rotate keys in Settings") and [c.n for c in kept.citations] == [2]
+    # an on-topic retried reply passes it (and says so in the trace)
+    on = _refusing(tmp_path, qwen_llm, embedder.embed, "Keys expire after 90 days [1].").answer(
+        "When do keys expire?", KEY_HITS)
+    assert on.text.startswith("Keys expire after 90 days")
+    assert any(t.startswith("retried reply is about the question") for t in on.trace)
+
+
+
+def test_relevance_is_judged_without_the_sentences_that_restate_the_question(embedder):
+    question = "How do I reset my Windows password?"
+    reply = "How do I reset my Windows password? Rotate keys in Settings [2]."
+    gen = LlamaCppGenerator(model="smollm2")
+    gen._embed = embedder.embed
+    ok, note = gen.relevant(reply, question)
+    assert not ok and note.endswith("Rotate keys in Settings.")  # the restated question is not counted
+    echoing = LlamaCppGenerator(model="smollm2", drop_echoes=False)
+    echoing._embed = embedder.embed
+    assert echoing.relevant(reply, question)[0]  # with the question's own words counted, it looks relevant
+
+
 def test_a_reply_that_only_restates_the_question_is_asked_again(tmp_path, qwen_llm, embedder):
     gen = LlamaCppGenerator(model="qwen0.5b", template=_repeat(tmp_path / "echo.j2", "{{ query }} [2]"),
                             retry_template=_repeat(tmp_path / "quote.j2",
