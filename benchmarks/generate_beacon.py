@@ -45,7 +45,9 @@ PACKED = re.compile(r"(?:packed|trimmed) \[\d+\] (.+?)(?::| to) \d+")
 # What each grounding step did to an answer, counted from its trace (the step's own wording in grounded.py).
 STEPS = {"uncited_sentences": "uncited sentence:", "attributed_sentences": "uncited sentence, attributed",
          "moved_citations": "citation [", "dropped_echoes": "dropped a sentence that only restates",
-         "retry_rejected": "retried reply rejected", "lead_in_removed": "removed the prompt's own words"}
+         "retry_rejected": "retried reply rejected: a sentence is unlike",
+         "retry_off_topic": "retried reply rejected: not about the question",
+         "lead_in_removed": "removed the prompt's own words"}
 LOAD: list[float] = []
 # the Beacon qrels as first written (= qa.jsonl doc_ids) and after the 2026-11-24 audit (eval_sets/beacon/README.md)
 AUDITED = ROOT / "eval_sets" / "beacon" / "qrels" / "audited.tsv"
@@ -124,7 +126,7 @@ def main() -> int:
                          "reference_recall": reference_recall(ans.text, q.get("reference_answer", "")),
                          **audited_gold(q["id"], ans.text, [c.doc_id for c in ans.citations], args.dataset),
                          "abstained": abstained, "retried": any("asked again" in x for x in ans.trace), "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
-                         **{k: sum(x.startswith(v) for x in ans.trace) for k, v in STEPS.items()},
+                         **step_counts(ans.trace),
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
                          "llm_seconds": round(ans.timings.get("generate:llm", 0.0), 3), **ans.usage,
                          "trace": ans.trace})
@@ -188,6 +190,15 @@ def grade_summary(rows: list[dict]) -> dict:
                                                 / n, 4)}
 
 
+def step_counts(trace: list[str]) -> dict[str, int]:
+    return {k: sum(x.startswith(v) for x in trace) for k, v in STEPS.items()}
+
+
+def retry_summary(rows: list[dict]) -> dict[str, int]:
+    return {"retries_rejected_as_unsupported": sum(r.get("retry_rejected", 0) > 0 for r in rows),
+            "retries_rejected_as_off_topic": sum(r.get("retry_off_topic", 0) > 0 for r in rows)}
+
+
 def regrade(name: str) -> int:
     """Recompute the audited-qrels measures (and reference_recall) of benchmarks/results/<name>.json from its rows:
     the answers do not depend on the qrels, so no model is run."""
@@ -199,7 +210,9 @@ def regrade(name: str) -> int:
     for r in data["rows"]:
         r.update(audited_gold(r["id"], r["answer"], r["cited"]))
         r["reference_recall"] = reference_recall(r["answer"], qa[r["id"]].get("reference_answer", ""))
+        r.update(step_counts(r["trace"]))
     rows = data["rows"]
+    data.update(retry_summary(rows))  # (their trace wording may be newer than the run)
     extra = {**grade_summary(rows), "regraded": time.strftime("%Y-%m-%d")}
     judged = path.with_name(f"{name}_judged.json")  # a reader's labels of the answers, when there are any
     if judged.is_file():
@@ -247,7 +260,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "answers_with_attributed_sentences": sum(r.get("attributed_sentences", 0) > 0 for r in rows),
         "answers_with_moved_citations": sum(r.get("moved_citations", 0) > 0 for r in rows),
         "answers_with_dropped_echoes": sum(r.get("dropped_echoes", 0) > 0 for r in rows),
-        "retries_rejected_as_unsupported": sum(r.get("retry_rejected", 0) > 0 for r in rows),
+        **retry_summary(rows),
         "latency_p50_s": round(statistics.median(lat), 2), "latency_p95_s": round(nearest_rank(lat, 0.95), 2),
         "prompt_tokens_mean": round(statistics.mean(r.get("prompt_tokens", 0) for r in answered), 1) if answered else 0,
         "completion_tokens_mean": round(comp / len(answered), 1) if answered else 0,

@@ -72,8 +72,9 @@ def generate() -> str:
 
     rows = [
         ("answers citing a gold document, audited judgments (goal >= 70%)",
-         lambda d: pct(d["cites_gold_rate_audited"])),
-        ("answers citing a gold document, judgments as first written", lambda d: pct(d["cites_gold_rate"])),
+         lambda d: pct(sum(r["cites_gold_audited"] for r in d["rows"]) / len(d["rows"]))),
+        ("answers citing a gold document, judgments as first written",
+         lambda d: pct(sum(r["cites_gold"] for r in d["rows"]) / len(d["rows"]))),
         ("answers right in substance (a reading, below)",
          lambda d: str(d["judged"]["right"]) if "judged" in d else "–"),
         ("a gold document (first written) was among the sources in the prompt",
