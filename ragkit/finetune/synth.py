@@ -181,7 +181,6 @@ def generate_questions(engine: Any, llm: Any, out: Path, settings: SynthSettings
     out.touch()
     if end is not None and out.stat().st_size > end:
         os.truncate(out, end)
-    side.open()  # claims the examples file for this run's settings before the first chunk
     done = {rec["chunk_id"] for rec in records}
     kept = sum(rec["kept"] for rec in records)
     generated = sum(rec["generated"] for rec in records)
@@ -198,6 +197,7 @@ def generate_questions(engine: Any, llm: Any, out: Path, settings: SynthSettings
     rng = random.Random(s.seed + 1)
     t0 = time.perf_counter()
     try:
+        side.open()  # claims the examples file for this run's settings before the first chunk
         for chunk in chunks:
             if kept >= s.n:
                 break

@@ -668,7 +668,7 @@ class GroundedGenerator(Plugin):
             return True, "the retried reply is also 'not found'"
         if self._embed is None or self.params.retry_min_support is None:
             return True, "retried reply accepted unchecked (no embedder bound or retry_min_support = None)"
-        answer = [a for a in split_sentences(re.sub(r"\[\d+\]", "", text)) if a.strip()]
+        answer = [a for a in split_sentences(_GROUP.sub("", text)) if a.strip()]
         closest = self._closest_source_sentences(answer, packed)
         if not closest:
             return False, "retried reply rejected: nothing to compare"
@@ -687,7 +687,7 @@ class GroundedGenerator(Plugin):
             return True, ""
         if self.params.drop_echoes:  # judged on what will be shown: a restated question is no evidence of relevance
             text = drop_echoes(text, query)[0]
-        reply = re.sub(r"\s*\[\d+\]", "", text).strip()
+        reply = re.sub(r"\s*" + _GROUP.pattern, "", text).strip()
         if not reply:
             return True, ""  # nothing left but echoes: finish() turns the reply into 'not found'
         q, r = self._embed([query, reply])
