@@ -335,6 +335,8 @@ def test_compress_keeps_each_sources_closest_sentences_in_document_order(embedde
     assert [h.doc_id for h in out] == [h.doc_id for h in hits] and out[0].scores == hits[0].scores
     with pytest.raises(ConfigError, match="parameter 'compress': .*greater than or equal to 1"):
         LlamaCppGenerator(model="smollm2", compress=0)
+    with pytest.raises(ConfigError, match="parameter 'retry_min_relevance'"):
+        LlamaCppGenerator(model="smollm2", retry_min_relevance="high")
 
 
 def test_a_compressed_prompt_is_shorter_and_the_answer_keeps_the_retrieved_sources(small_llm, embedder):
