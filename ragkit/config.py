@@ -99,6 +99,20 @@ PLUGIN_DEFAULTS = {s: Config.model_fields[s].default_factory().name
 INDEX_SECTIONS = ("chunker", "embedder", "sparse", "dense")
 
 
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing, unreadable or malformed file is one ConfigError naming the file and
+    ``what`` it is (e.g. "config file")."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+
+
 def load_config(source: str | Path | dict[str, Any] | Config | None = None,
                 overrides: list[str] | dict[str, Any] | None = None) -> Config:
     """Read a TOML file (or take a dict/Config), apply ``key.path=value`` overrides, validate."""
@@ -110,16 +124,8 @@ def load_config(source: str | Path | dict[str, Any] | Config | None = None,
     elif source is None:
         data, label = {}, "defaults"
     else:
-        path = Path(source)
-        label = str(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+        label = str(source)
+        data = read_toml(source, "config file")
     for key, value in _override_items(overrides):
         section = key.split(".", 1)[0]
         if section in PLUGIN_DEFAULTS and "." in key and not isinstance(data.get(section), dict):

@@ -28,11 +28,11 @@ import json
 import secrets
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragkit.config import read_toml
 from ragkit.errors import ConfigError
 from ragkit.filter_expr import Filter, to_filter
 
@@ -115,16 +115,7 @@ class KeyRing:
 
     @classmethod
     def load(cls, path: str | Path) -> "KeyRing":
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: API keys file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read API keys file: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_toml(path, "API keys file"), str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "keys") -> "KeyRing":
