@@ -122,6 +122,8 @@ def query(
     as_json: bool = JsonOpt,
 ) -> None:
     """Ask a question: ranked sources and an answer with [n] citations."""
+    if not text.strip():
+        raise RagkitError("the question is empty: pass the text to ask, e.g. ragkit query \"How do I rotate a key?\"")
     eng = _open(index, config, overrides)
     if eng.generation() is None:
         raise RagkitError(f"{index}: no index here yet; run `ragkit ingest PATH --index {index}` first")

@@ -80,6 +80,7 @@ def test_plugins_listing():
     (["ingest", "{tmp}", "--index", "{tmp}/i", "--config", "{tmp}/missing.toml"], "config file not found"),
     (["query", "x", "--index", "{tmp}/foreign"], "not a ragkit index"),
     (["query", "x", "--index", "{idx}", "--filter", "product"], "expected field=value"),
+    (["query", "  ", "--index", "{idx}"], "the question is empty"),
 ])
 def test_errors_are_one_line(tmp_path, cli_index, args, needle):
     (tmp_path / "foreign").mkdir()
