@@ -26,6 +26,14 @@ def _sample(name: str, tmp_path):
         c.showPage()
         c.save()
         return path
+    if name == "docx":
+        import docx
+
+        path = tmp_path / "s.docx"
+        document = docx.Document()
+        document.add_paragraph("Some real content about retention.")
+        document.save(str(path))
+        return path
     if name == "beir":
         path = tmp_path / "c.jsonl.gz"
         with gzip.open(path, "wt", encoding="utf-8") as fh:
