@@ -22,6 +22,9 @@ from ragkit.plugins import Plugin
 from ragkit.types import Document
 
 _HEADING = re.compile(r"^heading (\d)$")
+# A .docx is a ZIP of XML: a small file can expand to gigabytes (a "ZIP bomb"). Word documents whose parts add up
+# to more than this, uncompressed, are refused before any XML is parsed (images count too; they barely compress).
+MAX_EXPANDED_MB = 256
 
 
 class DocxLoader(Plugin):
@@ -39,6 +42,11 @@ class DocxLoader(Plugin):
         if not data.startswith(b"PK\x03\x04"):
             raise LoadError("not a .docx file (not a ZIP package)")
         try:
+            with zipfile.ZipFile(io.BytesIO(data)) as package:
+                expanded = sum(item.file_size for item in package.infolist())
+            if expanded > MAX_EXPANDED_MB * 2**20:
+                raise LoadError(f"expands to {expanded / 2**20:.0f} MB uncompressed (more than {MAX_EXPANDED_MB} MB; "
+                                "refused as a possible ZIP bomb)")
             document = docx.Document(io.BytesIO(data))
             lines, first_heading = _render(document)
             props = document.core_properties
