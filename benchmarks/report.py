@@ -104,6 +104,32 @@ def generate() -> str:
     return "\n".join(lines)
 
 
+def extractive_answers() -> str:
+    """How many sentences the extractive answerer quotes: extractive_answers.json, one row per set and setting."""
+    d = json.loads((RESULTS / "extractive_answers.json").read_text())
+
+    def cell(s: dict, m: str) -> str:
+        if m not in s:
+            return "–"
+        v = s.get(f"vs_default_{m}")
+        return f"{s[m]:.3f}" + (f" ({v[f'delta_{m}']:+.3f}, p = {v['p_value']})" if v else "")
+
+    lines = ["| set | `max_sentences` | contains the reference span | token F1 | cites a gold document | words |",
+             "|---|---|---|---|---|---|"]
+    for name, label in (("covidqa", "COVID-QA"), ("beacon", "Beacon")):
+        r = d[name]
+        for n, s in r["by_setting"].items():
+            default = " (default)" if int(n) == d["default_max_sentences"] else ""
+            lines.append(f"| {label} | {n}{default} | {cell(s, 'contains')} | {cell(s, 'f1')} | "
+                         f"{s['cites_gold']:.3f} | {s['words']:.1f} |")
+    c = d["covidqa"]
+    lines.append(f"\n(hybrid top {d['k']}, the same hits for every setting; COVID-QA questions: {c['sample']}; "
+                 f"the reference span is in the five sources for {c['reference_in_sources']:.1%}; Beacon: "
+                 f"{d['beacon']['questions']} questions with written reference answers, not spans; in parentheses "
+                 f"the difference from the default and its paired randomization p-value; measured {d['date']})")
+    return "\n".join(lines)
+
+
 def serve_load() -> str:
     """`ragkit serve` under load: serve_load.json (hybrid, the acceptance run) and serve_load_bm25.json."""
     lines = ["| mode | clients | seconds | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
