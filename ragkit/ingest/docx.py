@@ -1,10 +1,10 @@
 """Word documents (.docx) through python-docx (the ``ragkit[docx]`` extra).
 
 The body is read in document order and rendered in the shape the HTML loader gives a page, so later stages
-(chunkers, the extractive answerer's table rows) read both alike: headings (``Title``, ``Heading N``) as Markdown ``#`` lines that keep their level, list paragraphs as
-``- item``, each table row as one line of cells separated by `` | `` (the first row is the header). The title is
-the document's core property, else its first Title/Heading 1 paragraph, else the file name; author and modified
-date become metadata, which a ``.meta.json`` sidecar overrides.
+(chunkers, the extractive answerer's table rows) read both alike: headings (``Title``, ``Heading N``) as Markdown
+``#`` lines that keep their level, list paragraphs as ``- item``, each table row as one line of cells separated by
+`` | `` (the first row is the header). The title is the document's core property, else its first Title/Heading 1
+paragraph, else the file name; author and modified date become metadata, which a ``.meta.json`` sidecar overrides.
 """
 
 from __future__ import annotations
