@@ -13,6 +13,9 @@ from ragkit.plugins import Plugin, Resources
 from ragkit.types import Answer, Citation, Hit
 
 NOT_FOUND = "I could not find an answer in the indexed documents."
+_BLOCK_START = re.compile(r"([-*+>#\u2022]|\d+[.)])(\s|$)")  # a list item, quote or heading begins
+_NUMBERED = re.compile(r"^\d+[.)]\s+")  # "1. " of a numbered list item
+_WRAPPED = 60  # characters: a line at least this long that stops mid-sentence was wrapped
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9`])")
 
 
@@ -34,9 +37,25 @@ def split_sentences(text: str) -> list[str]:
         i += 1
         if not line or line.startswith("#"):
             continue
-        line = line.lstrip(">*- ").strip()
+        # a hard-wrapped sentence (plain text, PDF pages) goes on: join the lines it runs over
+        last = line
+        while i < len(lines) and _continues(last, lines[i].strip()) and not _is_table_row(lines[i]):
+            last = lines[i].strip()
+            line = f"{line} {last}"
+            i += 1
+        line = _NUMBERED.sub("", line.lstrip(">*- ").strip())
         out.extend(s.strip() for s in _SENT.split(line) if s.strip())
     return out
+
+
+def _continues(line: str, following: str) -> bool:
+    """Whether the physical line ``following`` carries on the sentence ``line`` left open. Not when ``line`` ends a
+    sentence (or a label, ``Note:``) or ``following`` starts a list item, quote or heading; yes when ``following``
+    starts in lower case or with a digit, when ``line`` ends at a comma, or when ``line`` is as long as a wrapped
+    line (a short line without a full stop is a heading or a label)."""
+    if not following or line.endswith((".", "!", "?", ":")) or _BLOCK_START.match(following):
+        return False
+    return following[0].islower() or following[0].isdigit() or line.endswith(",") or len(line) >= _WRAPPED
 
 
 def _is_table_row(line: str) -> bool:

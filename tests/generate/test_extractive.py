@@ -7,6 +7,30 @@ def test_split_sentences():
                                      "item one is here"]
 
 
+def test_hard_wrapped_sentences_are_joined():
+    faq = ("Q: How is data encrypted at rest?\nA: All customer data is encrypted with AES-256. Tidewater Labs\n"
+           "manages the keys in a hardware-backed key management service and rotates them every 90\n"
+           "days, which is unrelated to\nrotating your API keys.\n\nSizing a cluster\nThe reference architectures "
+           "below are starting points for clusters of three or more\nNodes, each with 8 vCPU.\n")
+    assert split_sentences(faq) == [
+        "Q: How is data encrypted at rest?", "A: All customer data is encrypted with AES-256.",
+        "Tidewater Labs manages the keys in a hardware-backed key management service and rotates them every 90 "
+        "days, which is unrelated to rotating your API keys.",
+        "Sizing a cluster",  # a short line without a full stop is a heading: not joined to the next sentence
+        "The reference architectures below are starting points for clusters of three or more Nodes, each with "
+        "8 vCPU."]
+
+
+def test_list_items_stay_apart():
+    text = ("Steps to rotate a key without downtime in every region we run\n1. Open the API keys page\n"
+            "2) Press Rotate\n- a bullet that is long enough to look like a wrapped line of text\n- next bullet\n"
+            "Note:\nkeys are per organisation")
+    assert split_sentences(text) == ["Steps to rotate a key without downtime in every region we run",
+                                     "Open the API keys page", "Press Rotate",
+                                     "a bullet that is long enough to look like a wrapped line of text",
+                                     "next bullet", "Note:", "keys are per organisation"]
+
+
 def test_table_rows_become_labelled_units():
     md = "Retention by plan:\n| Plan | Logs | Metrics |\n|------|:----:|---|\n| Free | 7 days | 30 days |\n" \
          "| Team | 15 days | 90 days |"
