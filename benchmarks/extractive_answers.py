@@ -29,7 +29,7 @@ from _common import CACHE, DATASETS, ROOT, versus, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.answers import sample_queries, words
-from ragkit.evaluate.datasets import load_qa
+from ragkit.evaluate.datasets import doc_keyer, load_qa
 from ragkit.evaluate.runner import dataset_engine
 from ragkit.generate.extractive import NOT_FOUND
 from ragkit.plugins import registry
@@ -61,6 +61,7 @@ def measure(eng: Engine, queries: list, spans: bool) -> dict:
         gens[n].bind(eng.resources)
     rows = {n: [] for n in SETTINGS}
     in_sources = []
+    key = doc_keyer({d.doc_id for d in eng.generation().docstore.documents()}, {d for q in queries for d in q.relevant})
     for q in queries:
         reference = q.extra.get("reference_answer", "")
         hits = eng.retrieve(q.text, k=K).hits
@@ -71,8 +72,8 @@ def measure(eng: Engine, queries: list, spans: bool) -> dict:
             text = "" if ans.text == NOT_FOUND else ans.text
             rows[n].append({**({"contains": float(contains(text, reference))} if spans else {}),
                             "f1": token_f1(text, reference),
-                            "cites_gold": float(any(c.doc_id in q.relevant or Path(c.doc_id).stem in q.relevant
-                                                    for c in ans.citations)),  # COVID-QA names docs by file stem
+                            "cites_gold": float(any((key(c.doc_id) if key else c.doc_id) in q.relevant
+                                                    for c in ans.citations)),
                             "words": len(words(text))})
     out = {"questions": len(queries), "by_setting": {}}
     if spans:
@@ -97,7 +98,8 @@ def main() -> int:
     eng, _ = dataset_engine(covid, None, None, CACHE)
     eng.warm_up()
     sample = sample_queries(covid.queries, args.limit, args.seed)
-    results["covidqa"] = {"sample": f"{len(sample)} of {len(covid.queries)}, seed {args.seed}", **measure(eng, sample, spans=True)}
+    results["covidqa"] = {"sample": f"{len(sample)} of {len(covid.queries)}, seed {args.seed}",
+                          **measure(eng, sample, spans=True)}
     eng.close()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +115,8 @@ def main() -> int:
                                                        f"{r['reference_in_sources']:.1%}" if "reference_in_sources" in r
                                                        else ""))
         for n, s in r["by_setting"].items():
-            shown = [f"{m} {s[m]:.3f}" for m in ("contains", "f1", "cites_gold") if m in s] + [f"words {s['words']:.1f}"]
+            shown = [f"{m} {s[m]:.3f}" for m in ("contains", "f1", "cites_gold") if m in s]
+            shown.append(f"words {s['words']:.1f}")
             shown += [f"{m} {v[f'delta_{m}']:+.3f} (p={v['p_value']})" for m in ("contains", "f1")
                       if (v := s.get(f"vs_default_{m}"))]
             print(f"  max_sentences={n}: " + "  ".join(shown))

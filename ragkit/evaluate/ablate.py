@@ -38,7 +38,7 @@ import numpy as np
 
 from ragkit.config import Config, load_config
 from ragkit.errors import ConfigError, PluginError, RagkitError
-from ragkit.evaluate.datasets import Dataset, _jsonl
+from ragkit.evaluate.datasets import Dataset, _jsonl, doc_keyer
 from ragkit.evaluate.retrieval import DEFAULT_METRICS, check_metrics, evaluate_run
 from ragkit.evaluate.runner import SHARED_EMBEDDINGS, corpus_fingerprint, dataset_engine, dataset_index_path, \
     index_shape
@@ -290,15 +290,10 @@ def query_groups(queries, min_size: int = 3) -> dict[str, list[int]]:
 
 
 def _doc_keyer(gen, queries):
-    """QA layouts may name documents by file stem while the index uses file names (as ragkit eval does)."""
+    """The dataset's document-id mapping for this index (see ``datasets.doc_keyer``)."""
     if gen is None:
         return None
-    indexed = {d.doc_id for d in gen.docstore.documents()}
-    wanted = {d for q in queries for d in q.relevant}
-    stem_of = {d: Path(d).stem for d in indexed}
-    if wanted and not (wanted & indexed) and (wanted & set(stem_of.values())):
-        return lambda d: stem_of.get(d, d)
-    return None
+    return doc_keyer({d.doc_id for d in gen.docstore.documents()}, {d for q in queries for d in q.relevant})
 
 
 def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> Path:

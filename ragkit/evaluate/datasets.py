@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,12 @@ def load_qa(root: str | Path) -> Dataset:
 
 def _natural(qid: str) -> tuple:
     return (0, int(qid), "") if qid.isdigit() else (1, 0, qid)
+
+
+def doc_keyer(indexed: set[str], wanted: set[str]) -> Callable[[str], str] | None:
+    """How to turn an indexed document id into the id a dataset's judgments use, or None when they already agree.
+    QA layouts may name documents by file stem ("1545") while the index uses file names ("1545.txt")."""
+    stem_of = {d: Path(d).stem for d in indexed}
+    if wanted and not (wanted & indexed) and (wanted & set(stem_of.values())):
+        return lambda d: stem_of.get(d, d)
+    return None

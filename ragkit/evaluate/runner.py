@@ -16,7 +16,7 @@ from typing import Any
 
 from ragkit.config import INDEX_SECTIONS, load_config
 from ragkit.errors import RagkitError
-from ragkit.evaluate.datasets import Dataset, load_beir, load_qa
+from ragkit.evaluate.datasets import Dataset, doc_keyer, load_beir, load_qa
 from ragkit.evaluate.retrieval import DEFAULT_METRICS, evaluate_run, run_queries
 
 
@@ -131,17 +131,15 @@ def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int 
     gen = engine.generation()
     indexed = {d.doc_id for d in gen.docstore.documents()} if gen else set()
     warnings = []
-    # QA layouts may name documents by file stem ("1545") while the index uses file names ("1545.txt")
-    stem_of = {d: Path(d).stem for d in indexed}
     wanted = {d for q in queries for d in q.relevant}
-    use_stems = bool(wanted) and not (wanted & indexed) and bool(wanted & set(stem_of.values()))
-    known = set(stem_of.values()) if use_stems else indexed
+    doc_key = doc_keyer(indexed, wanted)  # QA layouts may name documents by file stem
+    known = {doc_key(d) for d in indexed} if doc_key else indexed
     missing = sorted(wanted - known)
     if missing:
         warnings.append(f"{len(missing)} judged document ids are not in the corpus (e.g. {missing[0]}); "
                         "they count as unretrievable")
     result = run_queries(engine, dataset, k=k, mode=mode, queries=queries, drop_self_hits=drop_self_hits,
-                         doc_key=(lambda d: stem_of.get(d, d)) if use_stems else None, progress=progress)
+                         doc_key=doc_key, progress=progress)
     rows = [{"qid": q.qid, "query": q.text, "retrieved": list(result.docs[q.qid])[:10],
              "scores": [round(v, 5) for v in list(result.docs[q.qid].values())[:10]],
              "relevant": q.relevant, "latency_ms": round(result.latencies[q.qid] * 1000, 2)} for q in queries]
