@@ -32,7 +32,7 @@ def evaluate(eng: Engine) -> dict:
     runs = {}
     for mode in ("bm25", "dense", "hybrid"):
         runs[mode] = run_queries(eng, beir, k=20, mode=mode).run
-    with Engine.open(eng.dir.path, RULES) as ruled:  # same index, + the rules reranker (examples/prefer-newest.toml)
+    with Engine.open(eng.store.path, RULES) as ruled:  # same index, + the rules reranker (examples/prefer-newest.toml)
         runs["hybrid+rules"] = run_queries(ruled, beir, k=20, mode="hybrid").run
     for mode, run in runs.items():
         results[mode] = {m: round(v, 4) for m, v in score(beir.qrels, run, METRICS).items()}

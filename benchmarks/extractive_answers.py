@@ -61,7 +61,7 @@ def measure(eng: Engine, queries: list, spans: bool) -> dict:
         gens[n].bind(eng.resources)
     rows = {n: [] for n in SETTINGS}
     in_sources = []
-    key = doc_keyer({d.doc_id for d in eng.generation().docstore.documents()}, {d for q in queries for d in q.relevant})
+    key = doc_keyer({d.doc_id for d in eng.reader().documents()}, {d for q in queries for d in q.relevant})
     for q in queries:
         reference = q.extra.get("reference_answer", "")
         hits = eng.retrieve(q.text, k=K).hits

@@ -87,7 +87,7 @@ def train_and_eval_reranker(section: str, sources: list[Path], args, split: str 
 
     t = time.perf_counter()
     index = beir_index("scifact")[0]
-    index_path = index.dir.path
+    index_path = index.store.path
     index.close()
     examples, notes = training_set(sources, split=split, index=index_path if args.mine_scifact else None,
                                    overrides=BEIR_OVERRIDES, cache_dir=CACHE, negatives=args.negatives,
@@ -130,7 +130,7 @@ def cmd_queries(args) -> None:
     from ragkit.llm import make_llm
 
     index = beir_index("scifact")[0]
-    path = index.dir.path
+    path = index.store.path
     index.close()
     eng = first_stage_engine(path, None, BEIR_OVERRIDES)
     llm = make_llm({"backend": "llama-cpp", "model": args.llm, "n_threads": args.threads})

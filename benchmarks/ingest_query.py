@@ -55,7 +55,7 @@ def main() -> int:
         print(f"ingest: {first.documents_total} docs, {first.chunks_total} chunks in {ingest_s:.1f}s "
               f"(stages: {', '.join(f'{k}={v:.1f}s' for k, v in first.timings.items())})", flush=True)
 
-        texts = eng.generation().docstore.iter_chunks()
+        texts = eng.reader().iter_chunks()
         texts = [c.text for c in texts]
         t = time.perf_counter()
         eng.embedder.model.encode(texts, batch_size=eng.config.ingest.embed_batch_size,

@@ -182,7 +182,7 @@ def part_llm(eng, beir, queries, cands, models, depths=(5, 10)) -> dict:
 
 def with_transform(eng: Engine, beir, queries, transforms, modes) -> dict:
     res = {}
-    with Engine.open(eng.dir.path, {"transforms": transforms}) as t_eng:
+    with Engine.open(eng.store.path, {"transforms": transforms}) as t_eng:
         for mode in modes:
             lat, runs = [], {}
             for q in queries:

@@ -34,7 +34,7 @@ def scifact_index() -> Path:
 
     try:
         eng, _ = beir_index("scifact")
-        path = eng.dir.path
+        path = eng.store.path
         eng.close()
         return path
     except IndexLockedError:  # someone else is checking the cached index right now: use it as it is

@@ -7,7 +7,8 @@
 """
 
 from ragkit.config import Config, load_config
-from ragkit.engine import Engine, IngestReport
+from ragkit.engine import Engine
+from ragkit.ingest.pipeline import IngestReport
 from ragkit.errors import RagkitError
 from ragkit.filter_expr import Filter
 

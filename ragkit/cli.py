@@ -125,7 +125,7 @@ def query(
     if not text.strip():
         raise RagkitError("the question is empty: pass the text to ask, e.g. ragkit query \"How do I rotate a key?\"")
     eng = _open(index, config, overrides)
-    if eng.generation() is None:
+    if eng.reader() is None:
         raise RagkitError(f"{index}: no index here yet; run `ragkit ingest PATH --index {index}` first")
     eng.warm_up()  # load models first, so the reported timings are the query's own
     if no_answer:

@@ -89,8 +89,8 @@ class Resources:
         # llm() -> ragkit.llm.LLM: the configured generator's language model; raises ConfigError naming what to
         # configure when the generator is not LLM-backed. Call it only when the LLM is actually needed.
         self.llm = llm
-        # sparse_search(text, k) -> list[(Chunk, score)]: a BM25 pass over the committed generation, honouring the
-        # metadata pre-filter of the query being served (pseudo-relevance feedback needs a first pass)
+        # sparse_search(text, k) -> list[(Chunk, score)]: a BM25 pass over the whole committed index. A transform
+        # serving a query searches the ``scope`` it is given instead (that honours the query's pre-filter)
         self.sparse_search = sparse_search
         # analyze(text) -> list[str]: the sparse index's analyzer (tokens exactly as BM25 indexes them)
         self.analyze = analyze
@@ -195,9 +195,10 @@ class QueryVariant:
 
 @runtime_checkable
 class QueryTransform(Protocol):
-    def transform(self, query: str) -> "list[str | QueryVariant]":
+    def transform(self, query: str, scope: Any = None) -> "list[str | QueryVariant]":
         """Return the queries to retrieve with (the first is the main one); each a str (both branches) or a
-        :class:`QueryVariant` restricted to some branches."""
+        :class:`QueryVariant` restricted to some branches. ``scope`` (``retrieve.pipeline.SearchScope``) is the
+        query's read view inside its metadata pre-filter, for transforms that run a first retrieval pass."""
 
 
 @runtime_checkable

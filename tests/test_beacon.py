@@ -21,8 +21,8 @@ FLOORS = {"bm25": 0.72, "dense": 0.78, "hybrid": 0.83}  # nDCG@10; measured 0.74
 def test_corpus_ingests_without_failures(beacon_engine):
     st = beacon_engine.stats()
     assert st["documents"] == 51
-    gen = beacon_engine.generation()
-    chunks = gen.docstore.iter_chunks()
+    gen = beacon_engine.reader()
+    chunks = gen.iter_chunks()
     pdf_pages = {c.metadata["page"] for c in chunks if c.doc_id == "selfhosted/operations-guide.pdf"}
     assert pdf_pages == set(range(1, 15))
     rate = [c for c in chunks if c.doc_id == "admin/rate-limits-2022.md"][0]
@@ -48,9 +48,9 @@ def _words(text: str) -> str:
 
 def _visible_text(path: Path) -> str:
     """A document's text as the loader ingest picks for it reads it (tags, PDF layout and front matter handled)."""
-    from ragkit.engine import _loaders_by_extension, _pick_loader
+    from ragkit.ingest.files import loaders_by_extension, pick_loader
 
-    loader = _pick_loader(path.name, _loaders_by_extension())
+    loader = pick_loader(path.name, loaders_by_extension())
     return "\n".join(doc.text for doc in loader.load(path, path.name))
 
 

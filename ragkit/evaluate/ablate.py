@@ -293,7 +293,7 @@ def _doc_keyer(gen, queries):
     """The dataset's document-id mapping for this index (see ``datasets.doc_keyer``)."""
     if gen is None:
         return None
-    return doc_keyer({d.doc_id for d in gen.docstore.documents()}, {d for q in queries for d in q.relevant})
+    return doc_keyer({d.doc_id for d in gen.documents()}, {d for q in queries for d in q.relevant})
 
 
 def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> Path:
@@ -454,9 +454,9 @@ class Ablation:
                                       embedding_cache=self.embedding_cache)
             self.stats["indexes_reused" if existed and not rep.committed else "indexes_built"] += 1
             self.stats["chunks_embedded"] += rep.chunks_embedded
-            gen = eng.generation()
-            info = {"path": str(eng.dir.path), "chunks": gen.manifest.n_chunks if gen else 0,
-                    "bytes": _dir_bytes(gen.path) if gen else 0, "key": key}
+            gen = eng.reader()
+            info = {"path": str(eng.store.location), "chunks": gen.n_chunks if gen else 0,
+                    "bytes": _dir_bytes(gen.path) if gen is not None and hasattr(gen, "path") else 0, "key": key}
             self._indexes[key] = (eng, info, _doc_keyer(gen, self.queries))
         return self._indexes[key]
 
@@ -541,7 +541,7 @@ class Ablation:
         t0 = time.perf_counter()
         try:
             index_eng, index_info, doc_key = self._index(cfg)
-            engine = Engine.open(index_eng.dir.path, cfg, embedding_cache=self.embedding_cache)
+            engine = Engine.open(index_eng.store.location, cfg, embedding_cache=self.embedding_cache)
         except (ConfigError, PluginError) as exc:
             raise VariantSkipped(str(exc)) from None
         try:
@@ -553,7 +553,7 @@ class Ablation:
             except RagkitError as exc:
                 raise VariantSkipped(str(exc)) from None
             before = self.stats["first_stage_runs"]
-            first_hits, first_timings = self._first_stage(v.name, cfg, index_eng.dir.path)
+            first_hits, first_timings = self._first_stage(v.name, cfg, index_eng.store.location)
             reused = self.stats["first_stage_runs"] == before
             post = [*engine.rerankers, *engine.filters]
             run: dict[str, dict[str, float]] = {}

@@ -36,7 +36,7 @@ def load_dataset(root: str | Path, split: str = "test") -> Dataset:
 def corpus_fingerprint(corpus: Path) -> str:
     """12 hex digits over the corpus's file names and contents (not their times: a dataset copied or
     re-extracted elsewhere keeps its cached index)."""
-    from ragkit.engine import sha256_file
+    from ragkit.ingest.files import sha256_file
 
     h = hashlib.sha256()
     files = [corpus] if corpus.is_file() else sorted(p for p in corpus.rglob("*") if p.is_file())
@@ -128,8 +128,8 @@ def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int 
     from ragkit.evaluate.answers import sample_queries
 
     queries = sample_queries(dataset.queries, limit, seed)
-    gen = engine.generation()
-    indexed = {d.doc_id for d in gen.docstore.documents()} if gen else set()
+    gen = engine.reader()
+    indexed = {d.doc_id for d in gen.documents()} if gen else set()
     warnings = []
     wanted = {d for q in queries for d in q.relevant}
     doc_key = doc_keyer(indexed, wanted)  # QA layouts may name documents by file stem

@@ -227,13 +227,13 @@ def training_set(sources: list[Path], *, split: str = "train", index: Path | Non
                     if ds.corpus is not None:
                         built, _ = dataset_engine(ds, config, overrides, cache_dir, progress=progress)
                         built.close()
-                        engine = first_stage_engine(built.dir.path, config, overrides)
+                        engine = first_stage_engine(built.store.location, config, overrides)
             else:
                 raise RagkitError(f"{src}: training data not found (a JSONL file or a dataset directory)")
             missing = [ex for ex in exs if not ex.negatives]
             if missing and engine is not None:
                 mine_negatives(engine, missing, n=negatives, depth=depth, mode=mode, seed=seed, progress=progress)
-                how = f"hard negatives mined from {engine.dir.path} ({mode} top {depth})"
+                how = f"hard negatives mined from {engine.store.location} ({mode} top {depth})"
             elif missing:
                 random_negatives(missing, n=negatives, seed=seed)
                 how = "random negatives from other examples (no index to mine)"

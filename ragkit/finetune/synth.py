@@ -154,12 +154,12 @@ def generate_questions(engine: Any, llm: Any, out: Path, settings: SynthSettings
     """Write synthetic examples for the engine's committed index to ``out`` (JSONL), resuming an earlier run."""
     s = settings or SynthSettings()
     prompt = load_prompt(s.prompt)
-    gen = engine.generation()
+    gen = engine.reader()
     if gen is None:
-        raise RagkitError(f"{engine.dir.path}: no committed index to sample chunks from (run ragkit ingest)")
-    chunks = [c for c in gen.docstore.iter_chunks() if len(c.text.split()) >= s.min_chunk_words]
+        raise RagkitError(f"{engine.store.location}: no committed index to sample chunks from (run ragkit ingest)")
+    chunks = [c for c in gen.iter_chunks() if len(c.text.split()) >= s.min_chunk_words]
     if not chunks:
-        raise RagkitError(f"{engine.dir.path}: no chunk has {s.min_chunk_words}+ words to write questions for")
+        raise RagkitError(f"{engine.store.location}: no chunk has {s.min_chunk_words}+ words to write questions for")
     chunks.sort(key=lambda c: c.chunk_id)
     random.Random(s.seed).shuffle(chunks)
     # what shapes the output (n is only a target: a later run with a larger n continues the same file)

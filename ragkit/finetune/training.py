@@ -159,7 +159,7 @@ def save_loss(out: Path, log: LossLog, title: str) -> Path | None:
 def weights_fingerprint(model_dir: Path) -> str:
     """sha256 over the content of a saved model's weight files (recorded in its card)."""
     from ragkit.embedding.sentence_transformers import weight_files
-    from ragkit.engine import sha256_file
+    from ragkit.ingest.files import sha256_file
 
     h = hashlib.sha256()
     for p in weight_files(model_dir):

@@ -1,195 +1,151 @@
-"""An index directory as a sequence of immutable generations with one atomically swapped pointer.
+"""What an index backend must do: the ``Store`` interface, its read view and its writer.
 
-Layout::
+A store holds documents, their chunks (each with a row number that the store assigns), the source files they
+came from, the sparse and dense retrieval structures, and the index settings it was built with. The engine and
+the pipelines reach index state only through these three protocols:
 
-    <index>/ragkit-index.json     marker + format version (a directory without it is not ours)
-    <index>/CURRENT               name of the committed generation (replaced with os.replace)
-    <index>/write.lock            flock'd by the one writer; the kernel releases it if the writer dies
-    <index>/cache/embeddings.sqlite
-    <index>/gens/g000007/         manifest.json, docstore.sqlite, sparse/, dense/
+* ``Store``: names the index (a directory path, a URL), says which committed version is current and what
+  settings it was built with, opens a read view of it and opens the (single) writer.
+* ``StoreReader``: one committed version, read-only and consistent however long it is held (a commit by
+  another process never changes what an open reader sees).
+* ``StoreWriter``: builds the next version on top of the current one (or from nothing, when rebuilding) and
+  makes it current with ``commit()``, atomically: readers see the old version or the new one, never a mix.
 
-A commit writes a complete generation under ``gens/.tmp-*``, fsyncs it, renames it into place, then swaps
-CURRENT. A crash at any point leaves CURRENT naming the previous, complete generation; leftovers are
-removed by the next writer. Readers read CURRENT once and open only that generation.
+A metadata filter is one expression type (:class:`ragkit.filter_expr.Filter`); each store compiles it its own
+way into a :class:`Candidates` set (the embedded store: a row mask) that both retrieval branches apply *inside*
+their search, so a filtered-out chunk cannot come back through either branch.
+
+``ragkit.testing.store.StoreConformance`` is the executable form of this contract: every store passes it.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import shutil
-import time
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Protocol, runtime_checkable
 
-from ragkit.errors import IndexCorruptError, IndexLockedError
+import numpy as np
 
-FORMAT = 1
-MARKER = "ragkit-index.json"
-KEEP_GENERATIONS = 2  # the current one and its predecessor (readers may still hold it open)
+from ragkit.filter_expr import Filter
+from ragkit.plugins import QueryBundle
+from ragkit.types import Chunk
+
+Ranking = tuple[np.ndarray, np.ndarray]  # (rows, scores), best first
 
 
 @dataclass
-class Manifest:
-    created: float
-    config: dict[str, Any]
+class FileRecord:
+    """A source file as last ingested: its content hash decides whether a re-ingest reloads it."""
+
+    source: str
+    sha256: str
+    size: int
+    mtime: float
+    doc_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DocRecord:
+    doc_id: str
+    source: str
+    title: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A compiled metadata filter: the chunks a query may retrieve. ``native`` is the store's own form (a row
+    mask, a SQL condition); only the store that made it reads it."""
+
+    filter: Filter
+    count: int  # chunks that pass
+    total: int  # chunks in the view
+    native: Any = None
+
+    def describe(self) -> str:
+        return f"{self.count}/{self.total} chunks pass"
+
+
+@runtime_checkable
+class StoreReader(Protocol):
+    name: str  # the committed version this view reads
+    settings: dict[str, dict[str, Any]]  # index settings stamped at creation (chunker, embedder, sparse, dense)
     model_id: str
     dim: int
     n_documents: int
     n_chunks: int
+    created: float
 
-    @classmethod
-    def read(cls, path: Path) -> "Manifest":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT:
-                raise IndexCorruptError(f"{path}: unsupported index format {data.get('format')!r} "
-                                        f"(expected {FORMAT})")
-            data.pop("format")
-            data.pop("generation", None)  # early format-1 manifests stored it; the directory name is the truth
-            return cls(**data)
-        except IndexCorruptError:
-            raise
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            raise IndexCorruptError(f"{path}: unreadable manifest: {exc}") from None
+    def documents(self) -> list[DocRecord]: ...
 
-    def write(self, path: Path) -> None:
-        _write_durable(path, json.dumps({"format": FORMAT, **self.__dict__}, indent=2, sort_keys=True))
+    def files(self) -> dict[str, FileRecord]: ...
 
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]:
+        """The chunks at these rows, in the order given."""
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def iter_chunks(self) -> list[Chunk]:
+        """Every chunk, in row order."""
 
+    def neighbours(self, doc_id: str, positions: Sequence[int]) -> dict[int, Chunk]:
+        """Chunks of ``doc_id`` at the given positions (those that exist), keyed by position."""
 
-def _write_durable(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    def candidates(self, flt: Filter) -> Candidates:
+        """Compile a (non-empty) filter for this view."""
+
+    def sparse_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
+        """BM25 top-k among the candidates (all chunks when None)."""
+
+    def dense_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
+        """Vector top-k among the candidates (all chunks when None)."""
+
+    def analyze(self, text: str) -> list[str]:
+        """The sparse branch's analyzer: tokens exactly as BM25 indexes them."""
+
+    def warm_up(self) -> None:
+        """Load what search needs now instead of on the first query."""
+
+    def close(self) -> None: ...
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
+@runtime_checkable
+class StoreWriter(Protocol):
+    current: StoreReader | None  # the committed version when the writer opened (None: an empty index)
+    previous: StoreReader | None  # what this write builds on: ``current``, or None when rebuilding
+    settings: dict[str, dict[str, Any]]  # the index settings the new version is stamped with
+    n_documents: int  # after commit(): what the new version holds
+    n_chunks: int
+
+    def remove(self, sources: Iterable[str]) -> None:
+        """Drop the documents (and their chunks) that came from these source files."""
+
+    def add(self, documents: Sequence[DocRecord], chunks: Sequence[Chunk], vectors: np.ndarray,
+            files: Sequence[FileRecord]) -> None:
+        """Add documents with their chunks (``vectors`` row-aligned with ``chunks``) and their file records."""
+
+    def commit(self) -> str:
+        """Make everything written the current version, atomically; return its name."""
 
 
-class IndexDir:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+@runtime_checkable
+class Store(Protocol):
+    location: str  # how the user names it: a directory path or a URL
 
-    @property
-    def gens(self) -> Path:
-        return self.path / "gens"
+    def version(self) -> str | None:
+        """The name of the committed version (None: nothing committed yet). Cheap: called per query."""
 
-    @property
-    def cache_path(self) -> Path:
-        return self.path / "cache" / "embeddings.sqlite"
+    def settings(self) -> dict[str, dict[str, Any]] | None:
+        """The committed version's index settings (None: nothing committed yet)."""
 
-    def is_index(self) -> bool:
-        return (self.path / MARKER).is_file()
+    def reader(self) -> StoreReader | None:
+        """Open a read view of the committed version (None: nothing committed yet)."""
 
-    def validate(self) -> None:
-        """Raise if the path exists but is not a ragkit index (or is one of an unknown format)."""
-        if not self.path.exists():
-            return
-        if not self.path.is_dir():
-            raise IndexCorruptError(f"{self.path}: not a directory, cannot be an index")
-        marker = self.path / MARKER
-        if not marker.is_file():
-            if any(self.path.iterdir()):
-                raise IndexCorruptError(f"{self.path}: not a ragkit index (directory has other files and no {MARKER})")
-            return
-        try:
-            fmt = json.loads(marker.read_text()).get("format")
-        except (OSError, ValueError, AttributeError) as exc:
-            raise IndexCorruptError(f"{self.path}: unreadable {MARKER}: {exc}") from None
-        if fmt != FORMAT:
-            raise IndexCorruptError(f"{self.path}: index format {fmt!r} is not supported (expected {FORMAT})")
+    def writer(self, settings: dict[str, dict[str, Any]], *, rebuild: bool = False,
+               model_id: str = "") -> AbstractContextManager[StoreWriter]:
+        """The one writer; ``model_id`` names the embedder whose vectors it receives (stamped with the
+        settings). Raises IndexLockedError while another writer holds the index, and IndexConfigMismatch when
+        ``settings`` differ from the committed ones and ``rebuild`` is false."""
 
-    def current(self) -> str | None:
-        self.validate()
-        try:
-            name = (self.path / "CURRENT").read_text().strip()
-        except FileNotFoundError:
-            return None
-        if not name or not (self.gens / name / "manifest.json").is_file():
-            raise IndexCorruptError(f"{self.path}: CURRENT names generation {name!r}, which is missing or incomplete")
-        return name
-
-    def generation_path(self, name: str) -> Path:
-        return self.gens / name
-
-    @contextmanager
-    def write_lock(self) -> Iterator[None]:
-        self.validate()
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not self.is_index():
-            _write_durable(self.path / MARKER, json.dumps({"format": FORMAT, "tool": "ragkit"}))
-        fh = open(self.path / "write.lock", "a+")
-        try:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "unknown"
-                raise IndexLockedError(f"{self.path}: index is locked by another writer (pid {holder}); "
-                                       "wait for it to finish") from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
-            self._remove_leftovers()
-            yield
-        finally:
-            fh.close()  # closing releases the flock
-
-    def _remove_leftovers(self) -> None:
-        if self.gens.is_dir():
-            for p in self.gens.iterdir():
-                if p.name.startswith(".tmp-"):
-                    shutil.rmtree(p, ignore_errors=True)
-
-    def new_staging(self) -> Path:
-        self.gens.mkdir(parents=True, exist_ok=True)
-        path = self.gens / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        path.mkdir()
-        return path
-
-    def commit(self, staging: Path) -> str:
-        """Make ``staging`` the current generation. Caller holds the write lock."""
-        existing = sorted(p.name for p in self.gens.iterdir() if p.name.startswith("g"))
-        nxt = int(existing[-1][1:]) + 1 if existing else 1
-        name = f"g{nxt:06d}"
-        _fsync_tree(staging)
-        os.rename(staging, self.gens / name)
-        _fsync_dir(self.gens)
-        tmp = self.path / "CURRENT.tmp"
-        _write_durable(tmp, name + "\n")
-        os.replace(tmp, self.path / "CURRENT")
-        _fsync_dir(self.path)
-        self._collect(keep=name)
-        return name
-
-    def _collect(self, keep: str) -> None:
-        gens = sorted(p.name for p in self.gens.iterdir() if p.name.startswith("g"))
-        for old in gens[:-KEEP_GENERATIONS]:
-            if old != keep:
-                shutil.rmtree(self.gens / old, ignore_errors=True)
-
-
-def now() -> float:
-    return time.time()
+    def embedding_cache_path(self) -> Path | None:
+        """Where this index keeps its embedding cache (None: the caller chooses)."""

@@ -86,7 +86,7 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
     def healthz():
         """Liveness and readiness; no authentication, and nothing about what the index holds."""
         try:
-            return {"status": "ok", "ready": engine.generation() is not None}
+            return {"status": "ok", "ready": engine.reader() is not None}
         except RagkitError as exc:
             log.error("healthz: %s", exc)
             return JSONResponse({"status": "error", "ready": False}, status_code=503)
@@ -132,7 +132,7 @@ def _watch(engine, interval: float, stop: threading.Event) -> None:
     last_error = None
     while not stop.wait(interval):
         try:
-            engine.generation()
+            engine.reader()
             last_error = None
         except Exception as exc:  # keep serving the generation we have; say so once
             if str(exc) != last_error:

@@ -40,10 +40,10 @@ def prepare(index: Path, config: Any, overrides: list[str], host: str | None, po
                           "or use 127.0.0.1")
     engine = Engine.open(index, cfg)
     app = create_app(engine, keys, settings=settings)
-    gen = engine.generation()
+    gen = engine.reader()
     where = f"http://{settings.host}:{settings.port}"
     banner = [f"ragkit serve: {where}  (index {index}, "
-              + (f"generation {gen.name}, {gen.manifest.n_chunks} chunks)" if gen else
+              + (f"generation {gen.name}, {gen.n_chunks} chunks)" if gen else
                  "empty: `ragkit ingest` into it and the server picks the commit up)"),
               f"  docs: {where}/docs   OpenAI base_url: {where}/v1   model: ragkit"]
     if keys is None:

@@ -68,7 +68,7 @@ class Classify(Plugin):
         hits = [r for rx, r in self._compiled if rx.search(query)]
         return hits if self.params.all_matches else hits[:1]
 
-    def transform(self, query: str) -> list[str | QueryVariant]:
+    def transform(self, query: str, scope=None) -> list[str | QueryVariant]:
         routes = self.routes_for(query)
         if not routes:
             return [query]

@@ -34,7 +34,7 @@ class HyDE(LLMTransform):
     def passage(self, query: str) -> str:
         return self.reply(query)
 
-    def transform(self, query: str) -> list[str | QueryVariant]:
+    def transform(self, query: str, scope=None) -> list[str | QueryVariant]:
         passage = self.passage(query)
         if not passage:
             return [query]

@@ -51,5 +51,5 @@ class MultiQuery(LLMTransform):
     def reformulate(self, query: str) -> list[str]:
         return parse_lines(self.reply(query), query, self.params.n)
 
-    def transform(self, query: str) -> list[str | QueryVariant]:
+    def transform(self, query: str, scope=None) -> list[str | QueryVariant]:
         return [query] + [QueryVariant(q, label=f"mq{i}") for i, q in enumerate(self.reformulate(query), 1)]

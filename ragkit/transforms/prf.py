@@ -47,21 +47,23 @@ class PseudoRelevanceFeedback(Plugin):
         self._search = resources.sparse_search
         self._analyze = resources.analyze
 
-    def transform(self, query: str) -> list[str | QueryVariant]:
-        expanded = self.expand(query)
+    def transform(self, query: str, scope=None) -> list[str | QueryVariant]:
+        expanded = self.expand(query, scope)
         if expanded == query:
             return [query]
         return [QueryVariant(expanded, ("bm25",), label="prf"), QueryVariant(query, ("dense",))]
 
-    def expand(self, query: str) -> str:
-        """The BM25 query text after feedback (the query itself when the first pass finds nothing)."""
-        if self._search is None or self._analyze is None:
+    def expand(self, query: str, scope=None) -> str:
+        """The BM25 query text after feedback (the query itself when the first pass finds nothing). The first
+        pass searches ``scope`` (the query's read view inside its pre-filter) when given, else the whole index."""
+        search = scope.sparse_search if scope is not None else self._search
+        if search is None or self._analyze is None:
             raise ConfigError("transform 'prf' needs an engine's sparse index (it was not bound to one)")
         p = self.params
         q_terms = self._analyze(query)
         if not q_terms:
             return query
-        feedback = [(c, s) for c, s in self._search(query, p.fb_docs) if s > 0]
+        feedback = [(c, s) for c, s in search(query, p.fb_docs) if s > 0]
         if not feedback:
             return query
         total = sum(s for _, s in feedback)

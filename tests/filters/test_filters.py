@@ -94,7 +94,7 @@ def test_context_window_expands_merges_and_respects_the_budget(tmp_path):
     base = {"chunker": {"name": "token", "chunk_size": 12, "chunk_overlap": 0}}
     eng = Engine.open(tmp_path / "idx", base)
     eng.ingest([docs])
-    chunks = [c for c in eng.generation().docstore.iter_chunks() if c.doc_id == "steps.md"]
+    chunks = [c for c in eng.reader().iter_chunks() if c.doc_id == "steps.md"]
     assert len(chunks) >= 5
     target = next(c for c in chunks if "fjord" in c.text)
     assert 0 < target.position < len(chunks) - 1

@@ -39,7 +39,7 @@ def test_parse_questions_strips_list_markers():
 
 
 def test_round_trip_drops_a_question_whose_chunk_is_not_retrieved(mini_index):
-    chunk = next(c for c in mini_index.generation().docstore.iter_chunks() if c.doc_id == "selfhosted/api-keys.md")
+    chunk = next(c for c in mini_index.reader().iter_chunks() if c.doc_id == "selfhosted/api-keys.md")
     s = SynthSettings(round_trip_k=1)
     reason, rank, _ = check_question(mini_index, "How many days are logs retained on the Enterprise plan?", chunk,
                                      s, set())

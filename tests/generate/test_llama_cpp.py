@@ -13,7 +13,7 @@ from ragkit.types import Answer
 
 @pytest.fixture(scope="module")
 def smol_engine(beacon_engine, smollm2_path):
-    eng = Engine.open(beacon_engine.dir.path, {"generator": {"name": "llama-cpp", "model": str(smollm2_path),
+    eng = Engine.open(beacon_engine.store.path, {"generator": {"name": "llama-cpp", "model": str(smollm2_path),
                                                              "n_ctx": 2048, "max_tokens": 24, "max_sources": 3}})
     yield eng
     eng.close()
@@ -36,7 +36,7 @@ def test_streaming_yields_several_chunks_then_a_checked_answer(smol_engine):
 
 
 def test_tiny_window_is_never_exceeded(beacon_engine, smollm2_path):
-    eng = Engine.open(beacon_engine.dir.path, {"generator": {"name": "llama-cpp", "model": str(smollm2_path),
+    eng = Engine.open(beacon_engine.store.path, {"generator": {"name": "llama-cpp", "model": str(smollm2_path),
                                                              "n_ctx": 512, "max_tokens": 48, "max_sources": 10}})
     ans = eng.query("Which regions does Beacon Cloud run in and how long are logs kept?", k=10)
     assert ans.usage["prompt_tokens"] + 48 <= 512
@@ -45,7 +45,7 @@ def test_tiny_window_is_never_exceeded(beacon_engine, smollm2_path):
 
 
 def test_out_of_corpus_question_abstains_without_loading_the_model(beacon_engine):
-    eng = Engine.open(beacon_engine.dir.path, {"generator": {"name": "llama-cpp", "model": "/nonexistent/x.gguf"}})
+    eng = Engine.open(beacon_engine.store.path, {"generator": {"name": "llama-cpp", "model": "/nonexistent/x.gguf"}})
     ans = eng.query("What is the capital of France?", k=5)
     assert ans.text.startswith("Not found in the indexed documents.")
     assert ans.citations == [] and ans.usage == {} and len(ans.sources) == 3
@@ -55,7 +55,7 @@ def test_out_of_corpus_question_abstains_without_loading_the_model(beacon_engine
 
 
 def test_qwen_answers_from_the_corpus_with_a_gold_citation(beacon_engine, qwen05_path):
-    eng = Engine.open(beacon_engine.dir.path, {"generator": {"name": "llama-cpp", "model": str(qwen05_path),
+    eng = Engine.open(beacon_engine.store.path, {"generator": {"name": "llama-cpp", "model": str(qwen05_path),
                                                              "max_tokens": 60, "max_sources": 3}})
     ans = eng.query("max number of panels per dashboard?", k=5)
     assert "40" in ans.text

@@ -10,7 +10,7 @@ import pytest
 
 from ragkit import Engine
 from ragkit.errors import IndexCorruptError, IndexLockedError
-from ragkit.index.store import IndexDir
+from ragkit.index.embedded.generations import IndexDir
 
 
 def test_commit_swaps_current_and_keeps_two_generations(tmp_path, mini_corpus):
@@ -26,7 +26,7 @@ def test_commit_swaps_current_and_keeps_two_generations(tmp_path, mini_corpus):
 def test_second_writer_gets_locked_error(tmp_path, mini_corpus):
     d = IndexDir(tmp_path / "idx")
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from ragkit.index.store import IndexDir\n"
+        "import sys, time; from ragkit.index.embedded.generations import IndexDir\n"
         f"with IndexDir({str(tmp_path / 'idx')!r}).write_lock():\n"
         "    print('locked', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:
@@ -50,21 +50,21 @@ def test_foreign_directory_is_refused(tmp_path):
 
 
 def test_current_pointing_nowhere(tmp_path, mini_index):
-    root = mini_index.dir.path
+    root = mini_index.store.path
     (root / "CURRENT").write_text("g000099\n")
     with pytest.raises(IndexCorruptError, match="missing or incomplete"):
         Engine.open(root)
 
 
 def test_unknown_format(tmp_path, mini_index):
-    root = mini_index.dir.path
+    root = mini_index.store.path
     (root / "ragkit-index.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(IndexCorruptError, match="format 99 is not supported"):
         Engine.open(root)
 
 
 def test_damaged_part_is_detected(tmp_path, mini_index):
-    root = mini_index.dir.path
+    root = mini_index.store.path
     gen = root / "gens" / (root / "CURRENT").read_text().strip()
     (gen / "dense" / "faiss.index").write_bytes(b"garbage")
     with pytest.raises(IndexCorruptError, match="cannot open index generation"):
@@ -72,7 +72,7 @@ def test_damaged_part_is_detected(tmp_path, mini_index):
 
 
 def test_parts_disagreeing_is_detected(tmp_path, mini_index):
-    root = mini_index.dir.path
+    root = mini_index.store.path
     gen = root / "gens" / (root / "CURRENT").read_text().strip()
     manifest = json.loads((gen / "manifest.json").read_text())
     manifest["n_chunks"] += 1
@@ -82,7 +82,7 @@ def test_parts_disagreeing_is_detected(tmp_path, mini_index):
 
 
 def test_garbage_manifest_is_a_clear_error(tmp_path, mini_index):
-    root = mini_index.dir.path
+    root = mini_index.store.path
     gen = root / "gens" / (root / "CURRENT").read_text().strip()
     (gen / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorruptError, match="unreadable manifest"):

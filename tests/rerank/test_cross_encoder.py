@@ -104,7 +104,7 @@ def test_bad_model_is_a_one_line_error(tmp_path):
 def test_in_the_engine_explain_keeps_every_stage(beacon_engine, tiny_cross_encoder):
     from ragkit import Engine
 
-    with Engine.open(beacon_engine.dir.path, {"rerankers": [{"name": "cross-encoder", "depth": 8,
+    with Engine.open(beacon_engine.store.path, {"rerankers": [{"name": "cross-encoder", "depth": 8,
                                                              "model": str(tiny_cross_encoder)}]}) as eng:
         r = eng.retrieve("How do I rotate an API key?", k=5)
     assert "reranker cross-encoder" in r.trace

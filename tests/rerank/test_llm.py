@@ -54,7 +54,7 @@ def test_use_generator_takes_the_generators_llm(mini_index, small_llm, llm_gener
     llm_generator.the_llm = small_llm
     cfg = {"generator": {"name": llm_generator.name},
            "rerankers": [{"name": "llm", "use_generator": True, "depth": 2}]}
-    with Engine.open(mini_index.dir.path, cfg) as eng:
+    with Engine.open(mini_index.store.path, cfg) as eng:
         r = eng.retrieve("rotate API key", k=3)
     assert "reranker llm" in r.trace and all("llm" in h.scores for h in r.hits[:2])
 
@@ -62,7 +62,7 @@ def test_use_generator_takes_the_generators_llm(mini_index, small_llm, llm_gener
 def test_use_generator_without_an_llm_generator_names_what_to_configure(mini_index):
     from ragkit import Engine
 
-    with Engine.open(mini_index.dir.path, {"rerankers": [{"name": "llm", "use_generator": True}]}) as eng:
+    with Engine.open(mini_index.store.path, {"rerankers": [{"name": "llm", "use_generator": True}]}) as eng:
         with pytest.raises(ConfigError, match="generator 'extractive' has none"):
             eng.retrieve("rotate API key")
 

@@ -74,7 +74,7 @@ def test_recency_rule_picks_the_current_rate_limit_page(beacon_engine):
     q = "What is the API rate limit per minute?"
     plain = [h.doc_id for h in beacon_engine.retrieve(q, k=10).hits]
     assert plain.index("admin/rate-limits-2022.md") < plain.index("admin/rate-limits.md")  # the problem
-    eng = Engine.open(beacon_engine.dir.path, {"rerankers": [{"name": "rules", "prefer_newest": True}]})
+    eng = Engine.open(beacon_engine.store.path, {"rerankers": [{"name": "rules", "prefer_newest": True}]})
     ranked = [h.doc_id for h in eng.retrieve(q, k=50).hits]
     assert ranked.index("admin/rate-limits.md") < ranked.index("admin/rate-limits-2022.md")
     ans = eng.query(q, k=3)

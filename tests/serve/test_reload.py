@@ -60,7 +60,7 @@ def test_queries_keep_succeeding_while_another_process_commits(tmp_path):
                     break
                 assert time.monotonic() < deadline, f"{word} never became visible"
                 time.sleep(0.1)
-            second = app.state.ragkit.engine.generation().name
+            second = app.state.ragkit.engine.reader().name
         finally:
             stop.set()
             for t in threads:
@@ -78,14 +78,14 @@ def test_a_replaced_generation_stays_readable_for_whoever_holds_it(tmp_path):
     corpus = write_tree(tmp_path / "docs", MINI_DOCS)
     reader, writer = Engine.open(tmp_path / "idx"), Engine.open(tmp_path / "idx")
     writer.ingest([corpus])
-    held = reader.generation()
+    held = reader.reader()
     for i in range(3):  # three commits: the held generation's directory is collected
         write_tree(corpus, {"extra.md": f"# Extra\n\nRevision {i} of the zanzibar runbook.\n"})
         writer.ingest([corpus])
     assert not held.path.exists()
-    assert reader.generation() is not held
+    assert reader.reader() is not held
     assert reader.retrieve("zanzibar runbook", mode="bm25").hits[0].doc_id == "extra.md"
-    rows, _ = held.sparse.search(QueryBundle("rotate API keys", reader.embedder.embed_query), 3, None)
-    assert [c.doc_id for c in held.docstore.chunks(rows)]  # still answers from its own (deleted) files
+    rows, _ = held.sparse_search(QueryBundle("rotate API keys", reader.embedder.embed_query), 3, None)
+    assert [c.doc_id for c in held.chunks(rows)]  # still answers from its own (deleted) files
     reader.close()
     writer.close()

@@ -13,7 +13,7 @@ SELFHOSTED = {"pattern": r"self[- ]?hosted|on[- ]prem|\bserver\b", "filter": "pr
 
 def test_filter_route_restricts_both_branches(mini_index):
     cfg = {"transforms": [{"name": "classify", "routes": [SELFHOSTED]}]}
-    with Engine.open(mini_index.dir.path, cfg) as eng:
+    with Engine.open(mini_index.store.path, cfg) as eng:
         hits = eng.retrieve("how do I rotate an API key on my self-hosted server?", k=10).hits
         assert hits and {h.chunk.metadata["product"] for h in hits} == {"selfhosted"}
         # a question no route matches is left alone: the cloud page comes back
@@ -24,9 +24,9 @@ def test_filter_route_restricts_both_branches(mini_index):
 def test_boost_route_adds_a_filtered_ranking_without_hiding_the_rest(mini_index):
     route = {**SELFHOSTED, "mode": "boost", "name": "selfhosted"}
     q = "how do I rotate an API key on my self-hosted server?"
-    with Engine.open(mini_index.dir.path) as plain:
+    with Engine.open(mini_index.store.path) as plain:
         before = plain.retrieve(q, k=10).hits
-    with Engine.open(mini_index.dir.path, {"transforms": [{"name": "classify", "routes": [route]}]}) as eng:
+    with Engine.open(mini_index.store.path, {"transforms": [{"name": "classify", "routes": [route]}]}) as eng:
         r = eng.retrieve(q, k=10)
     assert "bm25#selfhosted" in " ".join(r.trace) and "dense#selfhosted" in " ".join(r.trace)
     assert "cloud" in {h.chunk.metadata.get("product") for h in r.hits}  # not hidden

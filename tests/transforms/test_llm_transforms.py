@@ -14,7 +14,7 @@ from .conftest import FailingLLM
 
 def test_never_called_when_not_configured(mini_index, llm_generator):
     llm_generator.the_llm = FailingLLM()
-    with Engine.open(mini_index.dir.path, {"generator": {"name": llm_generator.name}}) as eng:
+    with Engine.open(mini_index.store.path, {"generator": {"name": llm_generator.name}}) as eng:
         r = eng.retrieve("rotate API key", k=3)  # no transform listed: the generator's LLM is never touched
         assert r.hits and not any(t.startswith("transform") for t in r.trace)
 
@@ -22,14 +22,14 @@ def test_never_called_when_not_configured(mini_index, llm_generator):
 def test_listing_them_calls_nothing_until_a_query(mini_index, llm_generator):
     llm_generator.the_llm = FailingLLM()
     cfg = {"generator": {"name": llm_generator.name}, "transforms": [{"name": "multi-query"}, {"name": "hyde"}]}
-    with Engine.open(mini_index.dir.path, cfg) as eng:
+    with Engine.open(mini_index.store.path, cfg) as eng:
         eng.warm_up()  # building and warming the pipeline resolves no model
         with pytest.raises(BaseException, match="the LLM was used"):
             eng.retrieve("rotate API key")  # the first query is what calls it
 
 
 def test_without_an_llm_the_error_names_what_to_configure(mini_index):
-    with Engine.open(mini_index.dir.path, {"transforms": [{"name": "hyde"}]}) as eng:
+    with Engine.open(mini_index.store.path, {"transforms": [{"name": "hyde"}]}) as eng:
         with pytest.raises(ConfigError, match="generator 'extractive' has none"):
             eng.retrieve("rotate API key")
 
@@ -42,7 +42,7 @@ def test_parse_lines_strips_numbering_and_duplicates():
 def test_hyde_with_a_real_model_runs_on_the_dense_branch_only(mini_index, small_llm, llm_generator):
     llm_generator.the_llm = small_llm
     cfg = {"generator": {"name": llm_generator.name}, "transforms": [{"name": "hyde", "max_tokens": 24}]}
-    with Engine.open(mini_index.dir.path, cfg) as eng:
+    with Engine.open(mini_index.store.path, cfg) as eng:
         r = eng.retrieve("How do I rotate an API key?", k=3, mode="hybrid")
         passage = eng.transforms[0].passage("How do I rotate an API key?")  # cached: no second model call
     fused = next(t for t in r.trace if "-> fusion" in t)
@@ -56,7 +56,7 @@ def test_multi_query_with_a_real_model(mini_index, small_llm, llm_generator):
     llm_generator.the_llm = small_llm
     cfg = {"generator": {"name": llm_generator.name}, "transforms": [{"name": "multi-query", "n": 2,
                                                                      "max_tokens": 30}]}
-    with Engine.open(mini_index.dir.path, cfg) as eng:
+    with Engine.open(mini_index.store.path, cfg) as eng:
         mq = eng.transforms[0]
         out = mq.transform("How do I rotate an API key?")
         assert out[0] == "How do I rotate an API key?" and len(out) <= 3

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_prf_expands_the_bm25_query_only(beacon_engine):
-    with Engine.open(beacon_engine.dir.path, {"transforms": [{"name": "prf"}]}) as eng:
+    with Engine.open(beacon_engine.store.path, {"transforms": [{"name": "prf"}]}) as eng:
         prf = eng.transforms[0]
         query = "How do I rotate an API key?"
         expanded = prf.expand(query)
@@ -34,16 +34,13 @@ def test_prf_first_pass_honours_the_pre_filter(beacon_engine):
     class Probe(Plugin):
         stage, name = "transform", "test-probe"
 
-        def bind(self, resources):
-            self.search = resources.sparse_search
-
-        def transform(self, query):
-            seen.extend(c.metadata.get("product") for c, _ in self.search(query, 20))
+        def transform(self, query, scope=None):
+            seen.extend(c.metadata.get("product") for c, _ in scope.sparse_search(query, 20))
             return [query]
 
     registry.register(Probe)
     try:
-        with Engine.open(beacon_engine.dir.path, {"transforms": [{"name": "test-probe"}]}) as eng:
+        with Engine.open(beacon_engine.store.path, {"transforms": [{"name": "test-probe"}]}) as eng:
             eng.retrieve("API key rotation", filter="product=selfhosted")
     finally:
         registry._classes.pop(("transform", "test-probe"), None)
@@ -53,6 +50,6 @@ def test_prf_first_pass_honours_the_pre_filter(beacon_engine):
 def test_prf_does_not_hurt_bm25_on_the_bundled_eval_set(beacon_engine):
     beir = load_beir(ROOT / "eval_sets" / "beacon", "test")
     base = score(beir.qrels, run_queries(beacon_engine, beir, k=20, mode="bm25").run, ("ndcg@10",))["ndcg@10"]
-    with Engine.open(beacon_engine.dir.path, {"transforms": [{"name": "prf"}]}) as eng:
+    with Engine.open(beacon_engine.store.path, {"transforms": [{"name": "prf"}]}) as eng:
         prf = score(beir.qrels, run_queries(eng, beir, k=20, mode="bm25").run, ("ndcg@10",))["ndcg@10"]
     assert prf >= base - 1e-9, (prf, base)

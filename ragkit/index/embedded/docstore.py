@@ -8,13 +8,13 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ragkit.filter_expr import Filter
+from ragkit.index.store import DocRecord, FileRecord
 from ragkit.lru import LRU
 from ragkit.types import Chunk
 
@@ -25,23 +25,6 @@ CREATE TABLE chunks (row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc
 CREATE INDEX chunks_by_doc ON chunks (doc_id, position);
 CREATE TABLE files (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER, mtime REAL, doc_ids TEXT NOT NULL);
 """
-
-
-@dataclass
-class FileRecord:
-    source: str
-    sha256: str
-    size: int
-    mtime: float
-    doc_ids: list[str] = field(default_factory=list)
-
-
-@dataclass
-class DocRecord:
-    doc_id: str
-    source: str
-    title: str
-    metadata: dict[str, Any]
 
 
 def write_docstore(path: Path, docs: Iterable[DocRecord], chunks: Sequence[Chunk], files: Iterable[FileRecord]) -> None:
