@@ -154,13 +154,15 @@ class Engine:
                 self._version = self._reader.name if self._reader is not None else None
             return self._reader
 
-    def warm_up(self) -> "Engine":
-        """Load the models and the committed index now instead of on the first query."""
+    def warm_up(self, *, post: bool = True, generator: bool = True) -> "Engine":
+        """Load the models and the committed index now instead of on the first query (``post``: the rerankers
+        and filters too; ``generator``: the generator too)."""
         self.embedder.warm_up()
         reader = self.reader()
         if reader is not None:
             reader.warm_up()
-        for plugin in [self.fusion, *self.transforms, *self.processors, self.generator]:
+        for plugin in [self.fusion, *self.transforms, *(self.processors if post else []),
+                       *([self.generator] if generator else [])]:
             plugin.warm_up()
         return self
 

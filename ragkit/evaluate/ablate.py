@@ -44,6 +44,8 @@ from ragkit.evaluate.runner import SHARED_EMBEDDINGS, corpus_fingerprint, datase
     index_shape
 from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci, nearest_rank
 from ragkit.progress import ProgressLog
+from ragkit.embedding.query_cache import QueryVectorCache
+from ragkit.retrieve.pipeline import Retrieval
 
 SCHEMA = "ragkit.ablate/1"
 PLUGIN_SECTIONS = ("chunker", "embedder", "sparse", "dense", "fusion", "generator")
@@ -436,8 +438,7 @@ class Ablation:
                       "queries_resumed": 0}
         self._indexes: dict[str, Any] = {}
         self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
-        self._qvec: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
-        self._charge = 0.0
+        self._qcache = QueryVectorCache()
         self._dataset_fp = config_hash({"root": str(dataset.root.resolve()),
                                         "corpus": corpus_fingerprint(dataset.corpus),
                                         "queries": [q.qid for q in self.queries], "split": self.s.split,
@@ -460,67 +461,41 @@ class Ablation:
             self._indexes[key] = (eng, info, _doc_keyer(gen, self.queries))
         return self._indexes[key]
 
-    def _memo_embed(self, engine) -> None:
-        """Embed each query text once across all first-stage runs. A run that gets a memoised vector is still
-        charged the time the embedding took when it was computed (``_charge``), so latencies stay honest."""
-        emb = engine.embedder
-        model = emb.model_id
-        orig = emb.embed_query
-
-        def embed_query(text: str) -> np.ndarray:
-            key = (model, text)
-            if key in self._qvec:
-                vec, seconds = self._qvec[key]
-                self._charge += seconds
-                return vec
-            t = time.perf_counter()
-            vec = orig(text)
-            self._qvec[key] = (vec, time.perf_counter() - t)
-            self.stats["query_vectors"] += 1
-            return vec
-
-        emb.embed_query = embed_query  # instance attribute: only this engine's embedder
-
-    def _first_stage(self, name: str, cfg: Config, index_path: Path):
-        """Per query: (hits, timings) before rerankers/filters, at candidate depth; shared by variants."""
+    def _first_stage(self, name: str, cfg: Config, engine) -> tuple[list, list[dict[str, float]]]:
+        """Per query: (hits, timings) before rerankers/filters, at candidate depth; shared by every variant with
+        the same index and first-stage config (the engine's own first stage, query vectors memoised)."""
         cand = max(cfg.retrieval.candidates, self.s.k)
         data = cfg.model_dump(mode="json")
         data["rerankers"], data["filters"] = [], []
         shape = {k: v for k, v in data.items() if k != "generator" or data["transforms"]}  # transforms may use its LLM
         shape["retrieval"] = {k: v for k, v in data["retrieval"].items() if k != "k"}
-        key = config_hash({"index": str(index_path), "cfg": shape, "cand": cand})
+        key = config_hash({"index": engine.store.location, "cfg": shape, "cand": cand})
         if key in self._first:
             self.stats["first_stage_reused"] += 1
             return self._first[key]
-        from ragkit.engine import Engine
-
-        fs_cfg = load_config(data)
-        eng = Engine.open(index_path, fs_cfg, embedding_cache=self.embedding_cache)
         try:
-            eng.warm_up()
-            self._memo_embed(eng)
-            hits, timings = [], []
-            for i, q in enumerate(self.queries):
-                self._charge = 0.0
-                t = time.perf_counter()
-                try:
-                    r = eng.retrieve(q.text, k=cand)
-                except RagkitError as exc:
-                    if i == 0:  # the first query is the probe (e.g. a transform that needs an LLM)
-                        raise VariantSkipped(str(exc)) from None
-                    raise
-                tm = {f"first:{k}": v for k, v in r.timings.items()}
-                tm["first_stage"] = time.perf_counter() - t + self._charge
-                if self._charge:  # the query vector came from the memo: add what computing it cost
-                    tm["first:dense"] = tm.get("first:dense", 0.0) + self._charge
-                hits.append(r.hits)
-                timings.append(tm)
-                if self.progress:
-                    self.progress(name, "retrieve", i + 1, len(self.queries))
-        except (ConfigError, PluginError) as exc:  # warm_up of a plugin that cannot load
+            engine.warm_up(post=False, generator=bool(cfg.transforms))
+        except (ConfigError, PluginError) as exc:  # a plugin that cannot load
             raise VariantSkipped(str(exc)) from None
-        finally:
-            eng.close()
+        hits, timings = [], []
+        for i, q in enumerate(self.queries):
+            self._qcache.take_charge()
+            t = time.perf_counter()
+            try:
+                r = engine.first_stage(q.text, k=cand, depth=cand)
+            except RagkitError as exc:
+                if i == 0:  # the first query is the probe (e.g. a transform that needs an LLM)
+                    raise VariantSkipped(str(exc)) from None
+                raise
+            charge = self._qcache.take_charge()
+            tm = {f"first:{k}": v for k, v in r.timings.items()}
+            tm["first_stage"] = time.perf_counter() - t + charge
+            if charge:  # the query vector came from the memo: add what computing it cost
+                tm["first:dense"] = tm.get("first:dense", 0.0) + charge
+            hits.append(r.hits)
+            timings.append(tm)
+            if self.progress:
+                self.progress(name, "retrieve", i + 1, len(self.queries))
         self.stats["first_stage_runs"] += 1
         self._first[key] = (hits, timings)
         return self._first[key]
@@ -541,7 +516,8 @@ class Ablation:
         t0 = time.perf_counter()
         try:
             index_eng, index_info, doc_key = self._index(cfg)
-            engine = Engine.open(index_eng.store.location, cfg, embedding_cache=self.embedding_cache)
+            engine = Engine.open(index_eng.store.location, cfg, embedding_cache=self.embedding_cache,
+                                 query_cache=self._qcache)
         except (ConfigError, PluginError) as exc:
             raise VariantSkipped(str(exc)) from None
         try:
@@ -553,9 +529,9 @@ class Ablation:
             except RagkitError as exc:
                 raise VariantSkipped(str(exc)) from None
             before = self.stats["first_stage_runs"]
-            first_hits, first_timings = self._first_stage(v.name, cfg, index_eng.store.location)
+            first_hits, first_timings = self._first_stage(v.name, cfg, engine)
+            self.stats["query_vectors"] = self._qcache.computed
             reused = self.stats["first_stage_runs"] == before
-            post = [*engine.rerankers, *engine.filters]
             run: dict[str, dict[str, float]] = {}
             timings: list[dict[str, float]] = []
             answers: dict[str, list[float]] = {"answer_cites_gold": [], "answer_token_f1": []}
@@ -571,25 +547,19 @@ class Ablation:
                             answers[m].append(rec["answers"].get(m, float("nan")))
                     self.stats["queries_resumed"] += 1
                     continue
-                hits = [copy.copy(h) for h in first_hits[i]]
-                for h in hits:
-                    h.scores, h.ranks = dict(h.scores), dict(h.ranks)
-                tm = dict(first_timings[i])
-                for p in post:
-                    t = time.perf_counter()
-                    try:
-                        hits = p.process(q.text, hits)
-                    except RagkitError as exc:
-                        if probe:
-                            raise VariantSkipped(str(exc)) from None
-                        raise
-                    tm[f"{p.stage}:{p.name}"] = time.perf_counter() - t
-                hits = hits[:self.s.k]
+                try:  # the engine's own post stage, on a copy of the shared first-stage hits
+                    post = engine.post_stage(q.text, Retrieval(first_hits[i]), self.s.k)
+                except RagkitError as exc:
+                    if probe:
+                        raise VariantSkipped(str(exc)) from None
+                    raise
+                hits = post.hits
+                tm = {**first_timings[i], **post.timings}
                 run[q.qid] = _doc_run(hits, doc_key)
                 if self.s.answers:
                     t = time.perf_counter()
                     try:
-                        ans = engine.generator.answer(q.text, hits[:self.s.answer_k])
+                        ans = engine.answer(q.text, Retrieval(hits[:self.s.answer_k]))
                     except RagkitError as exc:
                         if probe:
                             raise VariantSkipped(str(exc)) from None

@@ -97,7 +97,8 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         require(key, "retrieve")
         query = check_query(st, body.query)
         k = check_k(st, body.k)
-        hits, timings = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
+        r = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
+        hits, timings = r.hits, r.timings
         return S.RetrieveResponse(query=query, mode=body.mode or engine.config.retrieval.mode, k=k,
                                   hits=[S.HitOut.of(i, h) for i, h in enumerate(hits, 1)], timings=timings)
 
@@ -110,8 +111,9 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         k = check_k(st, body.k)
         max_tokens = check_max_tokens(st, body.max_tokens)
         t0 = time.perf_counter()
-        hits, timings = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
-        job = start_answer(st, query, hits, max_tokens)
+        r = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
+        hits, timings = r.hits, dict(r.timings)
+        job = start_answer(st, query, r, max_tokens)
         run_job(job)
         timings["generate"] = job.seconds
         timings["total"] = time.perf_counter() - t0

@@ -17,6 +17,7 @@ from fastapi import Request
 from ragkit.config import ServeConfig
 from ragkit.errors import ConfigError, IndexDirError, RagkitError
 from ragkit.filter_expr import Filter, to_filter
+from ragkit.retrieve.pipeline import Retrieval
 from ragkit.serve.auth import ANONYMOUS, ApiKey, KeyRing
 from ragkit.types import Answer, Citation, Hit
 
@@ -117,9 +118,10 @@ def _passes(flt: Filter, hit: Hit) -> bool:
     return flt.test(meta)
 
 
-def retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) -> tuple[list[Hit], dict]:
-    """Tenant-fenced retrieval. The filter is a pre-filter inside both branches (Engine.retrieve); every hit
-    is checked against it once more, so no plugin later in the pipeline can hand another tenant's chunk out."""
+def retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) -> Retrieval:
+    """Tenant-fenced retrieval through the engine's shared pipeline. The filter is a pre-filter inside both
+    branches; every hit is checked against it once more, so no plugin later in the pipeline can hand another
+    tenant's chunk out."""
     try:
         if st.gate is None:
             r = st.engine.retrieve(query, k=k, filter=flt, mode=mode)
@@ -133,7 +135,7 @@ def retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) 
     hits = [h for h in r.hits if _passes(flt, h)]
     if len(hits) != len(r.hits):
         log.error("dropped %d hits that failed the request filter after retrieval", len(r.hits) - len(hits))
-    return hits, r.timings
+    return Retrieval(hits, r.timings, r.trace)
 
 
 # --- answers --------------------------------------------------------------------------------------------------
@@ -162,12 +164,13 @@ def _cut_words(text: str, n: int) -> str:
 
 
 class AnswerJob:
-    """The generator's stream for one request, run in a worker thread. Iterating yields text deltas until the
-    answer ends, ``max_tokens`` is reached (``finish_reason = "length"``) or the deadline passes
-    (GenerationTimeout). A stopped job stops pulling from the generator, which releases it."""
+    """The engine's answer stream (``Engine.answer_stream``, the same path as ``Engine.query``) for one request,
+    run in a worker thread. Iterating yields text deltas until the answer ends, ``max_tokens`` is reached
+    (``finish_reason = "length"``) or the deadline passes (GenerationTimeout). A stopped job stops pulling from
+    the generator, which releases it."""
 
-    def __init__(self, engine, question: str, hits: list[Hit], max_tokens: int, timeout: float) -> None:
-        self.engine, self.question, self.hits = engine, question, hits
+    def __init__(self, engine, question: str, retrieval: Retrieval, max_tokens: int, timeout: float) -> None:
+        self.engine, self.question, self.retrieval, self.hits = engine, question, retrieval, retrieval.hits
         self.max_tokens, self.timeout = max_tokens, timeout
         self.count, self.unit = token_counter(engine)
         self.answer: Answer | None = None
@@ -184,7 +187,7 @@ class AnswerJob:
     def _run(self) -> None:
         stream = None
         try:
-            stream = self.engine.generator.stream(self.question, self.hits)
+            stream = self.engine.answer_stream(self.question, self.retrieval)
             for item in stream:
                 if self._stop.is_set():
                     break
@@ -291,8 +294,8 @@ def check_max_tokens(st: ServeState, max_tokens: int | None) -> int:
     return max_tokens or cap
 
 
-def start_answer(st: ServeState, question: str, hits: list[Hit], max_tokens: int) -> AnswerJob:
-    return AnswerJob(st.engine, question, hits, max_tokens, st.settings.generation_timeout)
+def start_answer(st: ServeState, question: str, retrieval: Retrieval, max_tokens: int) -> AnswerJob:
+    return AnswerJob(st.engine, question, retrieval, max_tokens, st.settings.generation_timeout)
 
 
 def timeout_error(exc: GenerationTimeout) -> ApiError:

@@ -70,8 +70,7 @@ def chat_completions(body: S.ChatCompletionRequest, request: Request, key: ApiKe
     check_query(st, question, "the last user message")
     k = check_k(st, body.k)
     max_tokens = check_max_tokens(st, body.max_completion_tokens or body.max_tokens)
-    hits, _ = retrieve(st, rquery, k, tenant_filter(key, body.filter), body.mode)
-    job = start_answer(st, question, hits, max_tokens)
+    job = start_answer(st, question, retrieve(st, rquery, k, tenant_filter(key, body.filter), body.mode), max_tokens)
     cid = "chatcmpl-" + uuid.uuid4().hex[:24]
     created = int(time.time())
     if body.stream:
