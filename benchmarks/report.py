@@ -130,7 +130,8 @@ def ladder_rows(steps: list[dict], primary: str) -> list[list]:
         if s["status"] != "done":
             rows.append([s["name"], s["vs"] or "–", "skipped", s["reason"] or "", ""])
             continue
-        delta = "–" if s["delta"] is None else f"{s['delta']:+.4f} {pval(s['p_value'])}{mark(s['delta'], s['p_value'])}"
+        d, p = s["delta"], s["p_value"]
+        delta = "–" if d is None else f"{d:+.4f} {pval(p)}{mark(d, p)}"
         rows.append([s["name"], s["vs"] or "–", f"{s[primary]:.4f}", delta, f"{s['latency_p50_ms']:.1f}"])
     return rows
 
@@ -143,7 +144,8 @@ def ladders() -> str:
         p = lad["primary"]
         parts.append(f"**{title}**: report `benchmarks/reports/{key}/report.md` (with confidence intervals and "
                      f"per-type tables), {lad['queries']} queries, {lad['variant_seconds']:.0f} s of variant runs\n\n" +
-                     table(["step", "vs", p, f"Δ {p} vs previous, p", "latency p50 (ms)"], ladder_rows(lad["steps"], p)))
+                     table(["step", "vs", p, f"Δ {p} vs previous, p", "latency p50 (ms)"],
+                           ladder_rows(lad["steps"], p)))
     parts.append(f"(measured {d['date']}; {d['note']}; ▲/▼: p < 0.05, paired randomization test)")
     return "\n\n".join(parts)
 
