@@ -10,7 +10,7 @@ corruptions of it are the *unsupported* ones:
 
 All are scored against the same context: the question's gold context (its reference contexts; ``--distractors N``
 adds its top-N hybrid hits, so the judge must find the support among other passages — several times the prompt
-tokens, which the shared CPU did not allow for the numbers in the README). The score is ragkit's faithfulness (mean P(yes) over the answer's
+tokens, which the shared CPU did not allow for the numbers in benchmarks/RESULTS.md). The score is ragkit's faithfulness (mean P(yes) over the answer's
 claims). Reported: ROC AUC of supported vs corrupted scores (all pairs, and per corruption type), the paired win
 rate, and the AUC of the judge-free baseline (MiniLM similarity of each claim to its best context sentence).
 

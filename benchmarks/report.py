@@ -1,28 +1,70 @@
-"""Render the README's result tables from benchmarks/results/*.json (never type numbers by hand)."""
+"""Render every measured table from benchmarks/results/*.json (numbers are never typed by hand).
+
+    python benchmarks/report.py            # write benchmarks/RESULTS.md and README.md's results block
+    python benchmarks/report.py --check    # exit 1 if either differs from what would be written
+    python benchmarks/report.py generate   # print one section (by function name)
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
-from _common import RESULTS
+from _common import RESULTS, ROOT
+
+RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
-def scifact() -> str:
-    data = json.loads((RESULTS / "scifact_retrieval.json").read_text())
-    metrics = list(next(iter(data["results"].values())))
-    lines = ["| variant | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for name, vals in data["results"].items():
-        cells = [f"**{vals[m]:.4f}**" if name == data["best_fusion"] and m == "ndcg@10" else f"{vals[m]:.4f}"
-                 for m in metrics]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append(f"\n({data['queries']} test queries, chunker `{data['chunker']}`, measured {data['date']}; "
-                 f"best fusion: `{data['best_fusion']}`)")
+def load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def pval(p: float | None) -> str:
+    return "–" if p is None else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
+
+
+def mark(delta: float | None, p: float | None) -> str:
+    if delta is None or p is None or p >= 0.05:
+        return ""
+    return " ▲" if delta > 0 else " ▼"
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
+def versus(v: dict, metric: str = "ndcg@10") -> str:
+    """A paired comparison from a result file: delta [95% CI], p."""
+    d, (lo, hi), p = v[f"delta_{metric}"], v["ci95"], v["p_value"]
+    return f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}] {pval(p)}{mark(d, p)}"
+
+
+# --- retrieval --------------------------------------------------------------------------------------------------
+
+def scifact() -> str:
+    data = load("scifact_retrieval")
+    metrics = list(next(iter(data["results"].values())))
+    rows = [[name] + [f"**{vals[m]:.4f}**" if name == data["best_fusion"] and m == "ndcg@10" else f"{vals[m]:.4f}"
+                      for m in metrics] for name, vals in data["results"].items()]
+    return table(["variant"] + metrics, rows) + (
+        f"\n\n({data['queries']} test queries, chunker `{data['chunker']}`, measured {data['date']}; "
+        f"best fusion: `{data['best_fusion']}`)")
+
+
 def ingest_query() -> str:
-    d = json.loads((RESULTS / "ingest_query.json").read_text())
+    d = load("ingest_query")
     lat = d["query_latency"]
     rows = [
         ("ingest throughput", f"{d['ingest_docs_per_s']} docs/s, {d['ingest_chunks_per_s']} chunks/s "
@@ -40,22 +82,152 @@ def ingest_query() -> str:
          f"{lat['hybrid'].get('fusion_p50_ms')} ms"),
         ("peak RSS", f"{d['peak_rss_mb']} MB"),
     ]
-    out = ["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
-    out.append(f"\n(measured {d['date']}, {d['machine']['cpus']} CPUs, torch threads {d['machine']['torch_threads']})")
-    return "\n".join(out)
+    return table(["measure", "value"], [list(r) for r in rows]) + (
+        f"\n\n(SciFact, measured {d['date']}, {d['machine']['cpus']} CPUs, "
+        f"torch threads {d['machine']['torch_threads']})")
 
 
 def beacon() -> str:
-    d = json.loads((RESULTS / "beacon_eval.json").read_text())
+    d = load("beacon_eval")
     metrics = list(d["hybrid"])
-    lines = ["| mode | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for mode in ("bm25", "dense", "hybrid", "hybrid+rules"):
-        lines.append(f"| {mode} | " + " | ".join(f"{d[mode][m]:.4f}" for m in metrics) + " |")
+    modes = ("bm25", "dense", "hybrid", "hybrid+rules")
+    out = table(["mode"] + metrics, [[m] + [f"{d[m][k]:.4f}" for k in metrics] for m in modes])
     by_type = ", ".join(f"{t} {v:.0%}" for t, v in d["extractive_answer_cites_gold_by_type"].items())
-    lines.append(f"\nExtractive answers (default generator, hybrid top 5) that cite a gold document: "
-                 f"**{d['extractive_answer_cites_gold']:.1%}** of {d['questions']} questions ({by_type}). "
-                 f"({d['documents']} documents, {d['chunks']} chunks, measured {d['date']})")
-    return "\n".join(lines)
+    out += (f"\n\nExtractive answers (default generator, hybrid top 5) that cite a gold document: "
+            f"**{d['extractive_answer_cites_gold']:.1%}** of {d['questions']} questions ({by_type}). "
+            f"({d['documents']} documents, {d['chunks']} chunks, measured {d['date']})")
+    a = d["audited"]
+    out += "\n\nThe same runs judged by the audited qrels (`eval_sets/beacon/qrels/audited.tsv`):\n\n"
+    out += table(["mode"] + metrics, [[m] + [f"{a[m][k]:.4f}" for k in metrics] for m in modes])
+    out += f"\n\nExtractive answers citing a gold document, audited: **{a['extractive_answer_cites_gold']:.1%}**."
+    return out
+
+
+def beacon_configs() -> str:
+    parts = []
+    for name, label in (("beacon_configs", "judgments as first written"), ("beacon_configs_audited", "audited")):
+        d = load(name)
+        metrics = list(next(iter(d["variants"].values()))["metrics"])
+        rows = []
+        for variant, v in d["variants"].items():
+            vs = v.get("versus_base", {})
+            rows.append([f"`{variant}`"] + [f"{v['metrics'][m]:.4f}" for m in metrics] +
+                        [versus(vs["ndcg@10"]) if vs else "–"])
+        parts.append(f"Qrels: {label} (`k` = {d['k']}, measured {d['date']}):\n\n" +
+                     table(["config"] + metrics + ["Δ ndcg@10 vs first row [95% CI] p"], rows))
+    return "\n\n".join(parts)
+
+
+LADDERS = [("scifact", "SciFact (300 test queries, one chunk per document)"),
+           ("beacon", "bundled Beacon set (68 questions)"),
+           ("scifact-llm", "SciFact with the `llm` reranker (Qwen2.5-Coder-0.5B, top 10) as the rerank step"),
+           ("beacon-transforms", "bundled Beacon set, LLM query transforms (Qwen2.5-Coder-0.5B)")]
+
+
+def ladder_rows(steps: list[dict], primary: str) -> list[list]:
+    rows = []
+    for s in steps:
+        if s["status"] != "done":
+            rows.append([s["name"], s["vs"] or "–", "skipped", s["reason"] or "", ""])
+            continue
+        d, p = s["delta"], s["p_value"]
+        delta = "–" if d is None else f"{d:+.4f} {pval(p)}{mark(d, p)}"
+        rows.append([s["name"], s["vs"] or "–", f"{s[primary]:.4f}", delta, f"{s['latency_p50_ms']:.1f}"])
+    return rows
+
+
+def ladders() -> str:
+    d = load("ablate_ladders")
+    parts = []
+    for key, title in LADDERS:
+        lad = d[key]
+        p = lad["primary"]
+        parts.append(f"**{title}**: report `benchmarks/reports/{key}/report.md` (with confidence intervals and "
+                     f"per-type tables), {lad['queries']} queries, {lad['variant_seconds']:.0f} s of variant runs\n\n" +
+                     table(["step", "vs", p, f"Δ {p} vs previous, p", "latency p50 (ms)"],
+                           ladder_rows(lad["steps"], p)))
+    parts.append(f"(measured {d['date']}; {d['note']}; ▲/▼: p < 0.05, paired randomization test)")
+    return "\n\n".join(parts)
+
+
+# --- rerankers and transforms ------------------------------------------------------------------------------------
+
+def rerank_latency() -> str:
+    d = load("rerank_latency")
+    prf = d["prf"]
+    rows = [[("no transform" if name == "baseline" else name.replace("original_weight", "λ")),
+             f"{v['bm25']['ndcg@10']:.4f}", f"{v['bm25']['recall@10']:.4f}",
+             f"{v['hybrid']['ndcg@10']:.4f}", f"{v['hybrid']['recall@10']:.4f}"]
+            for name, v in prf.items() if isinstance(v, dict)]
+    out = (f"**PRF** ({prf['queries']} questions, {d['dataset']}):\n\n" +
+           table(["variant", "BM25 nDCG@10", "BM25 recall@10", "hybrid nDCG@10", "hybrid recall@10"], rows))
+    ce = d["cross_encoder"]
+    rows = [[depth, f"{v['p50_ms']:.0f}", f"{v['p95_ms']:.0f}", f"{v['plugin_tokens_per_s']:.0f}",
+             f"{v['raw_tokens_per_s']:.0f}", f"**{v['plugin_vs_raw']:.3f}**", f"{v['padding_efficiency']:.3f}",
+             f"{v['ndcg@10']:.4f}"] for depth, v in ce["depths"].items()]
+    rows.append(["(no rerank)", "", "", "", "", "", "", f"{ce['hybrid_no_rerank']['ndcg@10']:.4f}"])
+    out += (f"\n\n**cross-encoder** ({ce['model']}; first {ce['queries']} questions, batch {ce['batch_size']}, "
+            f"max_length {ce['max_length']}):\n\n" +
+            table(["depth", "p50 ms", "p95 ms", "plugin tokens/s", "raw model tokens/s", "plugin / raw",
+                   "padding efficiency", "nDCG@10"], rows))
+    llm = d["llm"]
+    rows = [[model, depth, v["p50_ms"], v["p95_ms"], v["pairs_per_s"], f"{v['ndcg@10']:.4f}", v["unparsed"]]
+            for model, depths in llm["models"].items() for depth, v in depths.items()]
+    out += (f"\n\n**llm reranker** (first {llm['queries']} questions; hybrid without reranking on the same "
+            f"questions: nDCG@10 {llm['hybrid_no_rerank']['ndcg@10']:.4f}):\n\n" +
+            table(["model", "depth", "p50 ms", "p95 ms", "pairs/s", "nDCG@10", "unparsed replies"], rows))
+    return out + f"\n\n(measured {d['date']}; {ce['note']})"
+
+
+def rerank_depth() -> str:
+    rows = []
+    for name, label in (("rerank_depth_scifact", "first run (0.875 epoch)"),
+                        ("rerank_depth_scifact_4ep", "4 epochs (`supervised-4ep`)")):
+        d = load(name)
+        for depth, v in d["depths"].items():
+            rows.append([label, depth, v["blend_chosen_on_dev"], f"{v['test_ndcg@10_at_chosen']:.4f}",
+                         versus(v["versus_hybrid"]), f"{v['test_ndcg@10_model_alone']:.4f}", v["p50_ms"], v["p95_ms"]])
+    return (table(["model", "depth", "blend (chosen on dev)", "nDCG@10", f"vs hybrid {d['test_hybrid_ndcg@10']} "
+                   "[95% CI] p", "model alone", "p50 ms", "p95 ms"], rows) +
+            f"\n\n(SciFact test, {d['test_queries']} queries; blend weight chosen on {d['dev_questions']} held-out "
+            f"train questions; latency on the first {d['latency_queries']} test queries; measured {d['date']})")
+
+
+def llm_rerank_blend() -> str:
+    d = load("llm_rerank_blend")
+    curve = d["ndcg@10_by_blend_weight"]
+    vs = d["versus_hybrid"]
+    cells = [f"{v:.4f}{mark(vs[w]['delta_ndcg@10'], vs[w]['p_value']) if w in vs else ''}" for w, v in curve.items()]
+    return (table(["blend weight of P(yes)"] + list(curve), [["nDCG@10"] + cells]) +
+            f"\n\n({d['dataset']}, {d['reranker']}, depth {d['depth']}, from `{d['run_file']}`; weight 0 is hybrid "
+            f"alone, 1 the LLM's P(yes) alone; {d['note']}; ▲/▼: p < 0.05 against hybrid; measured {d['date']})")
+
+
+# --- answers ------------------------------------------------------------------------------------------------------
+
+def extractive_answers() -> str:
+    """How many sentences the extractive answerer quotes: extractive_answers.json, one row per set and setting."""
+    d = load("extractive_answers")
+
+    def cell(s: dict, m: str) -> str:
+        if m not in s:
+            return "–"
+        v = s.get(f"vs_default_{m}")
+        return f"{s[m]:.3f}" + (f" ({v[f'delta_{m}']:+.3f}, p = {v['p_value']})" if v else "")
+
+    rows = []
+    for name, label in (("covidqa", "COVID-QA"), ("beacon", "Beacon")):
+        for n, s in d[name]["by_setting"].items():
+            default = " (default)" if int(n) == d["default_max_sentences"] else ""
+            rows.append([label, f"{n}{default}", cell(s, "contains"), cell(s, "f1"), f"{s['cites_gold']:.3f}",
+                         f"{s['words']:.1f}"])
+    c = d["covidqa"]
+    return (table(["set", "`max_sentences`", "contains the reference span", "token F1", "cites a gold document",
+                   "words"], rows) +
+            f"\n\n(hybrid top {d['k']}, the same hits for every setting; COVID-QA questions: {c['sample']}; "
+            f"the reference span is in the five sources for {c['reference_in_sources']:.1%}; Beacon: "
+            f"{d['beacon']['questions']} questions with written reference answers, not spans; in parentheses "
+            f"the difference from the default and its paired randomization p-value; measured {d['date']})")
 
 
 GENERATE_COLUMNS = [("default", "generate_beacon"), ("`beacon-answers.toml`", "generate_beacon_rules"),
@@ -65,11 +237,7 @@ GENERATE_COLUMNS = [("default", "generate_beacon"), ("`beacon-answers.toml`", "g
 
 def generate() -> str:
     """Grounded answers on the bundled corpus: generate_beacon*.json, one column per run."""
-    runs = [(label, json.loads((RESULTS / f"{name}.json").read_text())) for label, name in GENERATE_COLUMNS]
-
-    def pct(x: float) -> str:
-        return f"{100 * x:.1f}%"
-
+    runs = [(label, load(name)) for label, name in GENERATE_COLUMNS]
     rows = [
         ("answers citing a gold document, audited judgments (goal >= 70%)",
          lambda d: pct(sum(r["cites_gold_audited"] for r in d["rows"]) / len(d["rows"]))),
@@ -93,71 +261,286 @@ def generate() -> str:
         ("prompt / completion tokens per answer (mean, both calls)",
          lambda d: f"{d['prompt_tokens_mean']:.1f} / {d['completion_tokens_mean']:.1f}"),
     ]
-    lines = [f"| measure (all {runs[0][1]['questions']} questions) | " + " | ".join(lb for lb, _ in runs) + " |",
-             "|---" * (len(runs) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(d) for _, d in runs) + " |" for name, cell in rows]
+    out = table([f"measure (all {runs[0][1]['questions']} questions)"] + [lb for lb, _ in runs],
+                [[name] + [cell(d) for _, d in runs] for name, cell in rows])
     types = sorted(runs[0][1]["cites_gold_by_type"])
-    lines += ["", "Share of answers citing a gold document (judgments as first written), by question type:", "",
-              "| type | " + " | ".join(types) + " |", "|---" * (len(types) + 1) + "|"]
-    lines += [f"| {label} | " + " | ".join(f"{d['cites_gold_by_type'][t]:.2f}" for t in types) + " |"
-              for label, d in runs]
-    return "\n".join(lines)
+    out += "\n\nShare of answers citing a gold document (judgments as first written), by question type:\n\n"
+    out += table(["type"] + types, [[label] + [f"{d['cites_gold_by_type'][t]:.2f}" for t in types]
+                                    for label, d in runs])
+    first = runs[0][1]
+    return out + (f"\n\n(model `{first['model']}` unless named, template `{first['template']}`, "
+                  f"{first['retrieval']} with the best {first['max_sources']} in the prompt, `max_tokens` "
+                  f"{first['max_tokens']}; measured {', '.join(sorted({d['date'] for _, d in runs}))})")
 
 
-def extractive_answers() -> str:
-    """How many sentences the extractive answerer quotes: extractive_answers.json, one row per set and setting."""
-    d = json.loads((RESULTS / "extractive_answers.json").read_text())
+JUDGED = [("generate_beacon_rules_judged", "`beacon-answers.toml`, qwen0.5b"),
+          ("generate_beacon_rules_qwen1.5b_judged", "`beacon-answers.toml`, qwen1.5b")]
+LABELS = ["right", "partly", "wrong", "non-answer", "declined"]
 
-    def cell(s: dict, m: str) -> str:
-        if m not in s:
-            return "–"
-        v = s.get(f"vs_default_{m}")
-        return f"{s[m]:.3f}" + (f" ({v[f'delta_{m}']:+.3f}, p = {v['p_value']})" if v else "")
 
-    lines = ["| set | `max_sentences` | contains the reference span | token F1 | cites a gold document | words |",
-             "|---|---|---|---|---|---|"]
-    for name, label in (("covidqa", "COVID-QA"), ("beacon", "Beacon")):
-        r = d[name]
-        for n, s in r["by_setting"].items():
-            default = " (default)" if int(n) == d["default_max_sentences"] else ""
-            lines.append(f"| {label} | {n}{default} | {cell(s, 'contains')} | {cell(s, 'f1')} | "
-                         f"{s['cites_gold']:.3f} | {s['words']:.1f} |")
-    c = d["covidqa"]
-    lines.append(f"\n(hybrid top {d['k']}, the same hits for every setting; COVID-QA questions: {c['sample']}; "
-                 f"the reference span is in the five sources for {c['reference_in_sources']:.1%}; Beacon: "
-                 f"{d['beacon']['questions']} questions with written reference answers, not spans; in parentheses "
-                 f"the difference from the default and its paired randomization p-value; measured {d['date']})")
-    return "\n".join(lines)
+def judged() -> str:
+    rows = []
+    for name, label in JUDGED:
+        counts = Counter(x["label"] for x in load(name)["labels"])
+        rows.append([label] + [counts.get(lb, 0) for lb in LABELS] + [sum(counts.values())])
+    return (table(["run"] + LABELS + ["answers"], rows) +
+            "\n\n(every answer read against its reference answer by a reviewer who did not see which documents "
+            "count as gold; labels in `benchmarks/results/*_judged.json`)")
 
+
+def other_generation_runs() -> list[str]:
+    shown = {name for _, name in GENERATE_COLUMNS}
+    return sorted(p.stem for p in RESULTS.glob("generate_*.json")
+                  if p.stem not in shown and not p.stem.endswith("_judged"))
+
+
+def generate_runs() -> str:
+    rows = []
+    for name in other_generation_runs():
+        d = load(name)
+        setting = ", ".join(f"{k} {d[k]}" for k in ("order", "compress", "retry_scope", "retry_quote")
+                            if d.get(k) not in (None, "score"))
+        audited = pct(d["cites_gold_rate_audited"]) if "cites_gold_rate_audited" in d else "–"
+        rows.append([f"`{name}`", d.get("dataset", "eval_sets/beacon"), d["model"], setting or "–",
+                     d["max_sources"], f"{d['questions']}", pct(d["cites_gold_rate"]), audited,
+                     pct(d["gold_in_prompt_rate"]), pct(d["model_not_found_rate"]), f"{d['latency_p50_s']:.2f}",
+                     d["date"]])
+    return (table(["result", "dataset", "model", "setting", "sources", "questions", "cites gold", "cites gold "
+                   "(audited)", "gold in prompt", "'not found'", "p50 s", "measured"], rows) +
+            "\n\n(the experiments behind the grounded-answer table; what each one tried is in "
+            "`benchmarks/generation-notes.md`)")
+
+
+def choose_probe() -> str:
+    rows = []
+    for name in ("choose_probe", "choose_probe_qwen1.5b"):
+        d = load(name)
+        rows.append([d["model"], d["questions"], d["candidates"],
+                     f"{d['best_first']['picked_first_listed']} / {d['reversed']['picked_first_listed']}",
+                     f"{d['best_first']['picked_gold']} / {d['reversed']['picked_gold']}",
+                     d["embedding_first_gold"], d["same_sentence_both_orders"]])
+    return (table(["model", "questions", "candidate sentences", "picked the first listed (best first / reversed)",
+                   "picked a gold sentence (best first / reversed)", "embedding's first is gold",
+                   "same sentence in both orders"], rows) +
+            f"\n\n(asked to pick the answering sentence by number, config `{d['config']}`; measured {d['date']})")
+
+
+def judge_validity() -> str:
+    d = load("judge_validity")
+    types = sorted(d["pair_types"])
+    rows = []
+    for label, m in [(f"faithfulness, judge {name}", v) for name, v in d["models"].items()] + \
+                    [("MiniLM claim-context similarity (no judge)", d["embedding_baseline"])]:
+        rows.append([label, f"**{m['auc']:.3f}**"] + [f"{m['auc_by_type'][t]:.3f}" for t in types] +
+                    [f"{m['paired_win_rate']:.3f}", f"{m['mean_supported']:.3f} / {m['mean_corrupted']:.3f}"])
+    calls = ", ".join(f"{name}: {v['judge_calls']} judge calls, {v['failures']['total']} failures"
+                      for name, v in d["models"].items())
+    pairs = ", ".join(f"{t} {n}" for t, n in d["pair_types"].items())
+    return (table(["scorer", "AUC (all pairs)"] + types + ["paired win rate", "mean supported / corrupted"], rows) +
+            f"\n\n({d['pairs']} pairs: {pairs}; context: {d['context']}; {calls}; measured {d['date']})")
+
+
+def covidqa_answers() -> str:
+    d = json.loads((ROOT / "benchmarks" / "reports" / "answers" / "covidqa.json").read_text())
+    m = d["metrics"]
+    out = table(["retrieval (document level)", "nDCG@10", "recall@100", "MRR@10", "hit rate@10"],
+                [[f"{d['config']['mode']} ({d['config']['fusion']})", f"{m['ndcg@10']:.3f}",
+                  f"{m['recall@100']:.3f}", f"{m['mrr@10']:.3f}", f"{m['hit_rate@10']:.3f}"]])
+    rows = []
+    for name, a in d["answer_metrics"].items():
+        kinds = ", ".join(a["failure_kinds"])
+        rows.append([name.replace("_", " "), f"{a['mean']:.3f}", f"{a['n']}/{a['queries']}",
+                     f"{a['failures']}" + (f" ({kinds})" if kinds else ""), a["skipped"]])
+    j = d["judge"]
+    return (out + "\n\n" + table(["answer metric", "mean", "scored", "judge failures", "skipped"], rows) +
+            f"\n\n({d['queries']} questions, extractive answers, judge `{j['model']}`: {j['calls']} judge calls; "
+            f"from `benchmarks/reports/answers/covidqa.json`)")
+
+
+# --- fine-tuning --------------------------------------------------------------------------------------------------
+
+def finetune() -> str:
+    d = load("finetune_scifact")
+    hybrid = d["supervised"]["hybrid"]["ndcg@10"]
+    rows = []
+    for sec in ("supervised", "supervised-4ep", "synthetic", "synthetic-8ep", "transfer"):
+        s, c = d[sec], d[sec]["card"]
+        blend = d.get(f"{sec}-blend")
+        rows.append([f"`{sec}`", s["examples"], c["steps"], c["epochs_done"], f"{c['minutes']:.1f}", c["stopped_by"],
+                     f"{s['hybrid+reranker@50']['ndcg@10']:.4f}",
+                     f"{blend['test_ndcg@10_at_chosen']:.4f} (weight {blend['chosen_on_dev']}; "
+                     f"{versus(blend['versus_hybrid'])})" if blend else "–"])
+    out = ("**Cross-encoder rerankers** (SciFact test, 300 queries, hybrid top 50 reranked; hybrid alone "
+           f"nDCG@10 {hybrid:.4f}):\n\n" +
+           table(["section", "training questions", "steps", "epochs", "minutes", "stopped by", "nDCG@10, model alone",
+                  "nDCG@10 blended with the fused score (weight chosen on dev) vs hybrid"], rows))
+    r = d["random_order"]
+    out += (f"\n\nA random order of the same {r['depth']} candidates ({r['seeds']} shuffles): nDCG@10 "
+            f"{r['ndcg@10_mean']:.4f} on average (lowest {r['ndcg@10_min']:.4f}).")
+    for sec in ("supervised-blend", "supervised-4ep-blend", "synthetic-8ep-blend"):
+        b = d[sec]
+        dev = b.get("dev", "supervised")
+        out += (f"\n\nBlend curve `{sec}` (weight 0 = hybrid alone, 1 = the model alone; dev: "
+                f"{b['dev_questions']} held-out {dev} questions):\n\n" +
+                table(["blend weight"] + list(b["curve_test"]),
+                      [["dev"] + [f"{v:.4f}" for v in b["curve_dev"].values()],
+                       ["SciFact test"] + [f"{v:.4f}" for v in b["curve_test"].values()]]))
+    e = d["embedder"]
+    rows = [["base all-MiniLM-L6-v2", "—", "—", f"{e['dense_base']['ndcg@10']:.4f}", "—"]]
+    for method in ("full", "lora"):
+        m = e[method]
+        rows.append([m["card"]["method"], f"{m['card']['trainable_parameters']:,}", m["card"]["lr"],
+                     f"{m['dense']['ndcg@10']:.4f}", versus(m["versus_base"])])
+    out += (f"\n\n**Embedder adapted on synthetic questions** ({e['examples']} questions, dense-only retrieval on "
+            "SciFact test):\n\n" +
+            table(["embedder", "trainable weights", "lr", "dense nDCG@10", "vs base [95% CI] p"], rows))
+    q = d["queries"]
+    dropped = ", ".join(f"{k} {v}" for k, v in q["dropped"].items())
+    out += (f"\n\n**Synthetic questions** (`{q['llm']}`): {q['chunks_processed']} abstracts processed, "
+            f"{q['kept']} questions kept, dropped: {dropped}; {q['seconds_per_chunk_this_run']} s per abstract.")
+    return out + f"\n\n(measured {d['date']})"
+
+
+# --- serving ------------------------------------------------------------------------------------------------------
 
 def serve_load() -> str:
-    """`ragkit serve` under load: serve_load.json (hybrid, the acceptance run) and serve_load_bm25.json."""
-    lines = ["| mode | clients | seconds | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    dates = set()
+    """`ragkit serve` under load: serve_load.json (hybrid) and serve_load_bm25.json."""
+    rows, dates = [], set()
     for name in ("serve_load", "serve_load_bm25"):
-        path = RESULTS / f"{name}.json"
-        if not path.exists():
-            continue
-        d = json.loads(path.read_text())
+        d = load(name)
         dates.add(d["date"])
         for r in d["runs"]:
             lat = r["latency_ms"]
-            lines.append(f"| {r['mode']} | {r['clients']} | {r['duration_s']:.0f} | {r['requests']} | {r['errors']} | "
-                         f"{r['throughput_rps']} | {lat['p50']} | {lat['p95']} | {lat['p99']} |")
-    lines.append(f"\n(SciFact, 5183 documents, `/v1/retrieve` k=10 with an API key; measured {', '.join(sorted(dates))})")
-    gate = RESULTS / "serve_load_gate.json"
-    if gate.exists():
-        g = json.loads(gate.read_text())
-        runs = ", ".join(f"{r['max_concurrent_retrievals']}: {r['throughput_rps']} req/s, p95 {r['latency_ms']['p95']} ms"
-                         for r in g["runs"])
-        lines.append(f"\n`serve.max_concurrent_retrievals`, hybrid, 16 clients x 20 s, alternating runs ({runs}): "
-                     f"{g['note']}")
-    return "\n".join(lines)
+            rows.append([r["mode"], r["clients"], f"{r['duration_s']:.0f}", r["requests"], r["errors"],
+                         r["throughput_rps"], lat["p50"], lat["p95"], lat["p99"]])
+    out = table(["mode", "clients", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"], rows)
+    out += f"\n\n(SciFact, 5183 documents, `/v1/retrieve` k=10 with an API key; measured {', '.join(sorted(dates))})"
+    g = load("serve_load_gate")
+    runs = ", ".join(f"{r['max_concurrent_retrievals']}: {r['throughput_rps']} req/s, p95 {r['latency_ms']['p95']} ms"
+                     for r in g["runs"])
+    return out + (f"\n\n`serve.max_concurrent_retrievals`, hybrid, 16 clients x 20 s, alternating runs ({runs}): "
+                  f"{g['note']}")
+
+
+# --- the page -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    script: str
+    files: tuple[str, ...]
+    render: Callable[[], str]
+
+
+def sections() -> list[Section]:
+    gen_runs = tuple(other_generation_runs())
+    return [
+        Section("Retrieval on SciFact", "scifact_retrieval.py", ("scifact_retrieval",), scifact),
+        Section("Ingest and query speed", "ingest_query.py", ("ingest_query",), ingest_query),
+        Section("Retrieval on the bundled Beacon set", "beacon_eval.py", ("beacon_eval",), beacon),
+        Section("Beacon: edition rules", "beacon_configs.py", ("beacon_configs", "beacon_configs_audited"),
+                beacon_configs),
+        Section("Ablation ladders", "ablate_ladders.py", ("ablate_ladders",), ladders),
+        Section("Query transforms and reranker cost", "rerank_latency.py", ("rerank_latency",), rerank_latency),
+        Section("Cross-encoder rerank depth", "rerank_depth_scifact.py",
+                ("rerank_depth_scifact", "rerank_depth_scifact_4ep"), rerank_depth),
+        Section("LLM reranker blended with the fused score", "llm_rerank_blend.py", ("llm_rerank_blend",),
+                llm_rerank_blend),
+        Section("Extractive answers: how many sentences", "extractive_answers.py", ("extractive_answers",),
+                extractive_answers),
+        Section("Grounded answers on the bundled corpus", "generate_beacon.py",
+                tuple(name for _, name in GENERATE_COLUMNS), generate),
+        Section("Grounded answers: right in substance", "generate_beacon.py", tuple(n for n, _ in JUDGED), judged),
+        Section("Grounded answers: every other run", "generate_beacon.py", gen_runs, generate_runs),
+        Section("Choosing a sentence by number", "choose_probe.py", ("choose_probe", "choose_probe_qwen1.5b"),
+                choose_probe),
+        Section("Is the local faithfulness judge valid?", "judge_validity.py", ("judge_validity",), judge_validity),
+        Section("Answer metrics on COVID-QA", "ragkit eval --answers", (), covidqa_answers),
+        Section("Fine-tuning on SciFact", "finetune_scifact.py", ("finetune_scifact",), finetune),
+        Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
+                serve_load),
+    ]
+
+
+def anchor(title: str) -> str:
+    """The heading id GitHub and MkDocs give a heading of plain words."""
+    return "".join(c for c in title.lower() if c.isalnum() or c in " -").replace(" ", "-")
+
+
+def results_page() -> str:
+    out = ["# Measured results", "",
+           "<!-- Generated by benchmarks/report.py from benchmarks/results/*.json: edit the script, not this file. -->",
+           "",
+           "Every table here is rendered by `python benchmarks/report.py` from the JSON files in "
+           "`benchmarks/results/`, which the benchmark scripts write. What each experiment tried and what its "
+           "numbers mean is in the notes beside the scripts (`benchmarks/*.md`).", ""]
+    out += [f"- [{s.title}](#{anchor(s.title)})" for s in sections()]
+    for s in sections():
+        files = ", ".join(f"`{f}.json`" for f in s.files) or "`benchmarks/reports/answers/covidqa.json`"
+        src = f"`benchmarks/{s.script}`" if s.script.endswith(".py") else f"`{s.script}`"
+        out += ["", f"## {s.title}", "", f"Made by {src}; from {files}.", "", s.render()]
+    return "\n".join(out) + "\n"
+
+
+def headline() -> str:
+    """README's 'what we measured' block: each optimization step of the ladders, on both sets."""
+    d = load("ablate_ladders")
+    names = {"bm25": "BM25", "dense": "dense (MiniLM)", "hybrid-rrf": "hybrid, RRF fusion",
+             "hybrid-minmax": "hybrid, min-max fusion", "+rerank": "+ rerank (cross-encoder trained on SciFact)",
+             "+rules": "+ rules (prefer newest, demote deprecated)", "+expand": "+ query expansion (PRF)"}
+
+    def cell(s: dict) -> str:
+        if s["status"] != "done":
+            return "skipped"
+        if s["delta"] is None:
+            return f"{s['ndcg@10']:.3f}"
+        return f"{s['ndcg@10']:.3f} ({s['delta']:+.3f}{mark(s['delta'], s['p_value'])})"
+
+    sci = {s["name"]: s for s in d["scifact"]["steps"]}
+    bea = {s["name"]: s for s in d["beacon"]["steps"]}
+    rows = [[names[n], cell(sci[n]), cell(bea[n])] for n in names]
+    llm = {s["name"]: s for s in d["scifact-llm"]["steps"]}["+rerank"]
+    rows.append(["+ rerank (Qwen 0.5B yes/no judge) instead", cell(llm), "–"])
+    ev, iq, sl = load("beacon_eval"), load("ingest_query"), load("serve_load")
+    hybrid16 = next(r for r in sl["runs"] if r["clients"] == 16)
+    out = [BEGIN,
+           table(["pipeline step", f"SciFact nDCG@10 ({d['scifact']['queries']} queries)",
+                  f"Beacon nDCG@10 ({d['beacon']['queries']} questions)"], rows),
+           "",
+           f"In parentheses: the change against the step it builds on (the rerank steps build on hybrid RRF); "
+           f"▲/▼: significant at p < 0.05 (paired randomization test). Also measured: extractive answers cite a "
+           f"gold document for {ev['extractive_answer_cites_gold']:.1%} of the Beacon questions; ingest runs at "
+           f"{iq['ingest_vs_raw_encode']:.2f}x the raw embedding speed; a hybrid query takes "
+           f"{iq['query_latency']['hybrid']['p50_ms']} ms p50 on SciFact; `ragkit serve` answered "
+           f"{hybrid16['requests']} requests from {hybrid16['clients']} concurrent clients with "
+           f"{hybrid16['errors']} errors. Every table: [benchmarks/RESULTS.md](benchmarks/RESULTS.md).",
+           "<!-- generated by benchmarks/report.py -->",
+           END]
+    return "\n".join(out)
+
+
+def readme_with_headline(text: str) -> str:
+    start, stop = text.index(BEGIN), text.index(END) + len(END)
+    return text[:start] + headline() + text[stop:]
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] != "--check":
+        for name in argv:
+            print(globals()[name]())
+            print()
+        return 0
+    wanted = {RESULTS_MD: results_page(), README: readme_with_headline(README.read_text())}
+    if argv == ["--check"]:
+        stale = [p.relative_to(ROOT) for p, text in wanted.items() if not p.exists() or p.read_text() != text]
+        for p in stale:
+            print(f"{p} differs from what benchmarks/report.py renders: run python benchmarks/report.py",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for p, text in wanted.items():
+        p.write_text(text)
+    return 0
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["scifact", "ingest_query", "beacon"]
-    for name in which:
-        print(globals()[name]())
-        print()
+    sys.exit(main(sys.argv[1:]))

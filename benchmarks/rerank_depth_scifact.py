@@ -1,6 +1,6 @@
 """Rerank depth on SciFact with the cross-encoder trained here: quality and latency at depth 10, 20 and 50.
 
-The README's depth table (benchmarks/rerank_latency.py) measures latency well but its quality column comes from a
+The cross-encoder table of benchmarks/rerank_latency.py measures latency well but its quality column comes from a
 weak 160-pair cross-encoder. This one uses the reranker `python benchmarks/finetune_scifact.py supervised` trains on
 SciFact's train split (.cache/finetune/reranker-supervised) and SciFact's 300 test queries:
 

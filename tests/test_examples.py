@@ -1,4 +1,4 @@
-"""The example config in examples/ is valid and equals the defaults (so the README's reference is true)."""
+"""The example config in examples/ is valid and equals the defaults (so docs/configuration.md's reference is true)."""
 
 from pathlib import Path
 

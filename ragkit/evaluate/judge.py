@@ -23,7 +23,7 @@ from typing import Any
 
 from ragkit.errors import ConfigError, RagkitError
 
-#: ``--judge local`` means this offline model (the best yes/no judge measured here, see README).
+#: ``--judge local`` means this offline model (the best yes/no judge measured here, see benchmarks/judge_validity.md).
 LOCAL_JUDGE_MODEL = "qwen1.5b"
 
 JUDGE_HELP = ("--judge local (offline GGUF model), --judge local:qwen0.5b|local:/path/model.gguf, "

@@ -3,7 +3,7 @@
     [[rerankers]]
     name = "cross-encoder"
     model = "cross-encoder/ms-marco-MiniLM-L6-v2"   # or a local directory saved by CrossEncoder.save()
-    depth = 10          # rerank the 10 best fused candidates (the default; see the README for the measured curve)
+    depth = 10          # rerank the 10 best fused candidates (the default; measured curve in benchmarks/RESULTS.md)
     top_n = 10          # optional: keep only the 10 best after reranking
     blend = 0.3         # optional: 0.3 * cross-encoder + 0.7 * fused score (min-max scaled); raw model score
                         # kept as scores["cross-encoder:model"]

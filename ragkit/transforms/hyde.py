@@ -7,7 +7,7 @@ default) the dense branch also runs the question and the fusion merges both rank
     llm = "local:qwen0.5b"   # optional; default: the generator's LLM
 
 Off unless listed; the model is resolved and called only when a query is served. Measure before keeping it:
-the DevDay talk reports it did not help its case (see the README's numbers for the bundled eval set).
+the DevDay talk reports it did not help its case (see benchmarks/RESULTS.md for the bundled eval set).
 """
 
 from __future__ import annotations
