@@ -40,10 +40,14 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted", highlight=False)
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
+        exc.show()  # click usage errors carry their own message and exit code
+        sys.exit(exc.exit_code)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A click usage error: click's own, or the copy of click that typer >= 0.2x bundles (a TyperException)."""
+    kinds = (getattr(typer, "TyperException", None), getattr(sys.modules.get("click"), "ClickException", None))
+    return any(k is not None and isinstance(exc, k) for k in kinds) and hasattr(exc, "show")
