@@ -43,4 +43,4 @@ def test_variant_lines(capsys):
     got = capsys.readouterr().err.splitlines()
     assert got[0] == "ablate: variant 1/2 base" and got[1].startswith("ablate: base: post 4/4 (")
     assert got[2].startswith("ablate: base finished (0:0") and got[3] == "ablate: variant 2/2 bm25"
-    assert all(line.startswith("ablate: ") for line in got)
+    assert all(line.startswith("ablate: ") for line in got if line)  # the (disabled) bar leaves one empty line
