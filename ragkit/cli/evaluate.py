@@ -48,13 +48,14 @@ def eval_(
                                                   "calls count as failures"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes are cached "
                                              "(default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
-    out_json: Optional[Path] = typer.Option(None, "--out", help="write the full report (aggregate + per query) as JSON"),
+    out_json: Optional[Path] = typer.Option(None, "--out",
+                                            help="write the full report (aggregate + per query) as JSON"),
     out_md: Optional[Path] = typer.Option(None, "--markdown", help="write a Markdown summary"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Retrieval metrics of the configured pipeline on a dataset (the corpus is indexed once and cached); with
     --answers also answer metrics, judged by an explicitly configured --judge."""
-    from ragkit.evaluate.runner import dataset_engine, evaluate_retrieval, load_dataset
+    from ragkit.evaluate.runner import dataset_engine, evaluate_retrieval
 
     wanted_answers = csv_list(answer_metrics)
     judge_obj = None
@@ -63,11 +64,7 @@ def eval_(
                            cache_dir)
     elif judge:
         raise RagkitError("--judge is used by answer metrics: add --answers")
-    ds = load_dataset(dataset, split)
-    if corpus is not None:
-        if not corpus.exists():
-            raise RagkitError(f"{corpus}: corpus not found")
-        ds.corpus = corpus
+    ds = _dataset(dataset, split, corpus)
     eng, _ = dataset_engine(ds, config_path(config), overrides or [], cache_dir)
     eng.warm_up()
     progress = eval_progress(as_json)
@@ -77,14 +74,29 @@ def eval_(
         _score_answers(report, eng, ds, judge_obj, judge_backend, wanted_answers, mode, repeats, max_failures,
                        progress)
     eng.close()
-    if out_json:
-        out_json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-    if out_md:
-        out_md.write_text(report.markdown())
+    _write_report(report, out_json, out_md)
     if as_json:
         dump({k: v for k, v in report.to_dict().items() if k != "rows"})
     else:
         _render_eval(report, dataset, split)
+
+
+def _dataset(dataset: Path, split: str, corpus: Optional[Path]):
+    from ragkit.evaluate.runner import load_dataset
+
+    ds = load_dataset(dataset, split)
+    if corpus is not None:
+        if not corpus.exists():
+            raise RagkitError(f"{corpus}: corpus not found")
+        ds.corpus = corpus
+    return ds
+
+
+def _write_report(report, out_json: Optional[Path], out_md: Optional[Path]) -> None:
+    if out_json:
+        out_json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    if out_md:
+        out_md.write_text(report.markdown())
 
 
 def _judge(wanted: tuple[str, ...], judge: Optional[str], judge_model: Optional[str], backend: str,
