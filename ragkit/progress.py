@@ -4,6 +4,7 @@ The first line is a header saying what the job is (its settings or fingerprint);
 finished unit of work. A job killed mid-write leaves a torn last line: it is dropped on reading, and the next
 record starts on a line of its own. A header that does not match the job means the records belong to another
 job; the caller decides whether that is an error (a file the user would lose) or a log to start afresh.
+This is a record of finished work, not a display: the ``ragkit`` command renders progress in ``ragkit.cli.progress``.
 """
 
 from __future__ import annotations

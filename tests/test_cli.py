@@ -129,3 +129,14 @@ def test_query_stream_human_output_and_explain(cli_index):
                   "--stream", "--explain")
     assert proc.stdout.startswith("Answer ") and "400 days" in proc.stdout.splitlines()[0]
     assert "[1] cloud/retention.txt" in proc.stdout and "stages: " in proc.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["query"], "Missing argument"),
+    (["bogus"], "No such command 'bogus'"),
+    (["eval"], "Missing option '--dataset'"),
+    (["query", "x", "--k", "many"], "Invalid value for '--k'"),
+])
+def test_usage_errors_exit_2_without_a_traceback(args, needle):
+    proc = ragkit(*args, check=False)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -1,0 +1,272 @@
+"""Commands that measure the pipeline on a dataset: ``eval`` and ``ablate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from ragkit.cli.common import ConfigOpt, JsonOpt, SetOpt, config_path, csv_list, dump, out
+from ragkit.cli.progress import eval_progress, variant_bar
+from ragkit.errors import RagkitError
+
+
+def eval_(
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="dataset directory: BEIR (queries.jsonl + "
+                                 "qrels/<split>.tsv + corpus) or QA (qa.jsonl + corpus)"),
+    config: Optional[Path] = ConfigOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    split: str = typer.Option("test", "--split", help="qrels split to evaluate (BEIR layout)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="corpus to index when the dataset has none of its "
+                                          "own (e.g. --dataset eval_sets/beacon --corpus corpora/beacon)"),
+    k: int = typer.Option(100, "--k", "-k", help="retrieval depth per query"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="bm25, dense or hybrid (default: retrieval.mode)"),
+    metrics: str = typer.Option("ndcg@10,recall@100,mrr@10,map@100,hit_rate@10", "--metrics",
+                                help="comma-separated ranx metric names"),
+    drop_self_hits: bool = typer.Option(False, "--drop-self-hits", help="ignore retrieved documents whose id "
+                                        "equals the query id (BEIR does this for ArguAna-style sets)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="evaluate a sample of N queries (drawn with --seed)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the --limit sample"),
+    answers: bool = typer.Option(False, "--answers", help="also answer each query with the configured generator "
+                                 "and score the answers (faithfulness, answer relevance, context precision/recall)"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="LLM judge for faithfulness / answer relevance: local "
+                                        "(offline qwen1.5b), local:qwen0.5b, local:/path.gguf, openai:URL, cohere"),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="judge model name (needed for openai:URL)"),
+    judge_backend: str = typer.Option("native", "--judge-backend", help="native (ragkit's prompts) or ragas "
+                                      "(ragas metrics against an OpenAI-compatible --judge; extra ragkit[ragas])"),
+    answer_metrics: str = typer.Option("faithfulness,answer_relevance,context_precision,context_recall",
+                                       "--answer-metrics", help="comma-separated answer metrics"),
+    max_failures: Optional[int] = typer.Option(None, "--max-failures", help="abort once more judge calls than "
+                                               "this have failed (default: never abort; failures are counted)"),
+    repeats: int = typer.Option(1, "--repeats", help="score each answer N times; reports mean and spread "
+                                "(useful with --judge-temperature > 0)"),
+    judge_temperature: float = typer.Option(0.0, "--judge-temperature", help="sampling temperature of the judge"),
+    judge_timeout: Optional[float] = typer.Option(None, "--judge-timeout", help="seconds per judge call; slower "
+                                                  "calls count as failures"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes are cached "
+                                             "(default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
+    out_json: Optional[Path] = typer.Option(None, "--out",
+                                            help="write the full report (aggregate + per query) as JSON"),
+    out_md: Optional[Path] = typer.Option(None, "--markdown", help="write a Markdown summary"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Retrieval metrics of the configured pipeline on a dataset (the corpus is indexed once and cached); with
+    --answers also answer metrics, judged by an explicitly configured --judge."""
+    from ragkit.evaluate.runner import dataset_engine, evaluate_retrieval
+
+    wanted_answers = csv_list(answer_metrics)
+    judge_obj = None
+    if answers:  # check the judge before any indexing: a misconfiguration fails in a second, not after minutes
+        judge_obj = _judge(wanted_answers, judge, judge_model, judge_backend, judge_timeout, judge_temperature,
+                           cache_dir)
+    elif judge:
+        raise RagkitError("--judge is used by answer metrics: add --answers")
+    ds = _dataset(dataset, split, corpus)
+    eng, _ = dataset_engine(ds, config_path(config), overrides or [], cache_dir)
+    eng.warm_up()
+    progress = eval_progress(as_json)
+    report = evaluate_retrieval(eng, ds, split=split, k=k, mode=mode, limit=limit, seed=seed,
+                                drop_self_hits=drop_self_hits, progress=progress, metrics=csv_list(metrics))
+    if answers:
+        _score_answers(report, eng, ds, judge_obj, judge_backend, wanted_answers, mode, repeats, max_failures,
+                       progress)
+    eng.close()
+    _write_report(report, out_json, out_md)
+    if as_json:
+        dump({k: v for k, v in report.to_dict().items() if k != "rows"})
+    else:
+        _render_eval(report, dataset, split)
+
+
+def _dataset(dataset: Path, split: str, corpus: Optional[Path]):
+    from ragkit.evaluate.runner import load_dataset
+
+    ds = load_dataset(dataset, split)
+    if corpus is not None:
+        if not corpus.exists():
+            raise RagkitError(f"{corpus}: corpus not found")
+        ds.corpus = corpus
+    return ds
+
+
+def _write_report(report, out_json: Optional[Path], out_md: Optional[Path]) -> None:
+    if out_json:
+        out_json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    if out_md:
+        out_md.write_text(report.markdown())
+
+
+def _judge(wanted: tuple[str, ...], judge: Optional[str], judge_model: Optional[str], backend: str,
+           timeout: Optional[float], temperature: float, cache_dir: Optional[Path]):
+    """The judge the answer metrics need (None when they need none or none is configured), checked up front."""
+    from ragkit.evaluate.answers import check_answer_metrics, needs_judge, require_judge
+    from ragkit.evaluate.judge import Judge, JudgeCache, make_judge_llm
+    from ragkit.evaluate.runner import default_cache_root
+
+    check_answer_metrics(wanted)
+    judge_obj = None
+    if judge and needs_judge(wanted):
+        if backend == "ragas":
+            from ragkit.evaluate.ragas_judge import RagasJudge
+
+            judge_obj = RagasJudge(judge, judge_model or "", timeout=timeout,
+                                   cache_dir=cache_dir or default_cache_root())
+        elif backend == "native":
+            judge_obj = Judge(make_judge_llm(judge, judge_model or "", timeout),
+                              JudgeCache((cache_dir or default_cache_root()) / "judge-cache.sqlite"),
+                              temperature=temperature, timeout=timeout)
+        else:
+            raise RagkitError(f"--judge-backend {backend!r}: unknown (native, ragas)")
+    require_judge(wanted, judge_obj)
+    return judge_obj
+
+
+def _score_answers(report, eng, ds, judge_obj, backend: str, wanted: tuple[str, ...], mode: Optional[str],
+                   repeats: int, max_failures: Optional[int], progress) -> None:
+    from ragkit.evaluate.runner import add_answer_metrics
+
+    if backend == "ragas" and judge_obj is not None:
+        judge_obj.evaluate(report, eng, ds, metrics=wanted, mode=mode, max_failures=max_failures)
+    else:
+        add_answer_metrics(report, eng, ds, judge=judge_obj, metrics=wanted, mode=mode, repeats=repeats,
+                           max_failures=max_failures, progress=progress)
+
+
+def _render_eval(report, dataset: Path, split: str) -> None:
+    t = Table(title=f"eval {dataset} ({split}, {report.queries} queries, mode {report.config['mode']})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for m, v in report.metrics.items():
+        t.add_row(m, f"{v:.4f}")
+    for m, v in report.latency_ms.items():
+        t.add_row(f"latency {m}", f"{v:.1f} ms")
+    out.print(t)
+    if report.answer_metrics:
+        _render_answer_metrics(report)
+    for w in report.warnings:
+        out.print(f"[yellow]warning[/] {w}", highlight=False)
+
+
+def _render_answer_metrics(report) -> None:
+    j = report.judge
+    title = "answer metrics"
+    if j:
+        title += f" (judge {j.get('model')}" + (f": {j['calls']} calls, {j['cache_hits']} cached)"
+                                                if j.get("calls") is not None else f", {j.get('backend')})")
+    t = Table(title=title)
+    for col, just in (("metric", "left"), ("mean", "right"), ("scored", "right"), ("judge failures", "left"),
+                      ("skipped", "right"), ("spread", "right")):
+        t.add_column(col, justify=just)
+    for m, a in report.answer_metrics.items():
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(a["failure_kinds"].items()))
+        t.add_row(m, "n/a" if a["mean"] is None else f"{a['mean']:.4f}", f"{a['n']}/{a['queries']}",
+                  f"{a['failures']}" + (f" ({kinds})" if kinds else ""), str(a["skipped"]),
+                  f"{a['spread']:.4f}" if "spread" in a else "")
+    out.print(t)
+
+
+def ablate(
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="dataset directory (BEIR or QA layout)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="corpus to index when the dataset has none "
+                                          "beside it (e.g. eval_sets/beacon with corpora/beacon)"),
+    base: Optional[Path] = typer.Option(None, "--base", "--config", "-c", help="base pipeline config (TOML); "
+                                        "default: ./ragkit.toml when it exists"),
+    overrides: Optional[list[str]] = SetOpt,
+    vary: Optional[list[str]] = typer.Option(None, "--vary", help="AXIS=V1,V2: retrieval=bm25,dense,hybrid; "
+                                             "fusion=rrf,minmax; rerank=none,rules; filters=dedup+mmr; or any "
+                                             "dotted key, e.g. chunker.chunk_size=128,256 (repeatable)"),
+    variant: Optional[list[str]] = typer.Option(None, "--variant", help="a named variant: 'NAME: key=value, "
+                                                "key=value' (repeatable)"),
+    grid: bool = typer.Option(False, "--grid", help="every combination of the --vary axes instead of one "
+                              "change at a time"),
+    ladder: bool = typer.Option(False, "--ladder", help="BM25 -> dense -> hybrid (RRF, min-max) -> + rerank -> "
+                                "+ rules -> + query expansion, each step against the one before"),
+    rerank: str = typer.Option("llm:depth=10", "--rerank", help="the ladder's rerank step: NAME[:k=v,...], "
+                               "JSON, or none (e.g. cross-encoder:model=/path,depth=10)"),
+    rules: str = typer.Option("", "--rules", help="the ladder's rules step (default: the rules reranker "
+                              "preferring the newest version and demoting status=deprecated), or none"),
+    expand: str = typer.Option("prf", "--expand", help="the ladder's query-expansion step: a transform "
+                               "NAME[:k=v,...], JSON, or none"),
+    split: str = typer.Option("test", "--split", help="qrels split (BEIR layout)"),
+    k: int = typer.Option(100, "--k", "-k", help="retrieval depth per query"),
+    metrics: str = typer.Option("ndcg@10,recall@100,mrr@10,hit_rate@10", "--metrics",
+                                help="comma-separated ranx metric names; the first is the primary one"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N queries"),
+    answers: bool = typer.Option(False, "--answers", help="also run the generator: answer metrics (cites a "
+                                 "gold document; token F1 against the reference answer when the dataset has one)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the randomization test and bootstrap"),
+    out_dir: Path = typer.Option(Path("ablation"), "--out", "-o", help="report directory: report.md, "
+                                 "report.html, results.json, plots/, variants/ (resume state)"),
+    fresh: bool = typer.Option(False, "--fresh", help="ignore finished variants from an earlier run"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes and the shared "
+                                             "embedding cache live (default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compare pipeline variants on a dataset: metrics, significance, latency, report with plots. Resumable."""
+    from ragkit.config import load_config
+    from ragkit.evaluate import ablate as ab
+    from ragkit.evaluate.report import write_report
+
+    ds = ab.load_ablation_dataset(dataset, split, corpus)
+    base_cfg = load_config(config_path(base), overrides or [])
+    variants = _plan_variants(base_cfg, vary, variant, grid, ladder, rerank, rules, expand)
+    settings = ab.AblationSettings(metrics=csv_list(metrics), k=k, limit=limit, answers=answers, seed=seed,
+                                   split=split)
+    n_queries = len(ds.queries[:limit] if limit else ds.queries)
+    with variant_bar(len(variants), n_queries, as_json) as progress:
+        result = ab.Ablation(ds, base_cfg, variants, out_dir, settings=settings, cache_root=cache_dir,
+                             progress=progress, fresh=fresh).run()
+    paths = write_report(result, out_dir)
+    failed = [v for v in result["variants"] if v["status"] == "failed"]
+    if as_json:
+        dump({k_: v for k_, v in result.items() if k_ != "base_config"})
+    else:
+        _render_ablation(result, paths, dataset)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _plan_variants(base_cfg, vary: Optional[list[str]], named: Optional[list[str]], grid: bool, ladder: bool,
+                   rerank: str, rules: str, expand: str) -> list[Any]:
+    """The variants to compare, from --ladder, --vary (one at a time or --grid) and --variant."""
+    from ragkit.evaluate import ablate as ab
+
+    axes = [ab.parse_vary(v, base_cfg) for v in vary or []]
+    if ladder:
+        if axes or grid:
+            raise RagkitError("--ladder: not combinable with --vary/--grid (run them as separate ablations)")
+        variants = ab.ladder(ab.parse_spec(rerank), ab.parse_spec(rules) if rules else ab.DEFAULT_LADDER_RULES,
+                             ab.parse_spec(expand))
+    elif axes:
+        variants = ab.full_grid(base_cfg, axes) if grid else ab.one_at_a_time(base_cfg, axes)
+    elif named:
+        variants = [ab.Variant("base", {}, None, "the base config")]
+    else:
+        raise RagkitError("ablate: nothing to compare (give --vary AXIS=V1,V2, --variant or --ladder)")
+    for spec in named or []:
+        v = ab.parse_variant(spec)
+        v.parent = "base" if any(x.name == "base" for x in variants) else None
+        variants.append(v)
+    return variants
+
+
+def _render_ablation(result: dict[str, Any], paths: dict[str, Any], dataset: Path) -> None:
+    from ragkit.evaluate.report import main_rows, skipped_rows
+
+    rows = main_rows(result)
+    if rows:
+        primary = result["settings"]["primary"]
+        t = Table(title=f"ablate {dataset} ({result['dataset']['queries']} queries; ▲/▼ significant, "
+                        "★ Pareto front)")
+        cols = ["variant", "vs", primary, f"Δ {primary} vs ref [95% CI] p", "latency p50 / p95 (ms)"]
+        for c in cols:
+            t.add_column(c, no_wrap=True)
+        for r in rows:
+            t.add_row(*[r[c] for c in cols])
+        out.print(t)
+    for r in skipped_rows(result):
+        out.print(f"[yellow]{r['status']}[/] {r['variant']}: {r['reason']}", highlight=False)
+    out.print(f"report: {paths['md']}  {paths['html']}  {paths['json']}", highlight=False)
