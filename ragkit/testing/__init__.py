@@ -14,6 +14,13 @@ ragkit's own ``tests/conformance/`` runs these classes on every registered plugi
 This package imports pytest; ``import ragkit`` never imports it.
 """
 
+from ragkit.testing.chunkers import ChunkerConformance
+from ragkit.testing.generators import GeneratorConformance
+from ragkit.testing.index_parts import IndexPartConformance
+from ragkit.testing.loaders import LoaderConformance
+from ragkit.testing.plugins import PluginContract
+from ragkit.testing.processors import HitProcessorConformance
 from ragkit.testing.store import StoreConformance
 
-__all__ = ["StoreConformance"]
+__all__ = ["StoreConformance", "PluginContract", "LoaderConformance", "ChunkerConformance",
+           "HitProcessorConformance", "GeneratorConformance", "IndexPartConformance"]
