@@ -5,7 +5,8 @@
     are reached through the registry, and what several of them share lives in a non-plugin module;
 (c) no module imports another module's private ``_name``, and a private ``_module`` is imported only from inside
     its own package;
-(d) the import graph of the package has no cycle.
+(d) the import graph of the package has no cycle;
+(e) only ``ragkit.testing`` (the conformance kit) imports pytest, and nothing else in the package imports the kit.
 
 Imports inside functions count for (a), (b) and (c) (they couple the code all the same); (d) is about the graph
 Python executes at import time, so it follows module-level imports (and those under ``if TYPE_CHECKING`` are left
@@ -254,6 +255,19 @@ def test_no_private_names_across_modules():
 def test_no_import_cycles():
     found = cycles(import_time_edges(IMPORTS))
     assert not found, _report([" <-> ".join(c) for c in found])
+
+
+def test_only_the_kit_needs_pytest():
+    problems = [f"{i.where()} imports ragkit.testing" for i in IMPORTS
+                if i.target.startswith("ragkit.testing") and not i.source.startswith("ragkit.testing")]
+    for name, (_, tree) in SOURCES.items():
+        if name.startswith("ragkit.testing"):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "pytest" for a in node.names) or \
+                    isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pytest":
+                problems.append(f"{name}:{node.lineno} imports pytest")
+    assert not problems, _report(problems)
 
 
 def test_each_rule_catches_a_made_up_violation():
