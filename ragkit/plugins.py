@@ -6,8 +6,11 @@ The component contract (every plugin, built-in or third-party):
    (``extra="forbid"``) that declares every parameter with its default. Its constructor takes only those
    parameters (``Plugin.__init__`` validates them) and is cheap: no model, file or network access.
 2. Heavy state (models, index files) loads once, lazily, in ``warm_up()`` or on first use.
-3. Each stage has one call, typed below by a Protocol. Every implementation passes the reusable conformance
-   tests in ``tests/conformance/``.
+3. Each stage has one call, typed below by a Protocol. Every implementation passes the conformance kit shipped
+   in :mod:`ragkit.testing`: a plugin package subclasses ``PluginContract`` and the class for its stage
+   (``LoaderConformance``, ``ChunkerConformance``, ``IndexPartConformance``, ``HitProcessorConformance``,
+   ``GeneratorConformance``) in its own tests and provides one fixture; a store subclasses ``StoreConformance``.
+   ragkit's ``tests/conformance/`` runs the same classes on every registered plugin.
 4. Plugins that need shared resources (the embedder, the embedding cache) receive them through
    ``bind(resources)`` right after construction; they must not build their own.
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from ragkit.errors import RagkitError, first_line
 from ragkit.finetune.data import Example, iter_pairs
-from ragkit.finetune.training import (Budget, LossLog, batches, train_step, ranking_metrics, resolve_base,
-                                      save_loss, write_card)
+from ragkit.finetune.training import (Budget, LossLog, batches, quiet_transformers, train_step, ranking_metrics,
+                                      resolve_base, save_loss, write_card)
 
 LORA_TARGETS = ("query", "key", "value")  # BERT-family attention projections
 
@@ -32,9 +32,7 @@ def load_base(base: str, max_seq_length: int | None, seed: int = 0) -> Any:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from ragkit.finetune.reranker import _quiet
-
-    _quiet()
+    quiet_transformers()
     torch.manual_seed(seed)
     try:
         model = SentenceTransformer(resolve_base(base), device="cpu")

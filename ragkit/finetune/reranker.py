@@ -16,7 +16,6 @@ before/after), ``loss.json`` and ``loss.png``.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,25 +24,17 @@ from typing import Any
 
 from ragkit.errors import RagkitError, first_line
 from ragkit.finetune.data import Example, iter_pairs
-from ragkit.finetune.training import (Budget, LossLog, batches, train_step, ranking_metrics, resolve_base,
-                                      save_loss, write_card)
+from ragkit.finetune.training import (Budget, LossLog, batches, quiet_transformers, train_step, ranking_metrics,
+                                      resolve_base, save_loss, write_card)
 
 LOSSES = ("listwise", "bce")
-
-
-def _quiet() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
 
 
 def load_base(base: str, *, max_length: int, layers: int | None = None, seed: int = 0) -> Any:
     import torch
     from sentence_transformers import CrossEncoder
 
-    _quiet()
+    quiet_transformers()
     torch.manual_seed(seed)
     kwargs: dict[str, Any] = {"num_labels": 1, "max_length": max_length, "device": "cpu"}
     if layers:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragkit.embedding.models import resolve_model, weight_files
 from ragkit.finetune.data import Example
 
 CARD = "ragkit-finetune.json"
@@ -27,9 +28,18 @@ def minilm_dir() -> Path:
 
 def resolve_base(name: str) -> str:
     """A base model name as sentence-transformers should load it (the offline MiniLM for its usual names)."""
-    from ragkit.embedding.sentence_transformers import resolve_model
-
     return resolve_model(name)[0]
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' and sentence-transformers' info logs and progress bars while training."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
 
 
 @dataclass
@@ -158,7 +168,6 @@ def save_loss(out: Path, log: LossLog, title: str) -> Path | None:
 
 def weights_fingerprint(model_dir: Path) -> str:
     """sha256 over the content of a saved model's weight files (recorded in its card)."""
-    from ragkit.embedding.sentence_transformers import weight_files
     from ragkit.ingest.files import sha256_file
 
     h = hashlib.sha256()

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from ragkit.index.analysis import Bm25Params
-from ragkit.index.bm25 import top_k
+from ragkit.index.topk import top_k
 from ragkit.plugins import Plugin, QueryBundle
 
 

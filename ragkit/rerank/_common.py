@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ragkit.retrieve.scores import minmax
 from ragkit.types import Hit
 
 
@@ -33,8 +34,6 @@ def blend_scores(model: Sequence[float], previous: Sequence[float], weight: floa
     """Interpolate the model's scores with the previous stage's, each min-max scaled over the head (as the
     ``minmax`` fusion scales a branch): a weak or domain-shifted reranker then refines the first-stage order
     instead of replacing it."""
-    from ragkit.retrieve.fusion import minmax
-
     if not model:
         return []
     return [float(x) for x in weight * minmax(list(model)) + (1 - weight) * minmax(list(previous))]

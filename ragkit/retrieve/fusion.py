@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.plugins import Plugin
+from ragkit.retrieve.scores import minmax
 
 Ranking = tuple[np.ndarray, np.ndarray]
 
@@ -36,14 +37,6 @@ def rrf(rankings: dict[str, Ranking], k: int, rrf_k: float = 60.0, weights: dict
         for rank, row in enumerate(r, start=1):
             total[pos[int(row)]] += w / (rrf_k + rank)
     return _sorted(rows, total, k)
-
-
-def minmax(scores: np.ndarray) -> np.ndarray:
-    """Scores scaled to [0, 1] over the list (all ones when they are all equal). Also used by rerankers that
-    blend their score with the fused one."""
-    s = np.asarray(scores, dtype=np.float64)
-    lo, hi = s.min(), s.max()
-    return (s - lo) / (hi - lo) if hi > lo else np.ones_like(s)
 
 
 def _normalized_sum(rankings: dict[str, Ranking], k: int, weights: dict[str, float] | None, how: str) -> Ranking:

@@ -1,4 +1,4 @@
-"""Every loader: the formats it claims load to non-empty documents; bad bytes give a LoadError with a reason."""
+"""Every registered loader passes ragkit.testing.LoaderConformance on a sample of its format."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import json
 
 import pytest
 
-from ragkit.errors import LoadError
 from ragkit.plugins import registry
-from ragkit.types import Document
+from ragkit.testing import LoaderConformance
 
 LOADERS = registry.names("loader")
 
 
-def _sample(name: str, tmp_path):
+def sample(name: str, tmp_path):
     if name == "pdf":
         from reportlab.pdfgen import canvas
 
@@ -46,22 +45,15 @@ def _sample(name: str, tmp_path):
     return path
 
 
-@pytest.mark.parametrize("name", LOADERS)
-def test_loads_its_format(name, tmp_path):
-    loader = registry.create("loader", name)
-    path = _sample(name, tmp_path)
-    assert any(path.name.endswith(e) for e in loader.extensions)
-    docs = [d for d in loader.load(path, path.name) if isinstance(d, Document)]
-    assert docs and all(d.text.strip() and d.doc_id for d in docs)
+class TestLoaders(LoaderConformance):
+    @pytest.fixture(params=LOADERS)
+    def name(self, request):
+        return request.param
 
+    @pytest.fixture
+    def loader(self, name):
+        return registry.create("loader", name)
 
-@pytest.mark.parametrize("name", LOADERS)
-@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02\x03binary\xff\xfe" * 10, b"   \n  "],
-                         ids=["empty", "binary", "blank"])
-def test_bad_bytes_raise_load_error(name, content, tmp_path):
-    loader = registry.create("loader", name)
-    path = tmp_path / f"bad{loader.extensions[0]}"
-    path.write_bytes(content)
-    with pytest.raises(LoadError) as exc:
-        list(loader.load(path, path.name))
-    assert str(exc.value) and "\n" not in str(exc.value)
+    @pytest.fixture
+    def sample_file(self, name, tmp_path):
+        return sample(name, tmp_path)
