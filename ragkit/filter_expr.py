@@ -131,6 +131,9 @@ class Filter:
                     elif op in ("eq", "ne", "gt", "gte", "lt", "lte"):
                         conds.append(Condition(field, op, v))
                     elif op in ("in", "nin"):
+                        if not isinstance(v, (list, tuple, set)):
+                            raise ConfigError(f"filter on {field!r}: {op!r} takes a list of values, "
+                                              f"not {type(v).__name__} {v!r}")
                         conds.append(Condition(field, op, list(v)))
                     else:
                         raise ConfigError(f"filter on {field!r}: unknown operator {op!r} "

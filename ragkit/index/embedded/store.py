@@ -23,6 +23,8 @@ from ragkit.index.store import Candidates, DocRecord, FileRecord, Ranking
 from ragkit.plugins import QueryBundle, registry
 from ragkit.types import Chunk
 
+READER_ATTEMPTS = 5  # tries to open the current generation while commits keep replacing it
+
 
 class EmbeddedReader:
     """One committed generation, opened read-only. Its files stay readable by this reader after a later
@@ -180,8 +182,19 @@ class EmbeddedStore:
         return None if name is None else Manifest.read(self.dir.generation_path(name) / "manifest.json").config
 
     def reader(self) -> EmbeddedReader | None:
-        name = self.version()
-        return None if name is None else EmbeddedReader(self.dir.generation_path(name))
+        # A reader that looks up CURRENT just before two commits land in a row can find its generation already
+        # collected (two are kept): it then opens the newer current one. A generation that is missing or broken
+        # while still current is an error.
+        for _ in range(READER_ATTEMPTS):
+            name = None
+            try:
+                name = self.version()
+                return None if name is None else EmbeddedReader(self.dir.generation_path(name))
+            except IndexCorruptError:
+                if name is None or self.version() == name:
+                    raise
+        raise IndexCorruptError(f"{self.location}: the current generation changed {READER_ATTEMPTS} times while "
+                                "opening it; try again")
 
     @contextmanager
     def writer(self, settings: Settings, *, rebuild: bool = False, model_id: str = "") -> Iterator[EmbeddedWriter]:
