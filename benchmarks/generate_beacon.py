@@ -29,7 +29,7 @@ from _common import BEIR_OVERRIDES, CACHE, DATASETS, ROOT, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.answers import words
-from ragkit.evaluate.datasets import _jsonl, read_qrels
+from ragkit.evaluate.datasets import read_jsonl, read_qrels
 from ragkit.evaluate.stats import nearest_rank
 from ragkit.generate.grounded import NOT_FOUND
 from ragkit.index.analysis import stop_words
@@ -83,7 +83,7 @@ def main() -> int:
         return regrade(args.regrade)
     if args.dataset and args.index:
         ap.error("--index is for the Beacon corpus; --dataset uses the dataset's cached index")
-    qa = _jsonl(DATASETS / args.dataset / "qa.jsonl" if args.dataset else BEACON_QA)
+    qa = read_jsonl(DATASETS / args.dataset / "qa.jsonl" if args.dataset else BEACON_QA)
     if args.ids:
         wanted = set(args.ids.split(","))
         qa = [q for q in qa if q["id"] in wanted]
@@ -202,7 +202,7 @@ def regrade(name: str) -> int:
     if not path.is_file():
         raise SystemExit(f"--regrade {name}: no such result ({path.relative_to(ROOT)})")
     data = json.loads(path.read_text())
-    qa = {q["id"]: q for q in _jsonl(BEACON_QA)}
+    qa = {q["id"]: q for q in read_jsonl(BEACON_QA)}
     for r in data["rows"]:
         r.update(audited_gold(r["id"], r["answer"], r["cited"]))
         r["reference_recall"] = reference_recall(r["answer"], qa[r["id"]].get("reference_answer", ""))
