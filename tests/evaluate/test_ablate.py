@@ -294,12 +294,15 @@ def test_answer_metrics_with_the_extractive_generator(tiny_beir, tmp_path):
     variants = va.one_at_a_time(base, [va.parse_vary("retrieval=bm25,hybrid", base)])
     result = ab.Ablation(ds, base, variants, tmp_path / "out", cache_root=tmp_path / "cache",
                          settings=ab.AblationSettings(metrics=("ndcg@10",), k=10, answers=True)).run()
-    assert result["settings"]["metrics"] == ["ndcg@10", "answer_cites_gold", "answer_token_f1"]
+    # the answer metrics `ragkit eval --answers` reports, less the judge-only ones (no judge here)
+    assert result["settings"]["metrics"] == ["ndcg@10", "answer_cites_gold", "answer_token_f1", "context_precision",
+                                             "context_recall"]
     # hybrid is the default mode: that value is the base pipeline itself, not run twice
     assert result["variants"][2]["status"] == "skipped" and result["variants"][2]["reason"] == "same pipeline as 'base'"
     for v in result["variants"][:2]:
         # the reference answers are the gold documents' text, which the extractive answer quotes from
         assert v["metrics"]["answer_cites_gold"] >= 0.5 and v["metrics"]["answer_token_f1"] > 0.2
+        assert v["metrics"]["context_recall"] >= 0.5  # the gold text is among the packed sources
         assert v["latency_ms"]["generate"]["p50"] > 0
     assert "answer_cites_gold" in result["variants"][1]["vs_reference"]
 
