@@ -24,7 +24,7 @@ from pathlib import Path
 from _common import ROOT, write_result
 
 from ragkit import Engine
-from ragkit.evaluate.datasets import _jsonl, read_qrels
+from ragkit.evaluate.datasets import read_jsonl, read_qrels
 from ragkit.generate.extractive import question_similarity, split_sentences
 
 CONFIG = ROOT / "examples" / "beacon-answers.toml"
@@ -51,7 +51,7 @@ def main() -> int:
     ap.add_argument("--candidates", type=int, default=6, help="sentences listed per question")
     ap.add_argument("--index", default="", help="reuse an index of corpora/beacon instead of building one")
     args = ap.parse_args()
-    qa = _jsonl(BEACON / "qa.jsonl")
+    qa = read_jsonl(BEACON / "qa.jsonl")
     audited = read_qrels(BEACON / "qrels" / "audited.tsv")
     cfg = tomllib.loads(CONFIG.read_text())
     cfg["generator"] = {**cfg["generator"], "model": args.model}

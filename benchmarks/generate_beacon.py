@@ -29,8 +29,8 @@ from _common import BEIR_OVERRIDES, CACHE, DATASETS, ROOT, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.answers import words
-from ragkit.evaluate.datasets import _jsonl, read_qrels
-from ragkit.evaluate.stats import nearest_rank
+from ragkit.evaluate.datasets import read_jsonl, read_qrels
+from ragkit.evaluate.stats import percentile
 from ragkit.generate.grounded import NOT_FOUND
 from ragkit.index.analysis import stop_words
 
@@ -83,7 +83,7 @@ def main() -> int:
         return regrade(args.regrade)
     if args.dataset and args.index:
         ap.error("--index is for the Beacon corpus; --dataset uses the dataset's cached index")
-    qa = _jsonl(DATASETS / args.dataset / "qa.jsonl" if args.dataset else BEACON_QA)
+    qa = read_jsonl(DATASETS / args.dataset / "qa.jsonl" if args.dataset else BEACON_QA)
     if args.ids:
         wanted = set(args.ids.split(","))
         qa = [q for q in qa if q["id"] in wanted]
@@ -202,7 +202,7 @@ def regrade(name: str) -> int:
     if not path.is_file():
         raise SystemExit(f"--regrade {name}: no such result ({path.relative_to(ROOT)})")
     data = json.loads(path.read_text())
-    qa = {q["id"]: q for q in _jsonl(BEACON_QA)}
+    qa = {q["id"]: q for q in read_jsonl(BEACON_QA)}
     for r in data["rows"]:
         r.update(audited_gold(r["id"], r["answer"], r["cited"]))
         r["reference_recall"] = reference_recall(r["answer"], qa[r["id"]].get("reference_answer", ""))
@@ -257,7 +257,7 @@ def summarise(rows: list[dict], total: int, args, load_s: float) -> dict:
         "answers_with_moved_citations": sum(r.get("moved_citations", 0) > 0 for r in rows),
         "answers_with_dropped_echoes": sum(r.get("dropped_echoes", 0) > 0 for r in rows),
         **retry_summary(rows),
-        "latency_p50_s": round(statistics.median(lat), 2), "latency_p95_s": round(nearest_rank(lat, 0.95), 2),
+        "latency_p50_s": round(percentile(lat, 0.5), 2), "latency_p95_s": round(percentile(lat, 0.95), 2),
         "prompt_tokens_mean": round(statistics.mean(r.get("prompt_tokens", 0) for r in answered), 1) if answered else 0,
         "completion_tokens_mean": round(comp / len(answered), 1) if answered else 0,
         "completion_tokens_per_llm_second": round(comp / llm_s, 2) if llm_s else 0,

@@ -20,15 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from _common import BEIR_OVERRIDES, DATASETS, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.datasets import load_beir
+from ragkit.evaluate.stats import percentile
 
 
 def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values) * 1000.0, q)) if values else 0.0
+    """The ``q``-th percentile (0..100) in milliseconds."""
+    return 1000.0 * percentile(values, q / 100, 0.0)
 
 
 def main() -> int:

@@ -36,7 +36,7 @@ from _common import CACHE, ROOT, write_result
 from ragkit import Engine
 from ragkit.evaluate.answers import AnswerScorer, split_claims
 from ragkit.evaluate.datasets import load_qa
-from ragkit.evaluate.judge import FailureLog, Judge, JudgeCache, make_judge_llm
+from ragkit.evaluate.judge import FailureLog, make_judge
 
 _NUM = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.]*\d)")
 _NEG_REMOVE = [(r"\bcannot\b", "can"), (r"\bcan not\b", "can"), (r"\b(is|are|was|were|does|do|did|will|must|"
@@ -124,11 +124,10 @@ def main() -> None:
             pairs = pairs[: args.limit]
         print(f"{len(pairs)} pairs: {dict(Counter(p['type'] for p in pairs))}", flush=True)
         embed = eng.embedder.embed
-        cache = JudgeCache(CACHE / "judge-cache.sqlite")
         results: dict = {"pairs": len(pairs), "pair_types": dict(Counter(p["type"] for p in pairs)), "models": {}}
 
         for model in args.models:
-            judge = Judge(make_judge_llm(f"local:{model}"), cache)
+            judge = make_judge(f"local:{model}", cache_dir=CACHE)
             failures = FailureLog()
             scorer = AnswerScorer(judge, embed, failures, ("faithfulness",))
             t = time.perf_counter()

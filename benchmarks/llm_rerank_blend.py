@@ -27,7 +27,7 @@ DEPTH = 10
 
 
 def main() -> int:
-    from ragkit.evaluate.ablate import read_trec_run
+    from ragkit.evaluate.runs import read_trec_run
     from ragkit.evaluate.datasets import load_beir
     from ragkit.evaluate.retrieval import evaluate_run
     from ragkit.rerank._common import blend_scores

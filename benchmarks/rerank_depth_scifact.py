@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 import time
 from pathlib import Path
 
 from _common import BLEND_WEIGHTS, CACHE, beir_index, scifact_dev_test, versus, write_result
 
-from ragkit.evaluate.stats import nearest_rank
+from ragkit.evaluate.stats import percentile
 
 MODEL = CACHE / "finetune" / "reranker-supervised"
 DEPTHS = (10, 20, 50)
@@ -100,8 +99,8 @@ def main() -> int:
             t = time.perf_counter()
             rr.process(texts[qid], copy.deepcopy(hits))
             lat.append(time.perf_counter() - t)
-        latency[depth] = {"p50_ms": round(1000 * statistics.median(lat)),
-                          "p95_ms": round(1000 * nearest_rank(lat, 0.95))}
+        latency[depth] = {"p50_ms": round(1000 * percentile(lat, 0.5)),
+                          "p95_ms": round(1000 * percentile(lat, 0.95))}
         print(f"depth {depth}: plugin latency {latency[depth]}", flush=True)
     eng.close()
     data = {"model": str(Path(args.model).resolve()), "test_queries": len(sets["test"][0]),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from _common import CACHE, DATASETS, RESULTS, ROOT, write_result
 from ragkit import Engine
 from ragkit.evaluate.datasets import load_beir
 from ragkit.evaluate.retrieval import score
-from ragkit.evaluate.stats import nearest_rank
+from ragkit.evaluate.stats import percentile
 from ragkit.plugins import registry
 
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
@@ -140,8 +139,8 @@ def part_ce(eng, beir, queries, cands) -> dict:
                 pad_real += sum(b)
                 pad_padded += max(b) * len(b)
         out["depths"][str(depth)] = {
-            "p50_ms": round(1000 * statistics.median(lat), 1), "p95_ms": round(1000 * nearest_rank(lat, 0.95), 1),
-            "raw_p50_ms": round(1000 * statistics.median(raw_lat), 1),
+            "p50_ms": round(1000 * percentile(lat, 0.5), 1), "p95_ms": round(1000 * percentile(lat, 0.95), 1),
+            "raw_p50_ms": round(1000 * percentile(raw_lat, 0.5), 1),
             "plugin_tokens_per_s": round(tokens / sum(lat), 1), "raw_tokens_per_s": round(tokens / sum(raw_lat), 1),
             "plugin_vs_raw": round(sum(raw_lat) / sum(lat), 3),
             "padding_efficiency": round(pad_real / pad_padded, 3),
@@ -169,8 +168,8 @@ def part_llm(eng, beir, queries, cands, models, depths=(5, 10)) -> dict:
                 lat.append(time.perf_counter() - t)
                 unparsed += sum(1 for h in ranked if "llm_unparsed" in h.scores)
                 runs[q.qid] = doc_run(ranked)
-            res[str(depth)] = {"p50_ms": round(1000 * statistics.median(lat)),
-                               "p95_ms": round(1000 * nearest_rank(lat, .95)),
+            res[str(depth)] = {"p50_ms": round(1000 * percentile(lat, 0.5)),
+                               "p95_ms": round(1000 * percentile(lat, 0.95)),
                                "pairs_per_s": round(depth * len(queries) / sum(lat), 2), "unparsed": unparsed,
                                **quality(beir.qrels, runs)}
             print(f"llm {model} depth {depth}: {res[str(depth)]}")
@@ -189,7 +188,7 @@ def with_transform(eng: Engine, beir, queries, transforms, modes) -> dict:
                 t = time.perf_counter()
                 runs[q.qid] = doc_run(t_eng.retrieve(q.text, k=30, mode=mode).hits)
                 lat.append(time.perf_counter() - t)
-            res[mode] = {**quality(beir.qrels, runs), "p50_ms": round(1000 * statistics.median(lat), 1)}
+            res[mode] = {**quality(beir.qrels, runs), "p50_ms": round(1000 * percentile(lat, 0.5), 1)}
     return res
 
 

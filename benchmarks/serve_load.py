@@ -25,6 +25,8 @@ from pathlib import Path
 
 from _common import CACHE, DATASETS, ROOT, write_result
 
+from ragkit.evaluate.stats import percentile
+
 MAX_CLIENTS, MAX_DURATION = 64, 600
 
 
@@ -119,7 +121,7 @@ def run_load(url: str, key: str, qs: list[str], clients: int, duration: float, k
     lat_ms = sorted(x * 1000 for x in lat)
 
     def pct(p):
-        return round(lat_ms[min(len(lat_ms) - 1, int(p / 100 * len(lat_ms)))], 2) if lat_ms else None
+        return round(percentile(lat_ms, p / 100), 2) if lat_ms else None
 
     return {"clients": clients, "duration_s": round(elapsed, 2), "mode": mode, "k": k,
             "requests": len(lat) + len(errors), "ok": len(lat), "errors": len(errors),

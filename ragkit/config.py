@@ -147,11 +147,11 @@ def _override_items(overrides: list[str] | dict[str, Any] | None) -> list[tuple[
         key, sep, value = raw.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {raw!r}: expected key.path=value")
-        items.append((key.strip(), _parse_value(value.strip())))
+        items.append((key.strip(), parse_value(value.strip())))
     return items
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """TOML value syntax when it parses (numbers, booleans, arrays, quoted strings), else a bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]

@@ -13,247 +13,47 @@ Each finished variant is written to ``<out>/variants/<name>.json`` at once, and 
 ``<out>/runs/<name>.trec.gz`` (a TREC run file); a re-run with the same inputs loads finished variants instead of
 running them again (resume after an interruption).
 
-Variants are planned with a ``parent``: a variant's config is its parent's config plus its own overrides, and
-it is compared with its parent (the *reference*). When a step is skipped (its plugin is not installed, or it
+Variants are planned in :mod:`ragkit.evaluate.variants`, each with a ``parent``: a variant's config is its
+parent's config plus its own overrides, and it is compared with its parent (the *reference*). When a step is skipped (its plugin is not installed, or it
 needs an LLM or model that is not configured) the next step builds on, and is compared with, the last step
-that ran: that is how ``--ladder`` climbs one optimization at a time.
+that ran: that is how ``--ladder`` climbs one optimization at a time. With ``answers``, each variant's answers
+are scored like ``ragkit eval --answers`` scores them (:func:`ragkit.evaluate.answers.score_answer`).
 """
 
 from __future__ import annotations
 
-import copy
-import gzip
-import hashlib
-import itertools
 import json
 import os
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ragkit.config import Config, load_config
+from ragkit.config import Config
+from ragkit.embedding.query_cache import QueryVectorCache
 from ragkit.errors import ConfigError, PluginError, RagkitError
-from ragkit.evaluate.datasets import Dataset, _jsonl, doc_keyer
+from ragkit.evaluate import default_cache_root
+from ragkit.evaluate.answers import AnswerScorer, check_answer_metrics, default_answer_metrics, require_judge, \
+    score_answer
+from ragkit.evaluate.datasets import Dataset, read_jsonl
+from ragkit.evaluate.judge import FailureLog
 from ragkit.evaluate.retrieval import DEFAULT_METRICS, check_metrics, evaluate_run
 from ragkit.evaluate.runner import SHARED_EMBEDDINGS, corpus_fingerprint, dataset_engine, dataset_index_path, \
-    index_shape
-from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci, nearest_rank
+    index_shape, load_dataset
+from ragkit.evaluate.runs import doc_key_for, doc_run, for_ranx, write_trec_run
+from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci, percentile
+from ragkit.evaluate.variants import Variant, apply_overrides, check_plugins, config_hash, dedupe_names, slug
 from ragkit.progress import ProgressLog
-from ragkit.embedding.query_cache import QueryVectorCache
 from ragkit.retrieve.pipeline import Retrieval
 
+# Re-exported for ragkit/cli.py, which plans variants through this module; the CLI moves to ragkit.evaluate.variants.
+from ragkit.evaluate.variants import DEFAULT_LADDER_RULES, full_grid, ladder, one_at_a_time, parse_spec, \
+    parse_variant, parse_vary  # noqa: F401
+
 SCHEMA = "ragkit.ablate/1"
-PLUGIN_SECTIONS = ("chunker", "embedder", "sparse", "dense", "fusion", "generator")
-LIST_SECTIONS = {"rerank": "rerankers", "reranker": "rerankers", "rerankers": "rerankers",
-                 "transform": "transforms", "transforms": "transforms", "expand": "transforms",
-                 "filter": "filters", "filters": "filters"}
-# Variants that differ only in the stages after the first one (rerankers, filters, the generator unless a
-# transform uses its LLM, retrieval.k) share first-stage results.
-
-# The ladder's configurable steps (see --rerank / --rules / --expand). Rerank depth 10: the llm reranker is slow.
-DEFAULT_LADDER_RERANK = {"name": "llm", "depth": 10}
-DEFAULT_LADDER_RULES = {"name": "rules", "prefer_newest": True,
-                        "rules": [{"when": "status=deprecated", "boost": 0.5}]}
-DEFAULT_LADDER_EXPAND = {"name": "prf"}
-
-
-# --- variants ---------------------------------------------------------------------------------------------------
-
-@dataclass
-class Variant:
-    name: str
-    overrides: dict[str, Any] = field(default_factory=dict)  # "a.b" -> value; "rerankers+" -> spec (append)
-    parent: str | None = None  # None: the base config
-    description: str = ""
-    disabled: str | None = None  # a reason: listed as skipped without running
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "overrides": self.overrides, "parent": self.parent,
-                "description": self.description}
-
-
-def parse_spec(text: str) -> dict[str, Any] | None:
-    """A plugin spec from the command line: ``none``, ``NAME``, ``NAME:k=v,k=v`` or a JSON object."""
-    from ragkit.config import _parse_value
-
-    text = text.strip()
-    if text.lower() in ("", "none", "off"):
-        return None
-    if text.startswith("{"):
-        try:
-            spec = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"plugin spec {text!r}: invalid JSON ({exc.msg})") from None
-        if not isinstance(spec, dict) or "name" not in spec:
-            raise ConfigError(f"plugin spec {text!r}: a JSON object with a 'name' is expected")
-        return spec
-    name, _, rest = text.partition(":")
-    spec: dict[str, Any] = {"name": name.strip()}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"plugin spec {text!r}: expected NAME:key=value,key=value")
-        spec[key.strip()] = _parse_value(value.strip())
-    return spec
-
-
-def axis_values(axis: str, values: str, base: Config) -> list[tuple[str, dict[str, Any]]]:
-    """``--vary AXIS=V1,V2``: (label, overrides) per value.
-
-    AXIS is ``retrieval``/``mode`` (bm25, dense, hybrid), a plugin section (``fusion=rrf,minmax``: plugin
-    names), a list section (``rerank=none,rules``, ``filters=dedup+mmr``: ``+`` joins several plugins, ``none``
-    is the empty list; a plugin the base config already lists keeps its parameters) or any dotted config key
-    (``chunker.chunk_size=128,256``, ``retrieval.candidates=50,200``). Two shortcuts compare fine-tuned models:
-    ``rerank.model=none,models/reranker`` (the cross-encoder reranker off / with that model) and
-    ``embedding.model=base,models/embedder`` (the base config's embedder / that folder)."""
-    from ragkit.config import _parse_value
-
-    axis = axis.strip()
-    out = []
-    for raw in (v.strip() for v in values.split(",")):
-        if not raw:
-            continue
-        if axis in ("retrieval", "mode", "retrieval.mode"):
-            out.append((f"{raw}", {"retrieval.mode": raw}))
-        elif axis in ("rerank.model", "reranker.model"):
-            # the cross-encoder's model: none drops it, a name/path swaps it in (other rerankers are kept)
-            others = [s.as_dict() for s in base.rerankers if s.name != "cross-encoder"]
-            ce = next((s.as_dict() for s in base.rerankers if s.name == "cross-encoder"), {"name": "cross-encoder"})
-            specs = others if raw.lower() == "none" else [{**ce, "model": raw}, *others]
-            out.append((f"rerank.model={raw}", {"rerankers": specs}))
-        elif axis in ("embedding.model", "embedder.model"):
-            # "base" is the base config's embedding model; anything else a name or a fine-tuned folder
-            model = base.embedder.params.get("model", "all-MiniLM-L6-v2") if raw.lower() == "base" else raw
-            out.append((f"embedder.model={raw}", {"embedder.model": model}))
-        elif axis in PLUGIN_SECTIONS:
-            out.append((f"{axis}={raw}", {f"{axis}.name": raw}))
-        elif axis in LIST_SECTIONS:
-            section = LIST_SECTIONS[axis]
-            existing = {s.name: s.as_dict() for s in getattr(base, section)}
-            specs = [] if raw.lower() == "none" else [existing.get(n.strip(), {"name": n.strip()})
-                                                     for n in raw.split("+")]
-            out.append((f"{section}={raw}", {section: specs}))
-        elif "." in axis:
-            out.append((f"{axis}={raw}", {axis: _parse_value(raw)}))
-        else:
-            raise ConfigError(f"--vary {axis}: unknown axis (use retrieval, a plugin section "
-                              f"({', '.join(PLUGIN_SECTIONS)}), rerank/transforms/filters, or a dotted config key)")
-    if not out:
-        raise ConfigError(f"--vary {axis}: no values")
-    return out
-
-
-def parse_vary(spec: str, base: Config) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
-    axis, sep, values = spec.partition("=")
-    if not sep:
-        raise ConfigError(f"--vary {spec!r}: expected AXIS=VALUE1,VALUE2")
-    return axis.strip(), axis_values(axis, values, base)
-
-
-def parse_variant(spec: str) -> Variant:
-    """``--variant 'NAME: key=value, key=value'``: a named variant of the base config."""
-    from ragkit.config import _parse_value
-
-    name, sep, rest = spec.partition(":")
-    if not sep or not name.strip():
-        raise ConfigError(f"--variant {spec!r}: expected 'NAME: key=value, key=value'")
-    overrides = {}
-    for item in filter(None, (p.strip() for p in re.split(r",\s*(?=[\w.+-]+=)", rest))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--variant {spec!r}: {item!r} is not key=value")
-        overrides[key.strip()] = _parse_value(value.strip())
-    return Variant(name.strip(), overrides, description=rest.strip())
-
-
-def one_at_a_time(base: Config, axes: list[tuple[str, list[tuple[str, dict]]]]) -> list[Variant]:
-    out = [Variant("base", {}, None, "the base config")]
-    for _, values in axes:
-        for label, ov in values:
-            out.append(Variant(label, ov, "base", _describe(ov)))
-    return out
-
-
-def full_grid(base: Config, axes: list[tuple[str, list[tuple[str, dict]]]]) -> list[Variant]:
-    out = [Variant("base", {}, None, "the base config")]
-    for combo in itertools.product(*(values for _, values in axes)):
-        ov: dict[str, Any] = {}
-        for _, o in combo:
-            ov.update(o)
-        out.append(Variant(" + ".join(label for label, _ in combo), ov, "base", _describe(ov)))
-    return out
-
-
-def ladder(rerank: dict | None = DEFAULT_LADDER_RERANK, rules: dict | None = DEFAULT_LADDER_RULES,
-           expand: dict | None = DEFAULT_LADDER_EXPAND) -> list[Variant]:
-    """The DevDay talk's ladder, one optimization per step, each compared with the step before it."""
-    steps = [
-        Variant("bm25", {"retrieval.mode": "bm25"}, None, "BM25 only"),
-        Variant("dense", {"retrieval.mode": "dense"}, "bm25", "dense (embedding) retrieval only"),
-        Variant("hybrid-rrf", {"retrieval.mode": "hybrid", "fusion.name": "rrf"}, "dense",
-                "BM25 + dense, reciprocal-rank fusion"),
-        Variant("hybrid-minmax", {"fusion.name": "minmax"}, "hybrid-rrf",
-                "BM25 + dense, min-max normalized score fusion"),
-    ]
-    steps.append(Variant("+rerank", {"rerankers+": rerank} if rerank else {}, "hybrid-rrf",
-                         f"hybrid-rrf + reranker {_spec_text(rerank)}",
-                         disabled=None if rerank else "disabled with --rerank none"))
-    steps.append(Variant("+rules", {"rerankers+": rules} if rules else {}, "+rerank",
-                         f"+ rule-based reranking {_spec_text(rules)}",
-                         disabled=None if rules else "disabled with --rules none"))
-    steps.append(Variant("+expand", {"transforms+": expand} if expand else {}, "+rules",
-                         f"+ query expansion {_spec_text(expand)}",
-                         disabled=None if expand else "disabled with --expand none"))
-    return steps
-
-
-def _spec_text(spec: dict | None) -> str:
-    if not spec:
-        return "(none)"
-    params = ", ".join(f"{k}={json.dumps(v)}" for k, v in spec.items() if k != "name")
-    return spec["name"] + (f" ({params})" if params else "")
-
-
-def _describe(ov: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in ov.items())
-
-
-def dedupe_names(variants: list[Variant]) -> list[Variant]:
-    seen: dict[str, int] = {}
-    for v in variants:
-        if v.name in seen:
-            seen[v.name] += 1
-            v.name = f"{v.name}#{seen[v.name]}"
-        else:
-            seen[v.name] = 1
-    return variants
-
-
-def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    data = cfg.model_dump(mode="json")
-    plain = {}
-    for key, value in overrides.items():
-        if key.endswith("+"):
-            section = LIST_SECTIONS.get(key[:-1], key[:-1])
-            data.setdefault(section, [])
-            data[section] = list(data[section]) + [copy.deepcopy(value)]
-        else:
-            plain[key] = copy.deepcopy(value)
-    return load_config(data, plain)
-
-
-def config_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def slug(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-    return s or "variant"
 
 
 # --- dataset helpers --------------------------------------------------------------------------------------------
@@ -265,7 +65,7 @@ def attach_types(dataset: Dataset) -> None:
     qa = dataset.root / "qa.jsonl"
     if not qa.is_file():
         return
-    extra = {str(r.get("id")): r for r in _jsonl(qa)}
+    extra = {str(r.get("id")): r for r in read_jsonl(qa)}
     for q in dataset.queries:
         row = extra.get(q.qid)
         if row:
@@ -291,63 +91,8 @@ def query_groups(queries, min_size: int = 3) -> dict[str, list[int]]:
     return dict(sorted(groups.items()))
 
 
-def _doc_keyer(gen, queries):
-    """The dataset's document-id mapping for this index (see ``datasets.doc_keyer``)."""
-    if gen is None:
-        return None
-    return doc_keyer({d.doc_id for d in gen.documents()}, {d for q in queries for d in q.relevant})
-
-
-def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> Path:
-    """A variant's ranking as a gzipped TREC run file (``qid Q0 doc rank score tag``, best first; gunzipped, the
-    format trec_eval and ranx's ``Run.from_file`` read): for post-hoc analysis (fusing or blending variants, other
-    metrics) without running the variant again. Scores are written exactly (``repr``). Written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as fh:
-        for qid, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda kv: -kv[1])
-            fh.writelines(f"{qid} Q0 {doc} {rank} {score!r} {tag}\n" for rank, (doc, score) in enumerate(ranked, 1))
-    os.replace(tmp, path)
-    return path
-
-
-def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
-    """The run a :func:`write_trec_run` file (or any whitespace-separated TREC run, gzipped or not) holds."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    run: dict[str, dict[str, float]] = {}
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            qid, _, doc, _, score, *_ = line.split()
-            run.setdefault(qid, {})[doc] = float(score)
-    return run
-
-
-def _doc_run(hits, doc_key) -> dict[str, float]:
-    docs: dict[str, float] = {}
-    for h in hits:
-        d = doc_key(h.doc_id) if doc_key else h.doc_id
-        if d not in docs:
-            docs[d] = h.score  # hits are best-first: a document's score is its best chunk's
-    return docs
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-_WORD = re.compile(r"\w+")
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    p, r = _WORD.findall(prediction.lower()), _WORD.findall(reference.lower())
-    if not p or not r:
-        return 0.0
-    common = sum(min(p.count(w), r.count(w)) for w in set(p) & set(r))
-    if not common:
-        return 0.0
-    prec, rec = common / len(p), common / len(r)
-    return 2 * prec * rec / (prec + rec)
 
 
 # --- running ----------------------------------------------------------------------------------------------------
@@ -364,6 +109,8 @@ class AblationSettings:
     limit: int | None = None
     answers: bool = False
     answer_k: int = 5
+    answer_metrics: tuple[str, ...] | None = None  # None: every answer metric the judge (or its absence) allows
+    max_failures: int | None = None  # judge failures allowed per variant (None: unlimited, counted)
     seed: int = DEFAULT_SEED
     alpha: float = 0.05
     resamples: int = 10_000
@@ -410,7 +157,9 @@ class QueryLog:
 class Ablation:
     def __init__(self, dataset: Dataset, base: Config, variants: list[Variant], out: Path, *,
                  settings: AblationSettings | None = None, cache_root: Path | None = None,
-                 progress: Progress | None = None, fresh: bool = False) -> None:
+                 progress: Progress | None = None, fresh: bool = False, judge=None) -> None:
+        """``judge``: a :class:`~ragkit.evaluate.judge.Judge` (from ``make_judge``) for the judge-only answer
+        metrics, used with ``settings.answers``."""
         if dataset.corpus is None:
             raise RagkitError(f"{dataset.root}: no corpus to index (give one with --corpus)")
         self.dataset = dataset
@@ -422,8 +171,15 @@ class Ablation:
                 raise ConfigError(f"variant {v.name!r}: unknown parent {v.parent!r}")
         self.out = Path(out)
         self.s = settings or AblationSettings()
-        from ragkit.evaluate.runner import default_cache_root
-
+        self.judge = judge
+        self.answer_metrics: tuple[str, ...] = ()
+        if self.s.answers:
+            if judge is not None and not hasattr(judge, "yes_probability"):
+                raise ConfigError("ragkit ablate scores answers one at a time: use the native judge backend")
+            self.answer_metrics = tuple(self.s.answer_metrics) if self.s.answer_metrics is not None \
+                else default_answer_metrics(judge)
+            check_answer_metrics(self.answer_metrics)
+            require_judge(self.answer_metrics, judge)
         self.cache_root = Path(cache_root) if cache_root else default_cache_root()
         self.embedding_cache = self.cache_root / "eval-indexes" / SHARED_EMBEDDINGS
         self.progress = progress
@@ -458,7 +214,7 @@ class Ablation:
             gen = eng.reader()
             info = {"path": str(eng.store.location), "chunks": gen.n_chunks if gen else 0,
                     "bytes": _dir_bytes(gen.path) if gen is not None and hasattr(gen, "path") else 0, "key": key}
-            self._indexes[key] = (eng, info, _doc_keyer(gen, self.queries))
+            self._indexes[key] = (eng, info, doc_key_for(gen, self.queries))
         return self._indexes[key]
 
     def _first_stage(self, name: str, cfg: Config, engine) -> tuple[list, list[dict[str, float]]]:
@@ -504,9 +260,12 @@ class Ablation:
 
     def _fingerprint(self, v: Variant, cfg: Config) -> str:
         s = self.s
-        return config_hash({"dataset": self._dataset_fp, "config": cfg.model_dump(mode="json"),
-                            "metrics": s.metrics, "k": s.k, "answers": s.answers, "answer_k": s.answer_k,
-                            "schema": SCHEMA})
+        key = {"dataset": self._dataset_fp, "config": cfg.model_dump(mode="json"), "metrics": s.metrics, "k": s.k,
+               "answers": s.answers, "answer_k": s.answer_k, "schema": SCHEMA}
+        if s.answers:  # which answer metrics, judged by whom
+            key["answer_metrics"] = self.answer_metrics
+            key["judge"] = self.judge.describe() if self.judge is not None else None
+        return config_hash(key)
 
     def _run_variant(self, v: Variant, cfg: Config, checkpoint: "QueryLog | None" = None) -> dict[str, Any]:
         """Run one variant over the queries. With a ``checkpoint``, each finished query is appended to it and the
@@ -534,7 +293,8 @@ class Ablation:
             reused = self.stats["first_stage_runs"] == before
             run: dict[str, dict[str, float]] = {}
             timings: list[dict[str, float]] = []
-            answers: dict[str, list[float]] = {"answer_cites_gold": [], "answer_token_f1": []}
+            answers: dict[str, list[float]] = {m: [] for m in self.answer_metrics}
+            scorer = self._scorer(engine) if self.s.answers else None
             saved = checkpoint.load() if checkpoint else {}
             probe = True  # the first query this run computes: a step that cannot run is skipped there
             for i, q in enumerate(self.queries):
@@ -555,7 +315,7 @@ class Ablation:
                     raise
                 hits = post.hits
                 tm = {**first_timings[i], **post.timings}
-                run[q.qid] = _doc_run(hits, doc_key)
+                run[q.qid] = doc_run(hits, doc_key)
                 if self.s.answers:
                     t = time.perf_counter()
                     try:
@@ -565,10 +325,10 @@ class Ablation:
                             raise VariantSkipped(str(exc)) from None
                         raise
                     tm["generate"] = time.perf_counter() - t
-                    cited = {(doc_key(c.doc_id) if doc_key else c.doc_id) for c in ans.citations}
-                    answers["answer_cites_gold"].append(float(bool(cited & set(q.relevant))))
-                    ref = q.extra.get("reference_answer")
-                    answers["answer_token_f1"].append(token_f1(ans.text, ref) if ref else float("nan"))
+                    scores = score_answer(scorer, q, ans, doc_key=doc_key)
+                    for m, vals in answers.items():
+                        value = scores[m].value if m in scores else None
+                        vals.append(float("nan") if value is None else float(value))
                 probe = False
                 tm["total"] = sum(v_ for k_, v_ in tm.items() if k_ in ("first_stage", "generate") or
                                   not k_.startswith("first:"))
@@ -582,8 +342,7 @@ class Ablation:
             engine.close()
             if checkpoint:
                 checkpoint.close()
-        ranx_run = {qid: docs or {"__none__": 0.0} for qid, docs in run.items()}
-        mean, per_query = evaluate_run(self.qrels, ranx_run, self.s.metrics)
+        mean, per_query = evaluate_run(self.qrels, for_ranx(run), self.s.metrics)
         per_q = {m: [float(per_query[m].get(q.qid, 0.0)) for q in self.queries] for m in self.s.metrics}
         if self.s.answers:
             for m, vals in answers.items():
@@ -591,14 +350,22 @@ class Ablation:
                     per_q[m] = vals
                     mean[m] = float(np.nanmean(vals))
         stages = sorted({k for tm in timings for k in tm})
-        latency = {st: {"p50": round(nearest_rank([tm.get(st, 0.0) * 1000 for tm in timings], 0.5, 0.0), 3),
-                        "p95": round(nearest_rank([tm.get(st, 0.0) * 1000 for tm in timings], 0.95, 0.0), 3)}
+        latency = {st: {"p50": round(percentile([tm.get(st, 0.0) * 1000 for tm in timings], 0.5, 0.0), 3),
+                        "p95": round(percentile([tm.get(st, 0.0) * 1000 for tm in timings], 0.95, 0.0), 3)}
                    for st in stages}
-        return {"name": v.name, "status": "done", "metrics": {m: float(x) for m, x in mean.items()},
-                "run": run, "per_query": per_q, "latency_ms": latency, "index": index_info,
-                "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3),
-                "queries_resumed": len(saved),
-                "load_average": _loadavg()}
+        out = {"name": v.name, "status": "done", "metrics": {m: float(x) for m, x in mean.items()},
+               "run": run, "per_query": per_q, "latency_ms": latency, "index": index_info,
+               "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3),
+               "queries_resumed": len(saved),
+               "load_average": _loadavg()}
+        if scorer is not None and (scorer.skipped or scorer.failures.total):
+            out["answer_issues"] = {"skipped": dict(scorer.skipped), "judge_failures": scorer.failures.to_dict()}
+        return out
+
+    def _scorer(self, engine) -> AnswerScorer:
+        """The answer scorer of one variant: its own embedder (judge fallbacks, answer relevance), its own
+        failure count."""
+        return AnswerScorer(self.judge, engine.embedder.embed, FailureLog(self.s.max_failures), self.answer_metrics)
 
     # -- the whole ablation --
 
@@ -688,7 +455,7 @@ class Ablation:
 
     def _summarise(self, results: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
         s = self.s
-        metrics = list(s.metrics) + ([m for m in ("answer_cites_gold", "answer_token_f1")
+        metrics = list(s.metrics) + ([m for m in self.answer_metrics
                                       if any(m in r.get("metrics", {}) for r in results.values())]
                                      if s.answers else [])
         groups = query_groups(self.queries)
@@ -696,7 +463,7 @@ class Ablation:
         for name, r in results.items():
             item = {k: r.get(k) for k in ("name", "description", "status", "reason", "parent", "reference",
                                           "overrides", "metrics", "latency_ms", "index", "first_stage_reused",
-                                          "resumed", "seconds") if k in r}
+                                          "resumed", "seconds", "answer_issues") if k in r}
             if r.get("run_file") and (self.out / r["run_file"]).is_file():
                 item["run_file"] = r["run_file"]  # runs/<name>.trec.gz, relative to the report directory
             if r.get("status") == "done":
@@ -731,7 +498,8 @@ class Ablation:
                 "settings": {"metrics": metrics, "primary": s.primary, "k": s.k, "limit": s.limit,
                              "answers": s.answers, "seed": s.seed, "alpha": s.alpha, "resamples": s.resamples,
                              "test": "paired randomization (sign-flip), two-sided",
-                             "ci": "95% percentile bootstrap over queries"},
+                             "ci": "95% percentile bootstrap over queries",
+                             **({"judge": self.judge.describe()} if s.answers and self.judge is not None else {})},
                 "base_config": self.base.model_dump(mode="json"),
                 "variants": variants,
                 "pareto": front,
@@ -740,17 +508,6 @@ class Ablation:
                 "notes": notes,
                 "seconds": round(seconds, 1),
                 "variant_seconds": round(sum(r.get("seconds") or 0.0 for r in results.values()), 1)}
-
-
-def check_plugins(cfg: Config) -> None:
-    """Every plugin the config names exists and accepts its parameters (PluginError / ConfigError if not)."""
-    from ragkit.plugins import registry
-
-    for section in PLUGIN_SECTIONS:
-        registry.create(section, getattr(cfg, section).as_dict())
-    for section, stage in (("transforms", "transform"), ("rerankers", "reranker"), ("filters", "filter")):
-        for spec in getattr(cfg, section):
-            registry.create(stage, spec.as_dict())
 
 
 def _loadavg() -> float | None:
@@ -771,8 +528,6 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
 
 
 def load_ablation_dataset(root: str | Path, split: str = "test", corpus: str | Path | None = None) -> Dataset:
-    from ragkit.evaluate.runner import load_dataset
-
     ds = load_dataset(root, split)
     if corpus is not None:
         corpus = Path(corpus)

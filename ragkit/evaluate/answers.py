@@ -1,4 +1,9 @@
-"""Answer metrics: faithfulness and answer relevance (with a judge), context precision / recall (with references).
+"""Answer metrics: gold citations and token F1, faithfulness and answer relevance (with a judge), context precision /
+recall (with references). ``ragkit eval --answers`` and ``ragkit ablate --answers`` both score an answer with
+:func:`score_answer`.
+
+- **answer_cites_gold**: 1 when the answer cites at least one of the query's judged (gold) documents, else 0.
+- **answer_token_f1**: token F1 between the answer and the query's reference answer (skipped without one).
 
 - **faithfulness**: the answer is split into claims (its sentences, ``[n]`` citation markers removed); the judge is
   asked, per claim, whether the context supports it, and the claim's score is P(yes) from the judge's first reply
@@ -15,7 +20,8 @@
   half of its words occur in the references.
 
 Every metric value is ``None`` when it could not be computed, and the reason is counted: judge failures in the
-:class:`~ragkit.evaluate.judge.FailureLog`, answers without claims / questions without references as ``skipped``.
+:class:`~ragkit.evaluate.judge.FailureLog`, answers without claims / questions without references as ``skipped``
+(a reason names its metrics before the colon).
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from ragkit.evaluate.judge import JUDGE_HELP, FailureLog, Judge, JudgeFailure
 
 JUDGE_METRICS = ("faithfulness", "answer_relevance")
 REFERENCE_METRICS = ("context_precision", "context_recall")
-ANSWER_METRICS = JUDGE_METRICS + REFERENCE_METRICS
+GOLD_METRICS = ("answer_cites_gold", "answer_token_f1")
+ANSWER_METRICS = GOLD_METRICS + JUDGE_METRICS + REFERENCE_METRICS
 PROMPT_VERSIONS = {"faithfulness": "faith-v1", "answer_relevance": "relevance-v1"}
 
 FAITHFULNESS_SYSTEM = "You check facts. Reply with one word: yes or no."
@@ -48,6 +55,7 @@ RELEVANCE_USER = ("Text:\n{answer}\n\nWrite {n} different questions that the tex
 _CITE = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+_TOKEN = re.compile(r"\w+")
 
 
 def check_answer_metrics(metrics: tuple[str, ...]) -> None:
@@ -58,6 +66,11 @@ def check_answer_metrics(metrics: tuple[str, ...]) -> None:
 
 def needs_judge(metrics: tuple[str, ...]) -> list[str]:
     return [m for m in metrics if m in JUDGE_METRICS]
+
+
+def default_answer_metrics(judge: Any) -> tuple[str, ...]:
+    """Every answer metric, without the judge-only ones when there is no judge."""
+    return ANSWER_METRICS if judge is not None else tuple(m for m in ANSWER_METRICS if m not in JUDGE_METRICS)
 
 
 def require_judge(metrics: tuple[str, ...], judge: Any) -> None:
@@ -97,6 +110,37 @@ def fit_context(contexts: list[str], count_tokens: Callable[[str], int], budget:
         out.append(block)
         used += n
     return "\n\n".join(out)
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """Harmonic mean of token precision and recall (lower-cased ``\\w+`` tokens, counted with multiplicity)."""
+    p, r = _TOKEN.findall(prediction.lower()), _TOKEN.findall(reference.lower())
+    if not p or not r:
+        return 0.0
+    common = sum(min(p.count(w), r.count(w)) for w in set(p) & set(r))
+    if not common:
+        return 0.0
+    prec, rec = common / len(p), common / len(r)
+    return 2 * prec * rec / (prec + rec)
+
+
+def reference_texts(query) -> list[str]:
+    """A query's reference contexts, else its reference answer, else none."""
+    refs = list(query.extra.get("reference_contexts") or [])
+    if not refs and query.extra.get("reference_answer"):
+        refs = [query.extra["reference_answer"]]
+    return refs
+
+
+def skipped_count(skipped: Counter, metric: str) -> int:
+    """How many queries ``metric`` skipped. A reason names its metrics before the colon, several sharing a stem
+    as ``context_precision/recall``."""
+    n = 0
+    for reason, count in skipped.items():
+        first, *more = reason.split(":")[0].split("/")
+        if metric == first or metric in {f"{first.rsplit('_', 1)[0]}_{x}" for x in more}:
+            n += count
+    return n
 
 
 def parse_questions(text: str) -> list[str]:
@@ -235,6 +279,26 @@ class AnswerScorer:
         return out
 
 
+def score_answer(scorer: AnswerScorer, query, answer, *, doc_key: Callable[[str], str] | None = None,
+                 repeat: int = 0) -> dict[str, MetricValue]:
+    """The scorer's metrics for one :class:`~ragkit.types.Answer` to one dataset query, in the scorer's order.
+
+    The contexts are the answer's sources; the references :func:`reference_texts`. ``doc_key`` maps an indexed
+    document id to the id the query's judgments use. The deterministic metrics (gold citations, token F1,
+    context precision / recall) are scored on ``repeat`` 0 only."""
+    contexts = [h.chunk.text for h in answer.sources]
+    out = scorer.score(query.qid, query.text, answer.text, contexts, reference_texts(query), repeat)
+    if repeat == 0 and "answer_cites_gold" in scorer.metrics:
+        cited = {(doc_key(c.doc_id) if doc_key else c.doc_id) for c in answer.citations}
+        out["answer_cites_gold"] = MetricValue(float(bool(cited & set(query.relevant))), {"cited": sorted(cited)})
+    if repeat == 0 and "answer_token_f1" in scorer.metrics:
+        ref = query.extra.get("reference_answer")
+        if not ref:
+            scorer.skipped["answer_token_f1: no reference answer"] += 1
+        out["answer_token_f1"] = MetricValue(token_f1(answer.text, ref) if ref else None)
+    return {m: out[m] for m in scorer.metrics if m in out}
+
+
 def sample_queries(queries: list, limit: int | None, seed: int | None = 0) -> list:
     """``limit`` queries drawn with ``seed`` (kept in dataset order); all of them without a limit."""
     if not limit or limit >= len(queries):
@@ -246,8 +310,9 @@ def sample_queries(queries: list, limit: int | None, seed: int | None = 0) -> li
 
 
 def evaluate_answers(engine, queries: list, scorer: AnswerScorer, *, k: int | None = None, mode: str | None = None,
-                     repeats: int = 1, progress=None) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Answer every query with the engine's generator and score it ``repeats`` times.
+                     repeats: int = 1, doc_key: Callable[[str], str] | None = None,
+                     progress=None) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Answer every query with the engine's generator and score it ``repeats`` times (:func:`score_answer`).
 
     Returns (aggregate per metric, one row per query). The aggregate holds the mean over the queries that got a
     value, how many did (``n``), the judge failures and skipped queries (never averaged away), and with
@@ -256,14 +321,10 @@ def evaluate_answers(engine, queries: list, scorer: AnswerScorer, *, k: int | No
     per_repeat: dict[str, list[list[float]]] = {m: [[] for _ in range(repeats)] for m in scorer.metrics}
     for i, q in enumerate(queries):
         ans = engine.query(q.text, k=k, mode=mode)
-        contexts = [h.chunk.text for h in ans.sources]
-        refs = list(q.extra.get("reference_contexts") or [])
-        if not refs and q.extra.get("reference_answer"):
-            refs = [q.extra["reference_answer"]]
         values: dict[str, list[float]] = {m: [] for m in scorer.metrics}
         details: dict[str, Any] = {}
         for r in range(repeats):
-            for m, mv in scorer.score(q.qid, q.text, ans.text, contexts, refs, repeat=r).items():
+            for m, mv in score_answer(scorer, q, ans, doc_key=doc_key, repeat=r).items():
                 if mv.value is not None and math.isfinite(mv.value):
                     values[m].append(mv.value)
                     per_repeat[m][r].append(mv.value)
@@ -279,7 +340,7 @@ def evaluate_answers(engine, queries: list, scorer: AnswerScorer, *, k: int | No
     agg: dict[str, dict[str, Any]] = {}
     for m in scorer.metrics:
         vals = [row["answer_metrics"][m] for row in rows if row["answer_metrics"][m] is not None]
-        skipped = sum(n for reason, n in scorer.skipped.items() if reason.startswith(m.split("_")[0]))
+        skipped = skipped_count(scorer.skipped, m)
         entry: dict[str, Any] = {"mean": statistics.fmean(vals) if vals else None, "n": len(vals),
                                  "queries": len(rows), "failures": scorer.failures.of(m),
                                  "failure_kinds": dict(scorer.failures.counts.get(m, {})), "skipped": skipped}

@@ -36,7 +36,7 @@ class Dataset:
         return {q.qid: q.relevant for q in self.queries}
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     out = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -66,7 +66,7 @@ def load_beir(root: str | Path, split: str = "test") -> Dataset:
     if not qrels_path.is_file():
         raise RagkitError(f"{root}: no qrels/{split}.tsv (not a BEIR dataset, or no such split)")
     qrels = read_qrels(qrels_path)
-    texts = {str(q["_id"]): q["text"] for q in _jsonl(root / "queries.jsonl")}
+    texts = {str(q["_id"]): q["text"] for q in read_jsonl(root / "queries.jsonl")}
     missing = [q for q in qrels if q not in texts]
     if missing:
         raise RagkitError(f"{root}: {len(missing)} qrels query ids have no text in queries.jsonl (e.g. {missing[0]})")
@@ -77,7 +77,7 @@ def load_beir(root: str | Path, split: str = "test") -> Dataset:
 
 def load_qa(root: str | Path) -> Dataset:
     root = Path(root)
-    rows = _jsonl(root / "qa.jsonl")
+    rows = read_jsonl(root / "qa.jsonl")
     queries = [Query(str(r["id"]), r["question"], {str(d): 1 for d in r.get("doc_ids", [])},
                      {k: v for k, v in r.items() if k not in ("id", "question", "doc_ids")}) for r in rows]
     corpus = next((p for p in (root / "corpus.jsonl.gz", root / "corpus.jsonl", root / "docs") if p.exists()), None)

@@ -5,7 +5,8 @@ probability and a short generation. Every call is keyed by (metric, prompt versi
 repeat index, messages) in a SQLite file, so re-running an evaluation makes no LLM call and gives identical
 numbers. A call that fails (the backend raised, timed out, or the reply could not be read) raises
 :class:`JudgeFailure`; the metrics catch it and record it in a :class:`FailureLog`, which aborts the run once
-``max_failures`` is exceeded. Nothing here picks a judge on its own: no spec, no judge.
+``max_failures`` is exceeded. Nothing here picks a judge on its own: no spec, no judge. :func:`make_judge` is
+the one place a judge is built from a ``--judge`` spec (``ragkit eval``, ``ragkit ablate``, the benchmarks).
 """
 
 from __future__ import annotations
@@ -137,6 +138,29 @@ def make_judge_llm(spec: str, model: str = "", timeout: float | None = None, n_c
     else:
         raise ConfigError(f"--judge {spec!r}: unknown judge ({JUDGE_HELP})")
     return make_llm(params)
+
+
+def make_judge(spec: str | None, model: str = "", *, backend: str = "native", temperature: float = 0.0,
+               timeout: float | None = None, cache_dir: str | Path | None = None, n_ctx: int = 4096):
+    """The judge a ``--judge`` spec names, or None without a spec.
+
+    ``backend='native'``: a :class:`Judge` over :func:`make_judge_llm`, its replies cached in
+    ``<cache_dir>/judge-cache.sqlite``; ``'ragas'``: a :class:`~ragkit.evaluate.ragas_judge.RagasJudge` (ragas'
+    own cache under ``cache_dir``). ``cache_dir`` defaults to the eval cache root (``$RAGKIT_CACHE``)."""
+    if not spec:
+        return None
+    if cache_dir is None:
+        from ragkit.evaluate import default_cache_root
+
+        cache_dir = default_cache_root()
+    if backend == "ragas":
+        from ragkit.evaluate.ragas_judge import RagasJudge
+
+        return RagasJudge(spec, model, timeout=timeout, cache_dir=cache_dir)
+    if backend != "native":
+        raise ConfigError(f"--judge-backend {backend!r}: unknown (native, ragas)")
+    return Judge(make_judge_llm(spec, model, timeout, n_ctx), JudgeCache(Path(cache_dir) / "judge-cache.sqlite"),
+                 temperature=temperature, timeout=timeout)
 
 
 class Judge:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ragkit.errors import RagkitError
 from ragkit.evaluate.datasets import Dataset
+from ragkit.evaluate.runs import RunResult, doc_run
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "hit_rate@10")
 KNOWN_METRICS = ("hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map", "ndcg",
@@ -19,17 +19,6 @@ def check_metrics(metrics: tuple[str, ...]) -> None:
         base, _, cut = m.partition("@")
         if base not in KNOWN_METRICS or (cut and not cut.isdigit()):
             raise RagkitError(f"unknown metric {m!r} (known: {', '.join(KNOWN_METRICS)}, optionally @k)")
-
-
-@dataclass
-class RunResult:
-    docs: dict[str, dict[str, float]]  # qid -> {doc_id: score}, best first (may be empty)
-    latencies: dict[str, float]  # qid -> seconds
-
-    @property
-    def run(self) -> dict[str, dict[str, float]]:
-        """The run as ranx takes it: every query needs at least one entry."""
-        return {qid: docs or {"__none__": 0.0} for qid, docs in self.docs.items()}
 
 
 def run_queries(engine, dataset: Dataset, *, k: int = 100, mode: str | None = None, doc_level: str = "max",
@@ -45,16 +34,7 @@ def run_queries(engine, dataset: Dataset, *, k: int = 100, mode: str | None = No
         t = time.perf_counter()
         hits = engine.retrieve(q.text, k=k, mode=mode).hits
         out.latencies[q.qid] = time.perf_counter() - t
-        docs: dict[str, float] = {}
-        for h in hits:
-            doc = doc_key(h.doc_id) if doc_key else h.doc_id
-            if drop_self_hits and doc == q.qid:
-                continue
-            if doc_level == "sum":
-                docs[doc] = docs.get(doc, 0.0) + h.score
-            elif doc not in docs:
-                docs[doc] = h.score  # hits are best-first, so the first is the best chunk
-        out.docs[q.qid] = docs
+        out.docs[q.qid] = doc_run(hits, doc_key, level=doc_level, exclude=q.qid if drop_self_hits else None)
         if progress:
             progress("queries", i + 1, len(queries))
     return out

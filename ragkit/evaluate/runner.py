@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragkit.config import INDEX_SECTIONS, load_config
 from ragkit.errors import RagkitError
+from ragkit.evaluate import default_cache_root
 from ragkit.evaluate.datasets import Dataset, doc_keyer, load_beir, load_qa
 from ragkit.evaluate.retrieval import DEFAULT_METRICS, evaluate_run, run_queries
-
-
-def default_cache_root() -> Path:
-    return Path(os.environ.get("RAGKIT_CACHE") or Path.home() / ".cache" / "ragkit")
+from ragkit.evaluate.runs import doc_key_for, indexed_doc_ids
+from ragkit.evaluate.stats import percentile
 
 
 def load_dataset(root: str | Path, split: str = "test") -> Dataset:
@@ -128,8 +125,7 @@ def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int 
     from ragkit.evaluate.answers import sample_queries
 
     queries = sample_queries(dataset.queries, limit, seed)
-    gen = engine.reader()
-    indexed = {d.doc_id for d in gen.documents()} if gen else set()
+    indexed = indexed_doc_ids(engine.reader())
     warnings = []
     wanted = {d for q in queries for d in q.relevant}
     doc_key = doc_keyer(indexed, wanted)  # QA layouts may name documents by file stem
@@ -148,8 +144,7 @@ def evaluate_retrieval(engine, dataset: Dataset, *, split: str = "test", k: int 
     for row in rows:
         row["metrics"] = {m: round(per_query[m].get(row["qid"], 0.0), 4) for m in metrics}
     lat_ms = [x * 1000 for x in result.latencies.values()]
-    latency = {"p50": statistics.median(lat_ms), "p95": sorted(lat_ms)[int(0.95 * (len(lat_ms) - 1))]} \
-        if lat_ms else {}
+    latency = {"p50": percentile(lat_ms, 0.5), "p95": percentile(lat_ms, 0.95)} if lat_ms else {}
     return EvalReport(dataset=str(dataset.root), split=split, queries=len(queries), metrics=agg,
                       latency_ms=latency, rows=rows, warnings=warnings,
                       config={"mode": mode or engine.config.retrieval.mode, "k": k,
@@ -175,7 +170,8 @@ def add_answer_metrics(report: EvalReport, engine, dataset: Dataset, *, judge=No
                           n_questions=n_questions, context_tokens=context_tokens)
     wanted = {row["qid"] for row in report.rows}
     queries = [q for q in dataset.queries if q.qid in wanted]
-    agg, rows = evaluate_answers(engine, queries, scorer, k=k, mode=mode, repeats=repeats, progress=progress)
+    agg, rows = evaluate_answers(engine, queries, scorer, k=k, mode=mode, repeats=repeats,
+                                 doc_key=doc_key_for(engine.reader(), queries), progress=progress)
     by_qid = {r["qid"]: r for r in rows}
     for row in report.rows:
         row.update({key: v for key, v in by_qid[row["qid"]].items() if key not in ("qid", "query")})

@@ -1,11 +1,13 @@
-"""Paired significance over queries: a randomization (sign-flip) test and a bootstrap confidence interval.
+"""Paired significance over queries (a randomization (sign-flip) test and a bootstrap confidence interval), and
+the one percentile function reports and benchmarks use for latencies.
 
-Both take two per-query score vectors of the same queries (a variant and the base) and are seeded, so the
+The test and the interval take two per-query score vectors of the same queries (a variant and the base) and are seeded, so the
 same inputs always give the same p-value and interval.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -14,9 +16,10 @@ DEFAULT_SEED = 0
 DEFAULT_RESAMPLES = 10_000
 
 
-def nearest_rank(values: list[float], q: float, empty: float = float("nan")) -> float:
-    """The ``q`` quantile of ``values`` by nearest rank (one of the values, no interpolation); ``empty`` when
-    there are none. Latency percentiles in reports and benchmarks use this."""
+def percentile(values: Iterable[float], q: float, empty: float = float("nan")) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by nearest rank: the value at position ``round(q * (n - 1))`` of
+    the sorted values (one of the values, no interpolation); ``empty`` when there are none. Every latency
+    percentile in reports and benchmarks is this one."""
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else empty
 

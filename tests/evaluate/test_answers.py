@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 
-from ragkit.evaluate.answers import AnswerScorer, parse_questions, sample_queries, split_claims
+from ragkit.evaluate.answers import AnswerScorer, parse_questions, sample_queries, skipped_count, split_claims, \
+    token_f1
 from ragkit.evaluate.judge import FailureLog, Judge
 
 from ..conftest import ROOT, read_jsonl
@@ -97,3 +99,33 @@ def test_cli_answers_with_a_local_judge_twice(tmp_path, smollm2_path):
     second = json.loads(ragkit(*args).stdout)
     assert second["judge"]["calls"] == 0 and second["judge"]["cache_hits"] == first["judge"]["calls"]
     assert second["answer_metrics"] == am
+
+
+def test_token_f1_and_skip_reasons_per_metric():
+    assert token_f1("Five days, on average.", "five days") == 2 * (2 / 4) * 1.0 / (2 / 4 + 1.0)
+    assert token_f1("", "five days") == 0.0 and token_f1("nothing shared", "five days") == 0.0
+    skipped = Counter({"context_precision/recall: no reference contexts": 2, "answer_relevance: answer has no "
+                       "claims": 1, "answer_token_f1: no reference answer": 3})
+    assert skipped_count(skipped, "context_recall") == skipped_count(skipped, "context_precision") == 2
+    assert skipped_count(skipped, "answer_relevance") == 1 and skipped_count(skipped, "answer_token_f1") == 3
+    assert skipped_count(skipped, "answer_cites_gold") == 0
+
+
+def test_eval_answers_report_the_gold_metrics_ablate_reports(tmp_path):
+    """`ragkit eval --answers` scores with the same function as `ragkit ablate --answers`: gold citations (the QA
+    set names documents by stem, the index by file name) and token F1, besides the reference-based metrics."""
+    from ragkit.evaluate.runner import add_answer_metrics, dataset_engine, evaluate_retrieval, load_dataset
+
+    ds = load_dataset(_qa_dataset(tmp_path / "qa"))
+    eng, _ = dataset_engine(ds, None, ["chunker.name=document"], tmp_path / "cache")
+    with eng:
+        report = evaluate_retrieval(eng, ds, k=5)
+        wanted = ("answer_cites_gold", "answer_token_f1", "context_precision", "context_recall")
+        add_answer_metrics(report, eng, ds, metrics=wanted)
+    am = report.answer_metrics
+    assert list(am) == list(wanted)
+    assert am["answer_cites_gold"]["mean"] == 1.0 and am["answer_cites_gold"]["n"] == 2  # "101.txt" cites "101"
+    assert am["answer_token_f1"]["n"] == 2 and am["answer_token_f1"]["mean"] > 0
+    assert am["context_recall"]["mean"] == 1.0
+    row = report.rows[0]
+    assert row["answer_details"]["answer_cites_gold"]["cited"] and set(row["answer_metrics"]) == set(wanted)

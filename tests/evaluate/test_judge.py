@@ -9,7 +9,7 @@ import pytest
 from ragkit.errors import ConfigError
 from ragkit.evaluate import answers
 from ragkit.evaluate.answers import AnswerScorer, require_judge
-from ragkit.evaluate.judge import FailureLog, Judge, JudgeCache, TooManyFailures, make_judge_llm
+from ragkit.evaluate.judge import FailureLog, Judge, JudgeCache, TooManyFailures, make_judge, make_judge_llm
 
 from ..conftest import free_port
 
@@ -29,6 +29,18 @@ def test_judge_specs_are_explicit():
         require_judge(("faithfulness", "answer_relevance", "context_recall"), None)
     require_judge(("context_precision", "context_recall"), None)  # reference metrics need none
     assert make_judge_llm("local").model == "qwen1.5b" and make_judge_llm("local:smollm2").model == "smollm2"
+
+
+def test_one_factory_builds_every_judge(tmp_path):
+    assert make_judge(None) is None and make_judge("") is None  # no spec, no judge
+    judge = make_judge("local:smollm2", cache_dir=tmp_path, temperature=0.5, timeout=30)
+    assert isinstance(judge, Judge) and judge.llm.model == "smollm2"
+    assert judge.temperature == 0.5 and judge.timeout == 30
+    assert judge.cache.path == tmp_path / "judge-cache.sqlite"
+    with pytest.raises(ConfigError, match="unknown"):
+        make_judge("local", backend="bogus", cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="OpenAI-compatible"):
+        make_judge("local", backend="ragas", cache_dir=tmp_path)
 
 
 def test_cache_makes_a_rerun_free_and_identical(small_llm, embedder, tmp_path):

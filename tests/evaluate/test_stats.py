@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ragkit.evaluate.stats import bootstrap_ci, compare, nearest_rank, paired_randomization_test
+from ragkit.evaluate.stats import bootstrap_ci, compare, percentile, paired_randomization_test
 
 
 def test_identical_runs_give_p_one_and_a_zero_interval():
@@ -47,14 +47,14 @@ def test_seeded_and_deterministic():
         compare(a, b[:10])
 
 
-def test_nearest_rank_returns_one_of_the_values():
+def test_percentile_is_nearest_rank_and_returns_one_of_the_values():
     values = [5.0, 1.0, 4.0, 2.0, 3.0]
-    assert nearest_rank(values, 0.5) == 3.0
-    assert nearest_rank(values, 0.0) == 1.0 and nearest_rank(values, 1.0) == 5.0
-    assert nearest_rank(values, 0.95) == 5.0  # index round(0.95 * 4) = 4: no interpolation between 4 and 5
-    assert nearest_rank([1.0, 2.0], 0.5) in (1.0, 2.0)
+    assert percentile(values, 0.5) == 3.0
+    assert percentile(values, 0.0) == 1.0 and percentile(values, 1.0) == 5.0
+    assert percentile(values, 0.95) == 5.0  # index round(0.95 * 4) = 4: no interpolation between 4 and 5
+    assert percentile([1.0, 2.0], 0.5) in (1.0, 2.0)
 
 
-def test_nearest_rank_of_nothing_is_the_given_empty_value():
-    assert math.isnan(nearest_rank([], 0.5))
-    assert nearest_rank([], 0.95, 0.0) == 0.0
+def test_percentile_of_nothing_is_the_given_empty_value():
+    assert math.isnan(percentile([], 0.5))
+    assert percentile([], 0.95, 0.0) == 0.0

@@ -119,7 +119,7 @@ def test_finetune_errors_are_one_line(tmp_path, args, message):
 
 def test_ablate_axes_for_finetuned_models():
     from ragkit.config import load_config
-    from ragkit.evaluate.ablate import axis_values
+    from ragkit.evaluate.variants import axis_values
 
     base = load_config({"rerankers": [{"name": "cross-encoder", "model": "x", "depth": 50}, {"name": "rules"}]})
     (l0, o0), (l1, o1) = axis_values("rerank.model", "none,models/reranker", base)
