@@ -12,6 +12,7 @@ from rich.table import Table
 from ragkit.cli.common import ConfigOpt, JsonOpt, SetOpt, config_path, csv_list, dump, out
 from ragkit.cli.progress import eval_progress, variant_bar
 from ragkit.errors import RagkitError
+from ragkit.evaluate.answers import ANSWER_METRICS
 
 
 def eval_(
@@ -37,8 +38,8 @@ def eval_(
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="judge model name (needed for openai:URL)"),
     judge_backend: str = typer.Option("native", "--judge-backend", help="native (ragkit's prompts) or ragas "
                                       "(ragas metrics against an OpenAI-compatible --judge; extra ragkit[ragas])"),
-    answer_metrics: str = typer.Option("faithfulness,answer_relevance,context_precision,context_recall",
-                                       "--answer-metrics", help="comma-separated answer metrics"),
+    answer_metrics: str = typer.Option(",".join(ANSWER_METRICS), "--answer-metrics",
+                                       help="comma-separated answer metrics"),
     max_failures: Optional[int] = typer.Option(None, "--max-failures", help="abort once more judge calls than "
                                                "this have failed (default: never abort; failures are counted)"),
     repeats: int = typer.Option(1, "--repeats", help="score each answer N times; reports mean and spread "
@@ -103,23 +104,13 @@ def _judge(wanted: tuple[str, ...], judge: Optional[str], judge_model: Optional[
            timeout: Optional[float], temperature: float, cache_dir: Optional[Path]):
     """The judge the answer metrics need (None when they need none or none is configured), checked up front."""
     from ragkit.evaluate.answers import check_answer_metrics, needs_judge, require_judge
-    from ragkit.evaluate.judge import Judge, JudgeCache, make_judge_llm
-    from ragkit.evaluate.runner import default_cache_root
+    from ragkit.evaluate.judge import make_judge
 
     check_answer_metrics(wanted)
     judge_obj = None
     if judge and needs_judge(wanted):
-        if backend == "ragas":
-            from ragkit.evaluate.ragas_judge import RagasJudge
-
-            judge_obj = RagasJudge(judge, judge_model or "", timeout=timeout,
-                                   cache_dir=cache_dir or default_cache_root())
-        elif backend == "native":
-            judge_obj = Judge(make_judge_llm(judge, judge_model or "", timeout),
-                              JudgeCache((cache_dir or default_cache_root()) / "judge-cache.sqlite"),
-                              temperature=temperature, timeout=timeout)
-        else:
-            raise RagkitError(f"--judge-backend {backend!r}: unknown (native, ragas)")
+        judge_obj = make_judge(judge, judge_model or "", backend=backend, temperature=temperature, timeout=timeout,
+                               cache_dir=cache_dir)
     require_judge(wanted, judge_obj)
     return judge_obj
 
@@ -197,6 +188,17 @@ def ablate(
     limit: Optional[int] = typer.Option(None, "--limit", help="only the first N queries"),
     answers: bool = typer.Option(False, "--answers", help="also run the generator: answer metrics (cites a "
                                  "gold document; token F1 against the reference answer when the dataset has one)"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="with --answers: LLM judge for faithfulness / "
+                                        "answer relevance: local, local:qwen0.5b, local:/path.gguf, openai:URL, "
+                                        "cohere"),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="judge model name (needed for openai:URL)"),
+    judge_temperature: float = typer.Option(0.0, "--judge-temperature", help="sampling temperature of the judge"),
+    judge_timeout: Optional[float] = typer.Option(None, "--judge-timeout", help="seconds per judge call; slower "
+                                                  "calls count as failures"),
+    answer_metrics: Optional[str] = typer.Option(None, "--answer-metrics", help="comma-separated answer metrics "
+                                                 "(default: every one the judge, or its absence, allows)"),
+    max_failures: Optional[int] = typer.Option(None, "--max-failures", help="judge failures allowed per variant "
+                                               "(default: unlimited, counted)"),
     seed: int = typer.Option(0, "--seed", help="seed of the randomization test and bootstrap"),
     out_dir: Path = typer.Option(Path("ablation"), "--out", "-o", help="report directory: report.md, "
                                  "report.html, results.json, plots/, variants/ (resume state)"),
@@ -210,15 +212,17 @@ def ablate(
     from ragkit.evaluate import ablate as ab
     from ragkit.evaluate.report import write_report
 
+    wanted = csv_list(answer_metrics) if answer_metrics else None
+    judge_obj = _ablate_judge(answers, wanted, judge, judge_model, judge_timeout, judge_temperature, cache_dir)
     ds = ab.load_ablation_dataset(dataset, split, corpus)
     base_cfg = load_config(config_path(base), overrides or [])
     variants = _plan_variants(base_cfg, vary, variant, grid, ladder, rerank, rules, expand)
     settings = ab.AblationSettings(metrics=csv_list(metrics), k=k, limit=limit, answers=answers, seed=seed,
-                                   split=split)
+                                   split=split, answer_metrics=wanted, max_failures=max_failures)
     n_queries = len(ds.queries[:limit] if limit else ds.queries)
     with variant_bar(len(variants), n_queries, as_json) as progress:
         result = ab.Ablation(ds, base_cfg, variants, out_dir, settings=settings, cache_root=cache_dir,
-                             progress=progress, fresh=fresh).run()
+                             progress=progress, fresh=fresh, judge=judge_obj).run()
     paths = write_report(result, out_dir)
     failed = [v for v in result["variants"] if v["status"] == "failed"]
     if as_json:
@@ -229,25 +233,40 @@ def ablate(
         raise typer.Exit(1)
 
 
+def _ablate_judge(answers: bool, wanted: Optional[tuple[str, ...]], judge: Optional[str],
+                  judge_model: Optional[str], timeout: Optional[float], temperature: float,
+                  cache_dir: Optional[Path]):
+    """ablate's judge: only with --answers; the native backend (ablate scores one answer at a time)."""
+    if not answers:
+        if judge or wanted:
+            raise RagkitError(f"{'--judge' if judge else '--answer-metrics'} is used by answer metrics: add --answers")
+        return None
+    if wanted is not None:
+        return _judge(wanted, judge, judge_model, "native", timeout, temperature, cache_dir)
+    from ragkit.evaluate.judge import make_judge
+
+    return make_judge(judge, judge_model or "", temperature=temperature, timeout=timeout, cache_dir=cache_dir)
+
+
 def _plan_variants(base_cfg, vary: Optional[list[str]], named: Optional[list[str]], grid: bool, ladder: bool,
                    rerank: str, rules: str, expand: str) -> list[Any]:
     """The variants to compare, from --ladder, --vary (one at a time or --grid) and --variant."""
-    from ragkit.evaluate import ablate as ab
+    from ragkit.evaluate import variants as va
 
-    axes = [ab.parse_vary(v, base_cfg) for v in vary or []]
+    axes = [va.parse_vary(v, base_cfg) for v in vary or []]
     if ladder:
         if axes or grid:
             raise RagkitError("--ladder: not combinable with --vary/--grid (run them as separate ablations)")
-        variants = ab.ladder(ab.parse_spec(rerank), ab.parse_spec(rules) if rules else ab.DEFAULT_LADDER_RULES,
-                             ab.parse_spec(expand))
+        variants = va.ladder(va.parse_spec(rerank), va.parse_spec(rules) if rules else va.DEFAULT_LADDER_RULES,
+                             va.parse_spec(expand))
     elif axes:
-        variants = ab.full_grid(base_cfg, axes) if grid else ab.one_at_a_time(base_cfg, axes)
+        variants = va.full_grid(base_cfg, axes) if grid else va.one_at_a_time(base_cfg, axes)
     elif named:
-        variants = [ab.Variant("base", {}, None, "the base config")]
+        variants = [va.Variant("base", {}, None, "the base config")]
     else:
         raise RagkitError("ablate: nothing to compare (give --vary AXIS=V1,V2, --variant or --ladder)")
     for spec in named or []:
-        v = ab.parse_variant(spec)
+        v = va.parse_variant(spec)
         v.parent = "base" if any(x.name == "base" for x in variants) else None
         variants.append(v)
     return variants

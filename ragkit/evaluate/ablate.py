@@ -49,10 +49,6 @@ from ragkit.evaluate.variants import Variant, apply_overrides, check_plugins, co
 from ragkit.progress import ProgressLog
 from ragkit.retrieve.pipeline import Retrieval
 
-# Re-exported for ragkit/cli.py, which plans variants through this module; the CLI moves to ragkit.evaluate.variants.
-from ragkit.evaluate.variants import DEFAULT_LADDER_RULES, full_grid, ladder, one_at_a_time, parse_spec, \
-    parse_variant, parse_vary  # noqa: F401
-
 SCHEMA = "ragkit.ablate/1"
 
 

@@ -7,8 +7,8 @@ import json
 import statistics
 from collections import Counter
 
-from ragkit.evaluate.answers import AnswerScorer, parse_questions, sample_queries, skipped_count, split_claims, \
-    token_f1
+from ragkit.evaluate.answers import ANSWER_METRICS, AnswerScorer, parse_questions, sample_queries, skipped_count, \
+    split_claims, token_f1
 from ragkit.evaluate.judge import FailureLog, Judge
 
 from ..conftest import ROOT, read_jsonl
@@ -88,7 +88,7 @@ def test_cli_answers_with_a_local_judge_twice(tmp_path, smollm2_path):
             "--k", "5", "--limit", "1", "--json")
     first = json.loads(ragkit(*args, "--out", tmp_path / "r.json", "--markdown", tmp_path / "r.md").stdout)
     am = first["answer_metrics"]
-    assert set(am) == {"faithfulness", "answer_relevance", "context_precision", "context_recall"}
+    assert set(am) == set(ANSWER_METRICS)
     for m, a in am.items():  # every query is either scored, a counted judge failure, or a counted skip
         assert a["queries"] == 1 and a["n"] + a["failures"] + a["skipped"] >= 1, (m, a)
     assert am["context_recall"]["mean"] == 1.0
@@ -129,3 +129,11 @@ def test_eval_answers_report_the_gold_metrics_ablate_reports(tmp_path):
     assert am["context_recall"]["mean"] == 1.0
     row = report.rows[0]
     assert row["answer_details"]["answer_cites_gold"]["cited"] and set(row["answer_metrics"]) == set(wanted)
+
+
+def test_cli_ablate_judge_options_need_answers(tmp_path):
+    for extra in (["--judge", "local"], ["--answer-metrics", "faithfulness"]):
+        proc = ragkit("ablate", "--dataset", tmp_path, "--vary", "retrieval=bm25,dense", *extra, check=False)
+        assert proc.returncode == 2
+        line, = proc.stderr.strip().splitlines()
+        assert extra[0] in line and "add --answers" in line
