@@ -60,8 +60,7 @@ class CohereGenerator(GroundedGenerator):
         parts: list[str] = []
         spans: list[tuple[int, list[str]]] = []
         t = time.perf_counter()
-        events = self.llm.call("chat_stream", **request)
-        for ev in events:
+        for ev in self.llm.call("chat_stream", **request):
             kind = getattr(ev, "type", "")
             if kind == "content-delta":
                 text = ev.delta.message.content.text or ""

@@ -107,7 +107,8 @@ class SmallModelPolicy:
     def supported(self, text: str, packed: list[dict[str, Any]]) -> tuple[bool, Event]:
         """Whether every sentence of a retried answer is close (cosine >= ``min_support_cosine``) to some sentence
         of the packed sources: the retry prompt asks the model to copy the answering sentence, so a reply that
-        matches none of them is not grounded (a refusal, or text from nowhere)."""
+        matches none of them is not grounded (a refusal, or text from nowhere). A rejection's event says why in
+        ``data["reason"]`` (``unlike_sources``, ``nothing_to_compare``)."""
         def check(ok: bool, note: str, **data: Any) -> tuple[bool, Event]:
             return ok, Event("retry_check", note, {"check": "support", "accepted": ok, **data})
 
@@ -118,12 +119,12 @@ class SmallModelPolicy:
         answer = [a for a in split_sentences(CITATION_MARKER.sub("", text)) if a.strip()]
         closest = closest_source_sentences(self.embed, answer, packed)
         if not closest:
-            return check(False, "retried reply rejected: nothing to compare")
+            return check(False, "retried reply rejected: nothing to compare", reason="nothing_to_compare")
         worst = min(sim for _, sim in closest)
         if worst < self.min_support_cosine:
             return check(False, f"retried reply rejected: a sentence is unlike every source sentence (best cosine "
                                 f"{worst:.2f} < retry_min_support {self.min_support_cosine}): {text.strip()[:160]}",
-                         cosine=worst)
+                         reason="unlike_sources", cosine=worst)
         return check(True, f"retried reply supported by the sources (every sentence >= cosine {worst:.2f})",
                      cosine=worst)
 
@@ -144,7 +145,8 @@ class SmallModelPolicy:
         data = {"check": "relevance", "accepted": sim >= floor, "cosine": sim}
         if sim < floor:
             return False, Event("retry_check", f"retried reply rejected: not about the question (cosine {sim:.2f} "
-                                               f"with the question < retry_min_relevance {floor}): {reply[:160]}", data)
+                                               f"with the question < retry_min_relevance {floor}): {reply[:160]}",
+                                {**data, "reason": "off_topic"})
         return True, Event("retry_check", f"retried reply is about the question (cosine {sim:.2f} with it)", data)
 
     def cite(self, text: str, uncited: list[str], packed: list[dict[str, Any]]) -> tuple[str, list[Event]]:
