@@ -25,7 +25,7 @@ from _common import ROOT, write_result
 
 from ragkit import Engine
 from ragkit.evaluate.datasets import read_jsonl, read_qrels
-from ragkit.generate.extractive import question_similarity, split_sentences
+from ragkit.text import question_similarity, split_sentences
 
 CONFIG = ROOT / "examples" / "beacon-answers.toml"
 BEACON = ROOT / "eval_sets" / "beacon"

@@ -31,7 +31,6 @@ from ragkit import Engine
 from ragkit.evaluate.answers import sample_queries, words
 from ragkit.evaluate.datasets import doc_keyer, load_qa
 from ragkit.evaluate.runner import dataset_engine
-from ragkit.generate.extractive import NOT_FOUND
 from ragkit.plugins import registry
 
 SETTINGS = (1, 2, 3, 5)
@@ -69,7 +68,7 @@ def measure(eng: Engine, queries: list, spans: bool) -> dict:
             in_sources.append(any(contains(h.chunk.text, reference) for h in hits))
         for n, gen in gens.items():
             ans = gen.answer(q.text, hits)
-            text = "" if ans.text == NOT_FOUND else ans.text
+            text = ans.text if ans.status == "answered" else ""
             rows[n].append({**({"contains": float(contains(text, reference))} if spans else {}),
                             "f1": token_f1(text, reference),
                             "cites_gold": float(any((key(c.doc_id) if key else c.doc_id) in q.relevant

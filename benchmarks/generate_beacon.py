@@ -17,12 +17,12 @@ import argparse
 import functools
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
 import time
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 
 from _common import BEIR_OVERRIDES, CACHE, DATASETS, ROOT, write_result
@@ -31,8 +31,8 @@ from ragkit import Engine
 from ragkit.evaluate.answers import words
 from ragkit.evaluate.datasets import read_jsonl, read_qrels
 from ragkit.evaluate.stats import percentile
-from ragkit.generate.grounded import NOT_FOUND
 from ragkit.index.analysis import stop_words
+from ragkit.types import Answer
 
 OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough bread at home?",
                  "Who won the 2018 football world cup?", "What is the boiling point of tungsten in kelvin?",
@@ -41,13 +41,14 @@ OUT_OF_CORPUS = ["What is the capital of France?", "How do I bake sourdough brea
                  "Explain the theory of general relativity.", "How do I reset my Windows password?"]
 
 
-PACKED = re.compile(r"(?:packed|trimmed) \[\d+\] (.+?)(?::| to) \d+")
-# What each grounding step did to an answer, counted from its trace (the step's own wording in grounded.py).
-STEPS = {"uncited_sentences": "uncited sentence:", "attributed_sentences": "uncited sentence, attributed",
-         "moved_citations": "citation [", "dropped_echoes": "dropped a sentence that only restates",
-         "retry_rejected": "retried reply rejected: a sentence is unlike",
-         "retry_off_topic": "retried reply rejected: not about the question",
-         "lead_in_removed": "removed the prompt's own words"}
+# What each grounding step did to an answer, counted from its events: (kind, and a data field and value that tell
+# steps of one kind apart).
+STEPS = {"uncited_sentences": ("citation", "action", "uncited"),
+         "attributed_sentences": ("citation", "action", "attributed"),
+         "moved_citations": ("citation", "action", "moved"), "dropped_echoes": ("echo", None, None),
+         "retry_rejected": ("retry_check", "reason", "unlike_sources"),
+         "retry_off_topic": ("retry_check", "reason", "off_topic"), "lead_in_removed": ("lead_in", None, None)}
+NOT_ANSWERED = ("abstained", "no_context")  # the generator did not ask the model (its abstain rule, or no sources)
 LOAD: list[float] = []
 # the Beacon qrels as first written (= qa.jsonl doc_ids) and after the 2026-11-24 audit (eval_sets/beacon/README.md)
 AUDITED = ROOT / "eval_sets" / "beacon" / "qrels" / "audited.tsv"
@@ -116,20 +117,20 @@ def main() -> int:
             ans = eng.query(q["question"], k=5)
             secs = time.perf_counter() - t
             LOAD.append(os.getloadavg()[0])
-            abstained = any(x.startswith("abstained") for x in ans.trace)
-            packed = [m.group(1) for m in (PACKED.match(x) for x in ans.trace) if m]
+            packed = first_prompt(ans)
+            answered = ans.status == "answered"
+            events = [asdict(e) for e in ans.events]
             rows.append({"id": q["id"], "type": q.get("type", "?"), "question": q["question"], "answer": ans.text,
-                         "cited": [c.doc_id for c in ans.citations], "gold": q["doc_ids"], "packed": packed,
-                         "gold_in_prompt": any(d in q["doc_ids"] for d in packed),
-                         "cites_gold": not ans.text.startswith(NOT_FOUND)
-                         and any(c.doc_id in q["doc_ids"] for c in ans.citations),
-                         "reference_recall": reference_recall(ans.text, q.get("reference_answer", "")),
-                         **audited_gold(q["id"], ans.text, [c.doc_id for c in ans.citations], args.dataset),
-                         "abstained": abstained, "retried": any("asked again" in x for x in ans.trace), "said_not_found": (not abstained) and ans.text.startswith(NOT_FOUND),
-                         **step_counts(ans.trace),
+                         "status": ans.status, "cited": [c.doc_id for c in ans.citations], "gold": q["doc_ids"],
+                         "packed": packed, "gold_in_prompt": any(d in q["doc_ids"] for d in packed),
+                         "cites_gold": answered and any(c.doc_id in q["doc_ids"] for c in ans.citations),
+                         "reference_recall": reference_recall(ans.text, q.get("reference_answer", ""), answered),
+                         **audited_gold(q["id"], answered, [c.doc_id for c in ans.citations], args.dataset),
+                         "abstained": ans.status in NOT_ANSWERED, "retried": ans.retried,
+                         "said_not_found": ans.status == "declined", **step_counts(events),
                          "removed_citations": len(ans.warnings), "seconds": round(secs, 3),
                          "llm_seconds": round(ans.timings.get("generate:llm", 0.0), 3), **ans.usage,
-                         "trace": ans.trace})
+                         "trace": ans.trace, "events": events})
             r = rows[-1]
             print(f"{i + 1:3d}/{len(qa)} {secs:6.1f}s gold={'Y' if r['cites_gold'] else 'n'} {q['question'][:60]!r} "
                   f"-> {ans.text[:100]!r}", flush=True)
@@ -138,23 +139,33 @@ def main() -> int:
         ooc = []
         for question in OUT_OF_CORPUS:
             ans = eng.query(question, k=5)
-            ooc.append({"question": question, "abstained": any(x.startswith("abstained") for x in ans.trace),
+            ooc.append({"question": question, "abstained": ans.status in NOT_ANSWERED, "status": ans.status,
                         "answer": ans.text})
         eng.close()
     summary["out_of_corpus_abstain_rate"] = round(sum(o["abstained"] for o in ooc) / len(ooc), 3)
-    summary["out_of_corpus_not_found_rate"] = round(sum(o["answer"].startswith(NOT_FOUND) for o in ooc) / len(ooc), 3)
+    summary["out_of_corpus_not_found_rate"] = round(sum(o["status"] != "answered" for o in ooc) / len(ooc), 3)
     path = write_result(args.name, {**summary, "complete": True, "rows": rows, "out_of_corpus": ooc})
     print(json.dumps(summary, indent=2))
     print(f"wrote {path}")
     return 0
 
 
-def reference_recall(answer: str, reference: str) -> float:
+def first_prompt(ans: Answer) -> list[str]:
+    """The documents packed (whole or trimmed) into the first prompt, in packing order."""
+    return [e.data["doc_id"] for e in ans.events if e.kind == "pack" and e.data.get("action") in ("packed", "trimmed")]
+
+
+def answered_row(row: dict) -> bool:
+    """Whether a result row is an answer (rows written before ``status`` existed: neither abstained nor declined)."""
+    return row["status"] == "answered" if "status" in row else not (row["abstained"] or row["said_not_found"])
+
+
+def reference_recall(answer: str, reference: str, answered: bool) -> float:
     """Share of the reference answer's words (stop words left out) that the answer contains: a rough check that an
-    answer citing the right page also says what the page says (0 for 'not found')."""
+    answer citing the right page also says what the page says (0 when it is not an answer)."""
     stop = stop_words("en")
     ref = [w for w in dict.fromkeys(words(reference)) if w not in stop]
-    if not ref or answer.startswith(NOT_FOUND):
+    if not ref or not answered:
         return 0.0
     have = set(words(answer))
     return round(sum(w in have for w in ref) / len(ref), 3)
@@ -165,13 +176,12 @@ def audited_qrels() -> dict[str, dict[str, int]]:
     return read_qrels(AUDITED)
 
 
-def audited_gold(qid: str, answer: str, cited: list[str], dataset: str = "") -> dict:
+def audited_gold(qid: str, answered: bool, cited: list[str], dataset: str = "") -> dict:
     """The question's gold documents in the audited Beacon qrels and whether the answer cites one."""
     if dataset or not AUDITED.is_file():
         return {}
     gold = sorted(audited_qrels().get(qid, {}))
-    return {"gold_audited": gold,
-            "cites_gold_audited": not answer.startswith(NOT_FOUND) and any(d in gold for d in cited)}
+    return {"gold_audited": gold, "cites_gold_audited": answered and any(d in gold for d in cited)}
 
 
 def grade_summary(rows: list[dict]) -> dict:
@@ -186,8 +196,10 @@ def grade_summary(rows: list[dict]) -> dict:
                                                 / n, 4)}
 
 
-def step_counts(trace: list[str]) -> dict[str, int]:
-    return {k: sum(x.startswith(v) for x in trace) for k, v in STEPS.items()}
+def step_counts(events: list[dict]) -> dict[str, int]:
+    """How often each grounding step in STEPS happened, from an answer's events (as dicts)."""
+    return {name: sum(e["kind"] == kind and (key is None or e["data"].get(key) == value) for e in events)
+            for name, (kind, key, value) in STEPS.items()}
 
 
 def retry_summary(rows: list[dict]) -> dict[str, int]:
@@ -204,11 +216,12 @@ def regrade(name: str) -> int:
     data = json.loads(path.read_text())
     qa = {q["id"]: q for q in read_jsonl(BEACON_QA)}
     for r in data["rows"]:
-        r.update(audited_gold(r["id"], r["answer"], r["cited"]))
-        r["reference_recall"] = reference_recall(r["answer"], qa[r["id"]].get("reference_answer", ""))
-        r.update(step_counts(r["trace"]))
+        r.update(audited_gold(r["id"], answered_row(r), r["cited"]))
+        r["reference_recall"] = reference_recall(r["answer"], qa[r["id"]].get("reference_answer", ""), answered_row(r))
+        if "events" in r:  # rows written before events existed keep the step counts of their run
+            r.update(step_counts(r["events"]))
     rows = data["rows"]
-    data.update(retry_summary(rows))  # (their trace wording may be newer than the run)
+    data.update(retry_summary(rows))
     extra = {**grade_summary(rows), "regraded": time.strftime("%Y-%m-%d")}
     judged = path.with_name(f"{name}_judged.json")  # a reader's labels of the answers, when there are any
     if judged.is_file():

@@ -6,7 +6,7 @@ These are dataclasses with no behaviour beyond (de)serialisation, so every stage
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -88,19 +88,49 @@ class Citation:
     page: int | None = None
 
 
+Status = Literal["answered", "abstained", "declined", "no_context"]
+"""How a generator ended: ``answered`` (text from the sources), ``abstained`` (it judged the sources too weak to
+answer from and did not ask a model), ``declined`` (the model replied that the sources do not answer, or its reply
+was rejected by a check), ``no_context`` (nothing to read: no hits, or none fit the prompt)."""
+
+
+@dataclass
+class Event:
+    """One step an answer went through. ``kind`` names the step for programs (``retrieval``, ``generator``,
+    ``prompt``, ``pack``, ``abstain``, ``llm``, ``retry``, ``citation``, ...), ``text`` says it for people (a line of
+    ``Answer.trace``), ``data`` holds its values (numbers, ids)."""
+
+    kind: str
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Answer:
+    """A generator's answer. ``status`` is the machine-readable outcome; ``retried`` says whether the model was asked
+    a second time; ``packed`` holds the ``[n]`` of the sources the answer was read from (for an LLM, the sources in
+    its prompt), and ``events`` what happened on the way (``trace`` renders them as text)."""
+
     query: str
     text: str
     citations: list[Citation]
     sources: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)
-    trace: list[str] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens / completion_tokens when an LLM ran
     warnings: list[str] = field(default_factory=list)  # e.g. invalid citations removed
+    status: Status = "answered"
+    retried: bool = False
+    packed: list[int] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def trace(self) -> list[str]:
+        """The events as text lines, in order (a new list: add to ``events`` to change it)."""
+        return [e.text for e in self.events]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "answer": self.text,
+        return {"query": self.query, "answer": self.text, "status": self.status,
                 "citations": [asdict(c) for c in self.citations],
                 "sources": [h.to_dict() for h in self.sources],
-                "timings": self.timings, "trace": self.trace, "usage": self.usage, "warnings": self.warnings}
+                "timings": self.timings, "trace": self.trace, "usage": self.usage, "warnings": self.warnings,
+                "retried": self.retried, "packed": self.packed, "events": [asdict(e) for e in self.events]}

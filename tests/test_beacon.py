@@ -98,7 +98,7 @@ def test_generate_beacon_grades_by_the_audited_qrels_and_refuses_an_unknown_resu
     import generate_beacon  # benchmarks/ is on sys.path (conftest)
 
     note = ["release-notes/cloud-2024.html"]  # added to q25 by the audit, not in qa.jsonl's doc_ids
-    assert generate_beacon.audited_gold("q25", "The Team plan keeps 15 days of logs [1].", note)["cites_gold_audited"]
-    assert not generate_beacon.audited_gold("q25", "Not found in the indexed documents.", note)["cites_gold_audited"]
+    assert generate_beacon.audited_gold("q25", True, note)["cites_gold_audited"]
+    assert not generate_beacon.audited_gold("q25", False, note)["cites_gold_audited"]  # not an answer: cites nothing
     with pytest.raises(SystemExit, match="--regrade no-such-run: no such result"):
         generate_beacon.regrade("no-such-run")

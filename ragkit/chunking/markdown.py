@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.chunking._base import assemble, fit_budget
-from ragkit.chunking.sentence import sentence_splitter
+from ragkit.chunking._base import assemble, capped, fit_budget
 from ragkit.plugins import Plugin, TokenBudget
+from ragkit.text import token_sentence_splitter
 from ragkit.types import Chunk, Document
 
 
@@ -27,7 +27,8 @@ class MarkdownChunker(Plugin):
         from llama_index.core.node_parser import MarkdownNodeParser
 
         parser = MarkdownNodeParser(include_metadata=True, include_prev_next_rel=False)
-        splitter = sentence_splitter(self.params.chunk_size, self.params.chunk_overlap, budget)
+        splitter = token_sentence_splitter(capped(self.params.chunk_size, budget), self.params.chunk_overlap,
+                                           budget.encode)
         pieces = []
         for seg in doc.iter_segments():
             for node in parser.get_nodes_from_documents([LIDocument(text=seg.text)]):

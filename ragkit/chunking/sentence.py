@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.chunking._base import assemble, capped, split_segments
 from ragkit.plugins import Plugin, TokenBudget
+from ragkit.text import token_sentence_splitter
 from ragkit.types import Chunk, Document
 
 
@@ -18,12 +19,6 @@ class SentenceChunker(Plugin):
         chunk_overlap: int = Field(20, ge=0, description="tokens shared by neighbouring chunks")
 
     def split(self, doc: Document, budget: TokenBudget) -> list[Chunk]:
-        splitter = sentence_splitter(self.params.chunk_size, self.params.chunk_overlap, budget)
+        splitter = token_sentence_splitter(capped(self.params.chunk_size, budget), self.params.chunk_overlap,
+                                           budget.encode)
         return assemble(doc, split_segments(doc, splitter.split_text, budget))
-
-
-def sentence_splitter(chunk_size: int, overlap: int, budget: TokenBudget):
-    from llama_index.core.node_parser import SentenceSplitter
-
-    size = capped(chunk_size, budget)
-    return SentenceSplitter(chunk_size=size, chunk_overlap=min(overlap, size // 2), tokenizer=budget.encode)

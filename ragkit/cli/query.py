@@ -121,10 +121,17 @@ def _render_sources(data: dict[str, Any], explain: bool) -> None:
 def _render_explain(data: dict[str, Any]) -> None:
     """The stages the query went through, the generator's notes, timings and token usage."""
     out.print()
-    trace = data["trace"]
-    cut = next((i + 1 for i, t in enumerate(trace) if t.startswith("generator ")), len(trace))
-    out.print("stages: " + " -> ".join(trace[:cut]), highlight=False)
-    for line in trace[cut:]:
+    events = data.get("events")
+    if events is None:  # --no-answer: a retrieval, whose trace is all stages
+        stages, notes = data["trace"], []
+    else:
+        stages = [e["text"] for e in events if e["kind"] in ("retrieval", "generator")]
+        notes = [e["text"] for e in events if e["kind"] not in ("retrieval", "generator")]
+    out.print("stages: " + " -> ".join(stages), highlight=False)
+    if data.get("status"):
+        out.print(f"  outcome: {data['status']}" + (" (after a retry)" if data.get("retried") else ""),
+                  highlight=False)
+    for line in notes:
         out.print(f"  {line}", highlight=False)
     out.print("timings (ms): " + ", ".join(f"{k}={v * 1000:.1f}" for k, v in data["timings"].items()),
               highlight=False)

@@ -12,8 +12,10 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
-from ragkit.generate.grounded import NOT_FOUND, GroundedGenerator, GroundedParams, pack
-from ragkit.types import Answer, Hit
+from ragkit.generate.grounded import GroundedGenerator, GroundedParams
+from ragkit.generate.packing import Packing, pack
+from ragkit.generate.replies import NOT_FOUND
+from ragkit.types import Answer, Event, Hit
 
 
 class CohereGenerator(GroundedGenerator):
@@ -33,7 +35,7 @@ class CohereGenerator(GroundedGenerator):
         return CohereLLM(p.model, api_key=p.api_key.get_secret_value(), base_url=p.base_url,
                          context_window=p.context_window, timeout=p.timeout)
 
-    def _request(self, query: str, hits: list[Hit]) -> tuple[dict[str, Any], Any, list[str], float]:
+    def _request(self, query: str, hits: list[Hit]) -> tuple[dict[str, Any], Packing, list[Event], float]:
         """Pack the sources and build the chat request: the template's system part as the instruction, the bare
         question as the user turn, and the packed sources as documents with ids "1".."n"."""
         p = self.params
@@ -45,21 +47,20 @@ class CohereGenerator(GroundedGenerator):
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": query}]
         documents = [{"id": str(s["n"]), "data": {"title": s["title"] or s["doc_id"], "snippet": s["text"]}}
                      for s in packing.sources]
-        trace = [f"prompt {self.template.version} (system part; sources sent as Cohere documents)",
-                 *packing.decisions]
+        events = [Event("prompt", f"prompt {self.template.version} (system part; sources sent as Cohere documents)",
+                        {"template": self.template.version}), *packing.events]
         request = dict(messages=messages, documents=documents, max_tokens=p.max_tokens, temperature=p.temperature)
-        return request, packing, trace, time.perf_counter() - t
+        return request, packing, events, time.perf_counter() - t
 
     def _generate(self, query: str, hits: list[Hit]) -> Iterator[str | Answer]:
         from ragkit.llm import Usage
 
-        request, packing, trace, t_pack = self._request(query, hits)
+        request, packing, events, t_pack = self._request(query, hits)
         usage = Usage()
         parts: list[str] = []
         spans: list[tuple[int, list[str]]] = []
         t = time.perf_counter()
-        events = self.llm.call("chat_stream", **request)
-        for ev in events:
+        for ev in self.llm.call("chat_stream", **request):
             kind = getattr(ev, "type", "")
             if kind == "content-delta":
                 text = ev.delta.message.content.text or ""
@@ -77,18 +78,18 @@ class CohereGenerator(GroundedGenerator):
                     usage.completion_tokens += int(tokens.output_tokens or 0)
         t_llm = time.perf_counter() - t
         raw = "".join(parts)
-        trace.append(f"cohere returned {len(spans)} citation span(s)")
-        yield self.finish(query, hits, with_markers(raw, spans), packing.sources, trace, usage,
+        events.append(_spans_event(spans))
+        yield self.finish(query, hits, with_markers(raw, spans), packing.sources, events, usage,
                           {"generate:pack": t_pack, "generate:llm": t_llm})
 
     def answer(self, query: str, hits: list[Hit]) -> Answer:
         """Non-streaming: one ``/v2/chat`` call (``message.citations`` in the response)."""
-        abstain = self.abstain_reason(hits)
-        if abstain is not None:
-            return self.not_found(query, hits, [abstain])
+        early = self.before_model(query, hits)
+        if early is not None:
+            return early
         from ragkit.llm import Usage
 
-        request, packing, trace, t_pack = self._request(query, hits)
+        request, packing, events, t_pack = self._request(query, hits)
         t = time.perf_counter()
         resp = self.llm.call("chat", **request)
         t_llm = time.perf_counter() - t
@@ -97,9 +98,13 @@ class CohereGenerator(GroundedGenerator):
         spans = [_span(c) for c in (msg.citations or [])]
         tokens = getattr(getattr(resp, "usage", None), "tokens", None)
         usage = Usage(int(tokens.input_tokens or 0), int(tokens.output_tokens or 0)) if tokens else Usage()
-        trace.append(f"cohere returned {len(spans)} citation span(s)")
-        return self.finish(query, hits, with_markers(raw, spans), packing.sources, trace, usage,
+        events.append(_spans_event(spans))
+        return self.finish(query, hits, with_markers(raw, spans), packing.sources, events, usage,
                            {"generate:pack": t_pack, "generate:llm": t_llm})
+
+
+def _spans_event(spans: list[tuple[int, list[str]]]) -> Event:
+    return Event("cohere", f"cohere returned {len(spans)} citation span(s)", {"spans": len(spans)})
 
 
 def _span(citation: Any) -> tuple[int, list[str]]:

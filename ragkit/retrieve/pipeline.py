@@ -22,7 +22,7 @@ from ragkit.errors import RagkitError
 from ragkit.filter_expr import Filter, to_filter
 from ragkit.index.store import Candidates, Ranking, StoreReader
 from ragkit.plugins import BRANCHES, Plugin, QueryBundle, QueryVariant
-from ragkit.types import Answer, Chunk, Hit
+from ragkit.types import Answer, Chunk, Event, Hit
 
 MODES = ("bm25", "dense", "hybrid")
 
@@ -187,7 +187,8 @@ def _copy(h: Hit) -> Hit:
 
 def _finish(answer: Answer, generator: Plugin, retrieval: Retrieval, timings: dict[str, float]) -> Answer:
     answer.timings.update({**retrieval.timings, **timings})
-    answer.trace = retrieval.trace + [f"generator {generator.name}"] + answer.trace
+    answer.events = ([Event("retrieval", line) for line in retrieval.trace]
+                     + [Event("generator", f"generator {generator.name}", {"name": generator.name})] + answer.events)
     return answer
 
 

@@ -258,7 +258,7 @@ class AnswerJob:
     def citations(self) -> list[Citation]:
         """The answer's citations when it completed; else the [n] markers present in the text that was sent.
         Either way only citations of this request's own hits."""
-        from ragkit.generate.extractive import citation_for
+        from ragkit.generate.citations import citation_for
 
         ids = {h.chunk_id for h in self.hits}
         if self.finish_reason == "stop" and self.answer is not None:

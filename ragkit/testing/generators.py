@@ -9,13 +9,15 @@ and configured as it should run in tests (a small model, few tokens).
 from __future__ import annotations
 
 import re
+from typing import get_args
 
 import pytest
 
 from ragkit.errors import RagkitError
 from ragkit.plugins import Generator, Resources
 from ragkit.testing.resources import default_resources
-from ragkit.types import Answer, Chunk, Hit
+from ragkit.generate.replies import NOT_FOUND
+from ragkit.types import Answer, Chunk, Event, Hit, Status
 
 QUESTION = "How long are logs retained on the Enterprise plan?"
 
@@ -51,6 +53,13 @@ class GeneratorConformance:
             assert (answer.sources[c.n - 1].chunk_id, answer.sources[c.n - 1].doc_id) == (c.chunk_id, c.doc_id)
         cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
         assert cited <= {c.n for c in answer.citations}, "every [n] in the text is a citation"
+        assert answer.status in get_args(Status), f"unknown status {answer.status!r}"
+        assert all(isinstance(e, Event) and e.kind and isinstance(e.text, str) for e in answer.events)
+        assert set(answer.packed) <= set(range(1, len(hits) + 1)), "packed names [n] of the given hits"
+        if answer.status == "answered":
+            assert answer.text.strip() != NOT_FOUND
+        if not hits:
+            assert answer.status == "no_context"
 
     def test_no_hits_needs_no_model(self, generator):
         assert isinstance(generator, Generator)

@@ -30,6 +30,8 @@ def test_answer_maps_cohere_citations_to_numbered_sources(fake):
     assert ans.text == "API keys expire after 90 days [2]."
     assert [(c.n, c.doc_id) for c in ans.citations] == [(2, "doc2.md")]
     assert ans.usage["prompt_tokens"] > 0 and ans.usage["completion_tokens"] == 6
+    assert ans.status == "answered" and ans.packed == [1, 2, 3]
+    assert next(e for e in ans.events if e.kind == "cohere").data == {"spans": 1}
     body = fake.requests[-1]["body"]
     assert [d["id"] for d in body["documents"]] == ["1", "2", "3"]
     assert body["documents"][1]["data"] == {"title": "Title 2", "snippet": HITS[1].chunk.text}

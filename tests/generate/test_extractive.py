@@ -1,48 +1,13 @@
-from ragkit.generate.extractive import NOT_FOUND, split_sentences
+from ragkit.generate.extractive import ExtractiveAnswerer
+from ragkit.generate.replies import NOT_FOUND
 
-
-def test_split_sentences():
-    text = "# Title\nFirst sentence here. Second one! Third? 4.5 stays.\n- item one is here"
-    assert split_sentences(text) == ["First sentence here.", "Second one!", "Third?", "4.5 stays.",
-                                     "item one is here"]
-
-
-def test_hard_wrapped_sentences_are_joined():
-    faq = ("Q: How is data encrypted at rest?\nA: All customer data is encrypted with AES-256. Tidewater Labs\n"
-           "manages the keys in a hardware-backed key management service and rotates them every 90\n"
-           "days, which is unrelated to\nrotating your API keys.\n\nSizing a cluster\nThe reference architectures "
-           "below are starting points for clusters of three or more\nNodes, each with 8 vCPU.\n")
-    assert split_sentences(faq) == [
-        "Q: How is data encrypted at rest?", "A: All customer data is encrypted with AES-256.",
-        "Tidewater Labs manages the keys in a hardware-backed key management service and rotates them every 90 "
-        "days, which is unrelated to rotating your API keys.",
-        "Sizing a cluster",  # a short line without a full stop is a heading: not joined to the next sentence
-        "The reference architectures below are starting points for clusters of three or more Nodes, each with "
-        "8 vCPU."]
-
-
-def test_list_items_stay_apart():
-    text = ("Steps to rotate a key without downtime in every region we run\n1. Open the API keys page\n"
-            "2) Press Rotate\n- a bullet that is long enough to look like a wrapped line of text\n- next bullet\n"
-            "Note:\nkeys are per organisation")
-    assert split_sentences(text) == ["Steps to rotate a key without downtime in every region we run",
-                                     "Open the API keys page", "Press Rotate",
-                                     "a bullet that is long enough to look like a wrapped line of text",
-                                     "next bullet", "Note:", "keys are per organisation"]
-
-
-def test_table_rows_become_labelled_units():
-    md = "Retention by plan:\n| Plan | Logs | Metrics |\n|------|:----:|---|\n| Free | 7 days | 30 days |\n" \
-         "| Team | 15 days | 90 days |"
-    assert split_sentences(md) == ["Retention by plan:", "Plan: Free; Logs: 7 days; Metrics: 30 days",
-                                   "Plan: Team; Logs: 15 days; Metrics: 90 days"]
-    html_style = "Region | City\neu-1 | Frankfurt"  # how the HTML loader renders a table
-    assert split_sentences(html_style) == ["Region: eu-1; City: Frankfurt"]
+from ._hits import make_hits
 
 
 def test_answer_cites_the_right_source(mini_index):
     ans = mini_index.query("How many days are logs retained on the Enterprise plan?", k=4)
-    assert "400 days" in ans.text
+    assert "400 days" in ans.text and ans.status == "answered" and not ans.retried
+    assert ans.packed == list(range(1, len(ans.sources) + 1))  # every source's sentences were candidates
     n = next(c.n for c in ans.citations if c.doc_id == "cloud/retention.txt")
     assert f"[{n}]" in ans.text and ans.sources[n - 1].doc_id == "cloud/retention.txt"
     # every [n] in the text points at a provided source
@@ -53,4 +18,13 @@ def test_answer_cites_the_right_source(mini_index):
 
 def test_not_found_when_nothing_relevant(mini_index):
     ans = mini_index.query("What is the boiling point of tungsten in kelvin?", k=3)
-    assert ans.text == NOT_FOUND and ans.citations == []
+    assert ans.status == "abstained" and ans.text == NOT_FOUND and ans.citations == []
+    assert ans.trace[-1] == "generator extractive" and [e.kind for e in ans.events][-1] == "generator"
+
+
+def test_no_hits_is_no_context(embedder):
+    gen = ExtractiveAnswerer()
+    gen._embed = embedder.embed
+    ans = gen.answer("Anything?", [])
+    assert ans.status == "no_context" and ans.text == NOT_FOUND and ans.packed == []
+    assert gen.answer("When do keys expire?", make_hits(["API keys expire after 90 days."])).status == "answered"

@@ -1,28 +1,23 @@
-"""The shared grounded-generation pieces: templates, packing, the citation check, abstaining."""
+"""The shared grounded-generation pieces: templates, packing, the citation check, replies, the small-model policy,
+and the outcome (status, events) of the generator built from them."""
 
 from __future__ import annotations
 
 import pytest
 
 from ragkit.errors import ConfigError
-from ragkit.generate.grounded import (NOT_FOUND, PromptTemplate, _is_not_found, _may_be_echo, _may_be_refusal,
-                                      asks_wh, check_citations, drop_echoes,
-                                      is_echo, is_question, lost_in_the_middle, pack, prompt_tokens, sentence_pieces,
-                                      strip_lead_in)
+from ragkit.generate.citations import check_citations
 from ragkit.generate.llama_cpp import LlamaCppGenerator
+from ragkit.generate.packing import PromptTemplate, lost_in_the_middle, pack, prompt_tokens
+from ragkit.generate.policy import SmallModelPolicy
+from ragkit.generate.replies import (NOT_FOUND, asks_wh, drop_echoes, is_echo, is_not_found, is_question,
+                                     may_be_echo, may_be_refusal, strip_lead_in)
 from ragkit.llm import Usage
 
 from ._hits import make_hits
 
 LONG = " ".join(f"Sentence number {i} explains one more detail about the retention of logs and metrics."
                 for i in range(40))
-
-
-def test_sentence_pieces_join_back_to_the_text():
-    text = "First one. Second (with a bracket.) Third!\nA line without end\n\nLast? yes"
-    pieces = sentence_pieces(text)
-    assert "".join(pieces) == text
-    assert pieces[0] == "First one. " and len(pieces) == 6
 
 
 def test_invalid_citation_9_is_removed_and_reported():
@@ -51,16 +46,16 @@ def test_not_found_reply_is_not_flagged():
                                    "[1] not found in the indexed documents!", "NOT FOUND in the indexed-documents",
                                    "No found in the indexed documents.", "Not foud in the indexed documents."])
 def test_declining_replies_are_recognised_while_streaming_and_at_the_end(reply):
-    assert _is_not_found(reply, NOT_FOUND)
+    assert is_not_found(reply)
     for cut in range(1, len(reply) + 1):  # every prefix of a refusal is held back while streaming
-        assert _may_be_refusal(reply[:cut], NOT_FOUND) or reply.startswith("[1]"), reply[:cut]
+        assert may_be_refusal(reply[:cut]) or reply.startswith("[1]"), reply[:cut]
 
 
 @pytest.mark.parametrize("reply", ["Keys expire after 90 days [1].", "I do know: 90 days.", "Not all keys expire.",
                                    "It is found in the indexed documents [1].", "Note: keys expire [1]."])
 def test_answers_are_not_taken_for_refusals(reply):
-    assert not _is_not_found(reply, NOT_FOUND)
-    assert not _may_be_refusal(reply, NOT_FOUND)
+    assert not is_not_found(reply)
+    assert not may_be_refusal(reply)
 
 
 def test_lost_in_the_middle_puts_the_best_at_both_ends():
@@ -98,6 +93,7 @@ def test_packing_never_exceeds_a_tiny_window_and_cuts_only_at_sentence_ends(smol
     for src in p.sources:
         assert LONG.startswith(src["text"]) and src["text"].endswith(".")  # a whole-sentence prefix
     assert any(d.startswith("dropped") for d in p.decisions)
+    assert [e.data["action"] for e in p.events][-2:] == ["dropped", "budget"] and {e.kind for e in p.events} == {"pack"}
     # the real call accepts it: the model's own length check (prompt + max_tokens <= window) passes
     usage = Usage()
     text = "".join(llm.stream(p.messages, max_tokens=8, usage=usage))
@@ -114,10 +110,12 @@ def test_abstains_without_calling_the_llm():
     gen = LlamaCppGenerator(model="/nonexistent/model.gguf", abstain_below=0.3)
     hits = make_hits(["Unrelated text about invoices.", "Another page."], dense=0.12)
     ans = gen.answer("What is the capital of France?", hits)
-    assert ans.text.startswith(NOT_FOUND) and "doc1.md" in ans.text
-    assert ans.citations == [] and ans.usage == {}
+    assert ans.status == "abstained" and ans.text == f"{NOT_FOUND} Nearest sources: doc1.md, doc2.md."
+    assert ans.citations == [] and ans.usage == {} and ans.packed == [] and not ans.retried
     assert [h.doc_id for h in ans.sources] == ["doc1.md", "doc2.md"]
-    assert any(t.startswith("abstained: best dense score 0.1200 < abstain_below 0.3") for t in ans.trace)
+    assert ans.trace == ["abstained: best dense score 0.1200 < abstain_below 0.3"]
+    assert ans.events[0].kind == "abstain" and ans.events[0].data == {"reason": "low_score", "score": "dense",
+                                                                      "best": 0.12, "below": 0.3}
     chunks = list(gen.stream("What is the capital of France?", hits))
     assert chunks[0] == ans.text and chunks[-1].text == ans.text
     assert gen._llm is None  # never built
@@ -125,11 +123,14 @@ def test_abstains_without_calling_the_llm():
 
 def test_abstain_reads_the_configured_score_kind():
     hits = make_hits(["x."], dense=0.9)
-    assert LlamaCppGenerator(abstain_score="final", abstain_below=2.0).abstain_reason(hits).startswith("abstained")
-    assert LlamaCppGenerator(abstain_score="dense", abstain_below=0.5).abstain_reason(hits) is None
-    assert LlamaCppGenerator(abstain_score="rerank", abstain_below=0.5).abstain_reason(hits) is None  # no such score
-    assert LlamaCppGenerator(abstain_below=None).abstain_reason(make_hits(["x."], dense=-1)) is None
-    assert LlamaCppGenerator().abstain_reason([]) == "abstained: no sources retrieved"
+    assert SmallModelPolicy(abstain_score="final", min_best_score=2.0).abstain(hits).data["best"] == 1.0
+    assert SmallModelPolicy(abstain_score="dense", min_best_score=0.5).abstain(hits) is None
+    assert SmallModelPolicy(abstain_score="rerank", min_best_score=0.5).abstain(hits) is None  # no such score
+    assert SmallModelPolicy(min_best_score=None).abstain(make_hits(["x."], dense=-1)) is None
+    gen = LlamaCppGenerator(abstain_score="final", abstain_below=2.0)
+    assert gen.policy == SmallModelPolicy(abstain_score="final", min_best_score=2.0)  # the parameters' policy
+    none = LlamaCppGenerator(abstain_below=None).answer("q", [])
+    assert none.status == "no_context" and none.trace == ["abstained: no sources retrieved"] and none.text == NOT_FOUND
 
 
 def _packed(hits):
@@ -142,6 +143,8 @@ def test_finish_removes_an_invalid_citation_9(small_llm):
     hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."])
     ans = gen.finish("q", hits, "Keys expire after 90 days [1][9].", _packed(hits), [], Usage(10, 5), {})
     assert ans.text == "Keys expire after 90 days [1]." and [c.doc_id for c in ans.citations] == ["doc1.md"]
+    assert ans.status == "answered" and ans.packed == [1, 2]
+    assert ans.events[-1].kind == "llm" and ans.events[-1].data["completion_tokens"] == 5
     assert ans.warnings == ["removed citation [9]: no such source (sources given: [1]-[2])"]
     assert ans.usage == {"prompt_tokens": 10, "completion_tokens": 5}
 
@@ -151,8 +154,8 @@ def test_a_refusal_with_stray_citations_cites_nothing(small_llm):
     gen._llm = small_llm
     hits = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."])
     ans = gen.finish("q", hits, f"[1] {NOT_FOUND}", _packed(hits), [], Usage(10, 5), {"generate:llm": 0.1})
-    assert ans.text.startswith(NOT_FOUND) and ans.citations == []
-    assert any("do not answer" in t for t in ans.trace)
+    assert ans.status == "declined" and ans.text.startswith(NOT_FOUND) and ans.citations == []
+    assert ans.events[-1].kind == "declined" and ans.trace[-1] == "the model replied that the sources do not answer"
     assert ans.usage == {"prompt_tokens": 10, "completion_tokens": 5} and ans.timings == {"generate:llm": 0.1}
 
 
@@ -167,6 +170,8 @@ def test_uncited_sentences_are_attributed_by_similarity_or_flagged(embedder):
     assert {c.n for c in ans.citations} == {1, 2}
     assert any(t.startswith("uncited sentence, attributed to [2]") for t in ans.trace)
     assert "uncited sentence: Bananas grow in tropical countries." in ans.trace
+    cites = [e.data for e in ans.events if e.kind == "citation"]
+    assert [(c["action"], c.get("n")) for c in cites] == [("attributed", 2), ("uncited", None)]
 
 
 def test_an_echo_restates_the_question_in_order_and_adds_nothing():
@@ -185,20 +190,20 @@ def test_an_echo_restates_the_question_in_order_and_adds_nothing():
     assert drop_echoes("Does Beacon retry webhooks, and how often [1]?", q)[0] == ""
     assert not is_question("Retries happen 5 times [1].") and is_question("Why [3]?")
     # while streaming: held back as long as the words so far (the last one perhaps cut) can still be an echo
-    assert _may_be_echo("", q) and _may_be_echo("If the node runn", q) and _may_be_echo("If the node running ", q)
-    assert not _may_be_echo("If the node fails", q) and not _may_be_echo("Within", q)
-    assert _may_be_echo("If the node running the scheduler dies [2", q)  # a marker being written is no word
-    assert _may_be_echo("If the node running the scheduler dies [2].", q)
+    assert may_be_echo("", q) and may_be_echo("If the node runn", q) and may_be_echo("If the node running ", q)
+    assert not may_be_echo("If the node fails", q) and not may_be_echo("Within", q)
+    assert may_be_echo("If the node running the scheduler dies [2", q)  # a marker being written is no word
+    assert may_be_echo("If the node running the scheduler dies [2].", q)
     # articles do not count as words of one's own
     lb = "Which URL should our load balancer health check hit on the Beacon nodes?"
     assert is_echo("The URL should our load balancer health check hit on the Beacon nodes [2].", lb)
-    assert _may_be_echo("The", lb) and not _may_be_echo("The path /healthz", lb)
+    assert may_be_echo("The", lb) and not may_be_echo("The path /healthz", lb)
     # a wh-question asks for something its words do not hold: a reordered restatement is an echo too
     wh = "How long are logs retained on Beacon Cloud?"
     assert asks_wh(wh) and asks_wh(q) and not asks_wh(yes_no)
     assert is_echo("Logs are retained on Beacon Cloud [1].", wh)
     assert not is_echo("Logs are retained on Beacon Cloud for 15 days [1].", wh)
-    assert _may_be_echo("Logs are retained on Bea", wh) and not _may_be_echo("Logs are kept", wh)
+    assert may_be_echo("Logs are retained on Bea", wh) and not may_be_echo("Logs are kept", wh)
     assert not is_echo("There is a way to see which keys were used [1].", "Is there a way to see which keys were used?")
 
 
@@ -224,6 +229,9 @@ def test_a_citation_moves_to_the_source_that_holds_the_sentence(embedder):
     assert {c.n for c in ans.citations} == {1, 2}
     assert "dropped a sentence that only restates the question: When do API keys expire [2]?" in ans.trace
     assert any(t.startswith("citation [1] moved to [2]") for t in ans.trace)
+    assert [e.kind for e in ans.events if e.kind in ("echo", "citation")] == ["echo", "citation"]
+    moved = next(e.data for e in ans.events if e.kind == "citation")
+    assert moved["action"] == "moved" and moved["from"] == [1] and moved["to"] == 2
     # both steps can be switched off
     keep = LlamaCppGenerator(model="smollm2", attribute_min=0.6, recite_margin=None, drop_echoes=False)
     keep._llm, keep._embed = gen._llm, embedder.embed
@@ -231,7 +239,7 @@ def test_a_citation_moves_to_the_source_that_holds_the_sentence(embedder):
     # a reply that is nothing but the question is a refusal
     echo = gen.finish("When do API keys expire?", hits, "When do API keys expire [1]?", _packed(hits), [], Usage(),
                       {})
-    assert echo.text.startswith(NOT_FOUND) and echo.citations == []
+    assert echo.status == "declined" and echo.text.startswith(NOT_FOUND) and echo.citations == []
 
 
 KEY_HITS = make_hits(["Keys expire after 90 days.", "Rotate keys in Settings."], dense=0.9)
@@ -262,17 +270,23 @@ def test_a_refusal_is_asked_again_and_the_checked_retry_is_the_answer(tmp_path, 
     assert not any(NOT_FOUND in c for c in chunks[:-1])  # the held-back refusal never reached the stream
     assert any(t.startswith("the model replied not found; asked again with prompt quote@") for t in ans.trace)
     assert any(t.startswith("retried reply supported") for t in ans.trace)
+    assert ans.status == "answered" and ans.retried and ans.packed == [1, 2]
+    retry = next(e for e in ans.events if e.kind == "retry")
+    assert retry.data["why"] == "replied not found" and retry.data["template"].startswith("quote@")
     # without a retry prompt the refusal stands
     plain = _refusing(tmp_path, qwen_llm, None, None).answer("When do keys expire?", KEY_HITS)
-    assert plain.text.startswith(NOT_FOUND) and plain.citations == []
+    assert plain.status == "declined" and not plain.retried and plain.text.startswith(NOT_FOUND)
+    assert plain.citations == []
     assert ans.usage["prompt_tokens"] > plain.usage["prompt_tokens"]  # both calls are counted
 
 
 def test_a_retried_reply_unlike_the_sources_becomes_not_found(tmp_path, qwen_llm, embedder):
     gen = _refusing(tmp_path, qwen_llm, embedder.embed, "Bananas grow best in warm tropical countries [1].")
     ans = gen.answer("When do keys expire?", KEY_HITS)
-    assert ans.text.startswith(NOT_FOUND) and ans.citations == []
+    assert ans.status == "declined" and ans.retried and ans.text.startswith(NOT_FOUND) and ans.citations == []
     assert any(t.startswith("retried reply rejected") for t in ans.trace)
+    check = next(e.data for e in ans.events if e.kind == "retry_check")
+    assert check["check"] == "support" and not check["accepted"] and check["cosine"] < 0.6
 
 
 def test_a_retried_reply_supported_by_a_source_but_not_about_the_question_becomes_not_found(tmp_path, qwen_llm,
@@ -280,7 +294,7 @@ def test_a_retried_reply_supported_by_a_source_but_not_about_the_question_become
     question = "How do I reset my Windows password?"
     gen = _refusing(tmp_path, qwen_llm, embedder.embed, "Rotate keys in Settings [2].")
     ans = gen.answer(question, KEY_HITS)
-    assert ans.text.startswith(NOT_FOUND) and ans.citations == []
+    assert ans.status == "declined" and ans.citations == []
     assert any(t.startswith("retried reply supported") for t in ans.trace)  # a copied source sentence ...
     assert any(t.startswith("retried reply rejected: not about the question") for t in ans.trace)  # ... off-topic
     # the check can be switched off: the same reply is then the answer
@@ -299,12 +313,10 @@ def test_a_retried_reply_supported_by_a_source_but_not_about_the_question_become
 def test_relevance_is_judged_without_the_sentences_that_restate_the_question(embedder):
     question = "How do I reset my Windows password?"
     reply = "How do I reset my Windows password? Rotate keys in Settings [2]."
-    gen = LlamaCppGenerator(model="smollm2")
-    gen._embed = embedder.embed
-    ok, note = gen.relevant(reply, question)
-    assert not ok and note.endswith("Rotate keys in Settings.")  # the restated question is not counted
-    echoing = LlamaCppGenerator(model="smollm2", drop_echoes=False)
-    echoing._embed = embedder.embed
+    ok, event = SmallModelPolicy(embed=embedder.embed).relevant(reply, question)
+    assert not ok and event.text.endswith("Rotate keys in Settings.")  # the restated question is not counted
+    assert event.data["check"] == "relevance" and event.data["cosine"] < 0.35
+    echoing = SmallModelPolicy(drop_echoes=False, embed=embedder.embed)
     assert echoing.relevant(reply, question)[0]  # with the question's own words counted, it looks relevant
 
 
@@ -319,16 +331,16 @@ def test_a_reply_that_only_restates_the_question_is_asked_again(tmp_path, qwen_l
     assert ans.text.startswith("Keys expire after 90 days") and [c.n for c in ans.citations] == [1]
     assert not any("When do the keys" in c for c in chunks[:-1])  # the echo never reached the stream
     assert any(t.startswith("the model only restated the question; asked again") for t in ans.trace)
+    assert ans.retried and next(e for e in ans.events if e.kind == "retry").data["why"] == "only restated the question"
 
 
 def test_compress_keeps_each_sources_closest_sentences_in_document_order(embedder):
-    gen = LlamaCppGenerator(model="smollm2", compress=2, max_sources=2)
-    gen._embed = embedder.embed
+    policy = SmallModelPolicy(compress_to=2, embed=embedder.embed)
     first = ("Beacon was founded in 2019. API keys expire after 90 days. The office is in Lisbon. "
              "An expired key can be renewed from Settings.")
     table = "| Plan | Key lifetime |\n|---|---|\n| Free | 30 days |\n| Team | 90 days |\n| Business | 365 days |"
     hits = make_hits([first, table, "Left alone: beyond max_sources."])
-    out = gen.compress("When do API keys expire, and can an expired key be renewed?", hits)
+    out = policy.compress("When do API keys expire, and can an expired key be renewed?", hits, max_sources=2)
     assert out[0].chunk.text == "API keys expire after 90 days.\nAn expired key can be renewed from Settings."
     assert out[1].chunk.text.count("\n") == 1 and "Plan: " in out[1].chunk.text  # table rows as 'header: value'
     assert out[2] is hits[2] and hits[0].chunk.text == first  # the retrieved hits themselves are untouched
@@ -351,6 +363,7 @@ def test_a_compressed_prompt_is_shorter_and_the_answer_keeps_the_retrieved_sourc
         answers[compress] = gen.answer("When do API keys expire?", hits)
     full, cut = answers[None], answers[2]
     assert any(t.startswith("compress: each source cut to its 2 sentences") for t in cut.trace)
+    assert [e.kind for e in cut.events][:2] == ["prompt", "compress"] and cut.events[1].data == {"sentences": 2}
     assert cut.usage["prompt_tokens"] < full.usage["prompt_tokens"]
     assert cut.sources[0].chunk.text == long  # sources and citations are the retrieved chunks, not the cut text
     assert not any(t.startswith("compress:") for t in full.trace)

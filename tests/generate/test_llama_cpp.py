@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ragkit import Engine
+from ragkit.generate.replies import NOT_FOUND
 from ragkit.types import Answer
 
 
@@ -28,6 +29,7 @@ def test_streaming_yields_several_chunks_then_a_checked_answer(smol_engine):
     assert ans.usage["prompt_tokens"] > 100 and 1 <= ans.usage["completion_tokens"] <= 24
     assert {"generate", "generate:pack", "generate:llm", "first_token", "total"} <= set(ans.timings)
     assert any(t.startswith("prompt answer-v1@") for t in ans.trace)
+    assert ans.events[0].kind == "retrieval" and any(e.kind == "generator" for e in ans.events)
     # whatever the small model wrote, every [n] left in the checked answer points at a packed source
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", ans.text)}
     assert cited <= {1, 2, 3} and {c.n for c in ans.citations} == cited
@@ -47,7 +49,7 @@ def test_tiny_window_is_never_exceeded(beacon_engine, smollm2_path):
 def test_out_of_corpus_question_abstains_without_loading_the_model(beacon_engine):
     eng = Engine.open(beacon_engine.store.path, {"generator": {"name": "llama-cpp", "model": "/nonexistent/x.gguf"}})
     ans = eng.query("What is the capital of France?", k=5)
-    assert ans.text.startswith("Not found in the indexed documents.")
+    assert ans.status == "abstained" and ans.text.startswith(NOT_FOUND)
     assert ans.citations == [] and ans.usage == {} and len(ans.sources) == 3
     assert any(t.startswith("abstained: best dense score") for t in ans.trace)
     assert eng.generator._llm is None  # the LLM was never even built
