@@ -46,6 +46,9 @@ class IngestConfig(_Strict):
     include: list[str] = Field(default_factory=lambda: ["**/*"], description="glob patterns, relative to the root")
     exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+    max_html_depth: int = Field(512, ge=1, description="HTML nested deeper than this is refused before parsing")
+    max_html_elements: int = Field(200_000, ge=1, description="HTML with more tags than this is refused before "
+                                                               "parsing")
     embed_batch_size: int = Field(64, ge=1)
 
 

@@ -1,4 +1,9 @@
-"""HTML: visible text of the main content, without scripts, styles, navigation and page chrome."""
+"""HTML: visible text of the main content, without scripts, styles, navigation and page chrome.
+
+Before parsing, a linear scan over the tags measures nesting depth and element count; a page over either limit
+(``ingest.max_html_depth`` / ``ingest.max_html_elements``) is refused, because the parser's tree work grows
+much faster than linearly on deeply nested input.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from pathlib import Path
 
 from ragkit.errors import LoadError
 from ragkit.ingest._read import decode_text, read_bytes, read_sidecar
+from pydantic import BaseModel, ConfigDict, Field
+
 from ragkit.plugins import Plugin
 from ragkit.types import Document
 
@@ -17,17 +24,27 @@ _BOILERPLATE_ROLES = {"navigation", "banner", "contentinfo", "search", "compleme
 _IGNORED_META = {"viewport", "generator", "robots", "theme-color", "referrer", "format-detection"}
 _BLOCKS = {"p", "div", "section", "article", "main", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
            "blockquote", "table", "ul", "ol", "dl", "dt", "dd", "br", "hr", "figcaption"}
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
+         "wbr", "keygen", "basefont", "bgsound", "frame", "spacer"}
+_RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"}
+_TAG_START = re.compile(r"<(/?)([a-z][^\s/>]*)|<!--")
 
 
 class HtmlLoader(Plugin):
     stage, name = "loader", "html"
     extensions = (".html", ".htm", ".xhtml")
 
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        max_depth: int = Field(512, ge=1, description="nesting depth above which a page is refused")
+        max_elements: int = Field(200_000, ge=1, description="element count above which a page is refused")
+
     def load(self, path: Path, doc_id: str) -> Iterator[Document]:
         from bs4 import BeautifulSoup
 
-        raw = read_bytes(path)
-        soup = BeautifulSoup(decode_text(raw), "html.parser")
+        text = decode_text(read_bytes(path))
+        check_shape(text, self.params.max_depth, self.params.max_elements)
+        soup = BeautifulSoup(text, "html.parser")
         meta = {}
         for tag in soup.find_all("meta"):
             key, content = tag.get("name") or tag.get("property"), tag.get("content")
@@ -49,6 +66,50 @@ class HtmlLoader(Plugin):
         if not text:
             raise LoadError("empty document (no visible text)")
         yield Document(doc_id=doc_id, text=text, title=title, metadata=meta)
+
+
+def check_shape(text: str, max_depth: int, max_elements: int) -> None:
+    """Refuse a page nested deeper than ``max_depth`` or with more than ``max_elements`` tags, in one linear pass.
+
+    Depth follows the parser's rule: an end tag closes the most recent open element of its name (and everything
+    opened after it); an end tag with no open element of its name is ignored. Comments and the content of
+    script/style-like elements are not tags."""
+    low = text.lower()
+    stack: list[str] = []
+    open_count: dict[str, int] = {}
+    elements, pos = 0, 0
+    while (m := _TAG_START.search(low, pos)) is not None:
+        if m.group(0) == "<!--":
+            end = low.find("-->", m.end())
+            if end < 0:
+                return
+            pos = end + 3
+            continue
+        end = low.find(">", m.end())
+        if end < 0:
+            return
+        pos = end + 1
+        closing, name = m.group(1), m.group(2)
+        if closing:
+            if open_count.get(name):
+                while (top := stack.pop()) != name:
+                    open_count[top] -= 1
+                open_count[name] -= 1
+            continue
+        elements += 1
+        if elements > max_elements:
+            raise LoadError(f"more than {max_elements} HTML elements (limit: ingest.max_html_elements)")
+        if name in _RAW_TEXT:
+            close = low.find("</" + name, pos)
+            if close < 0:
+                return
+            pos = close
+        if name in _VOID or low[end - 1] == "/":
+            continue
+        stack.append(name)
+        open_count[name] = open_count.get(name, 0) + 1
+        if len(stack) > max_depth:
+            raise LoadError(f"HTML nested deeper than {max_depth} elements (limit: ingest.max_html_depth)")
 
 
 def html_to_text(root) -> str:

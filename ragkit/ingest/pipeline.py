@@ -96,10 +96,12 @@ class IngestRun:
         """Walk the paths; per file: unsupported (skipped), unreadable or too large (failed), unchanged, or to
         load. Returns the files to load (with their hash and loader) and every source seen."""
         r = self.report
-        files, missing = walk(paths, self.cfg.include, self.cfg.exclude)
-        r.failed.extend((m, "no such file or directory") for m in missing)
+        found = walk(paths, self.cfg.include, self.cfg.exclude)
+        files = found.files
+        r.failed.extend((m, "no such file or directory") for m in found.missing)
+        r.skipped.extend(found.skipped)
         r.files_seen = len(files)
-        loaders = loaders_by_extension()
+        loaders = configured_loaders(self.cfg)
         max_bytes = int(self.cfg.max_file_mb * 1024 * 1024)
         to_load, seen = [], set()
         for sf in files:
@@ -115,6 +117,9 @@ class IngestRun:
                 digest = sha256_file(sf.path)
             except LoadError as exc:
                 r.failed.append((str(sf.path), str(exc)))
+                continue
+            except OSError as exc:  # gone or changed since the walk
+                r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
                 continue
             old = self.prev_files.get(sf.key)
             if old is not None and old.sha256 == digest:
@@ -150,9 +155,13 @@ class IngestRun:
                 r.failed.append((str(sf.path), f"duplicate document id {clash!r} "
                                                 f"(also from {owner.get(clash, sf.path.name)})"))
                 continue
+            try:
+                st = sf.path.stat()
+            except OSError as exc:  # removed while it was loading
+                r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
+                continue
             owner.update((d.doc_id, sf.key) for d in docs)
             r.files_read += 1
-            st = sf.path.stat()
             loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
                                     docs, chunks)
         self.progress("load", len(to_load), len(to_load))
@@ -200,6 +209,18 @@ class IngestRun:
         return r
 
 
+def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
+    """Every loader by extension; loaders with limits in the ingest config get them (HTML depth and elements)."""
+    params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements}}
+    table, made = loaders_by_extension(), {}
+    for ext, loader in table.items():
+        if loader.name in params:
+            if loader.name not in made:
+                made[loader.name] = type(loader)(**params[loader.name])
+            table[ext] = made[loader.name]
+    return table
+
+
 # --- one file ------------------------------------------------------------------------------------------------
 
 def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
@@ -219,7 +240,10 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
         raise LoadError(f"{type(exc).__name__}: {exc}") from None
     if not docs:
         raise LoadError("no documents")
-    mtime = sf.path.stat().st_mtime
+    try:
+        mtime = sf.path.stat().st_mtime
+    except OSError as exc:
+        raise LoadError(f"unreadable: {exc.strerror or exc}") from None
     records, chunks = [], []
     for doc in docs:
         doc.metadata.update({"source": str(sf.path), "mtime": mtime, "sha256": digest,

@@ -2,15 +2,25 @@
 
 A file's document id is its path relative to the root it was found under (POSIX slashes), or its name
 when the file itself was given. Its identity for incremental ingest is its resolved absolute path.
+
+Only regular files (or symlinks to them) are returned. Every other entry is classified from ``lstat``/``stat``
+without being opened and comes back as skipped with a one-line reason: special files (a FIFO would block a
+reader forever), dangling symlinks, symlink loops, entries that cannot be stat'ed or read, unlistable folders.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+
+_SPECIAL = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+            (stat.S_ISBLK, "block device"))
 
 
 @dataclass(frozen=True)
@@ -50,26 +60,82 @@ def matches(rel: str, patterns: list[str]) -> bool:
     return any(glob_regex(p).match(rel) for p in patterns)
 
 
-def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> tuple[list[SourceFile], list[str]]:
-    """Return (files, missing paths). Directories are walked in sorted order; symlinked dirs are not followed."""
+@dataclass
+class WalkResult:
+    files: list[SourceFile] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path as found, one-line reason)
+    missing: list[str] = field(default_factory=list)
+
+
+def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> WalkResult:
+    """Directories are walked in sorted order; symlinked dirs are not followed. Never raises for an entry."""
     found: dict[str, SourceFile] = {}
-    missing: list[str] = []
+    out = WalkResult()
+
+    def add(full: Path, rel: str) -> None:
+        path, reason = classify(full)
+        if path is None:
+            out.skipped.append((str(full), reason))
+        else:
+            found.setdefault(str(path), SourceFile(path, rel))
+
+    def unlistable(exc: OSError) -> None:
+        out.skipped.append((str(exc.filename), f"unreadable folder: {exc.strerror or exc}"))
+
     for given in paths:
         root = Path(given)
-        if root.is_file():
-            sf = SourceFile(root.resolve(), root.name)
-            found.setdefault(sf.key, sf)
+        try:
+            os.lstat(root)
+            is_dir = root.is_dir()
+        except FileNotFoundError:
+            out.missing.append(str(given))
             continue
-        if not root.is_dir():
-            missing.append(str(given))
+        except (OSError, ValueError) as exc:  # permission denied on a parent, a name too long, an embedded NUL
+            out.skipped.append((str(given), f"unreadable: {getattr(exc, 'strerror', None) or exc}"))
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
+        if not is_dir:
+            add(root, root.name)
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
             dirnames.sort()
             for fname in sorted(filenames):
                 full = Path(dirpath) / fname
                 rel = full.relative_to(root).as_posix()
-                if not matches(rel, include) or matches(rel, exclude):
-                    continue
-                sf = SourceFile(full.resolve(), rel)
-                found.setdefault(sf.key, sf)
-    return list(found.values()), missing
+                if matches(rel, include) and not matches(rel, exclude):
+                    add(full, rel)
+    out.files = list(found.values())
+    return out
+
+
+def classify(full: Path) -> tuple[Path | None, str]:
+    """(resolved path, "") for a readable regular file, or (None, why it is skipped); never opens the entry."""
+    try:
+        st = os.lstat(full)
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(full)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                return None, f"dangling symlink -> {target}"
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return None, "symlink loop"
+                raise
+        if stat.S_ISDIR(st.st_mode):
+            return None, "is a directory"
+        for test, kind in _SPECIAL:
+            if test(st.st_mode):
+                return None, f"special file ({kind})"
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file"
+        if not os.access(full, os.R_OK):
+            return None, "permission denied"
+        return full.resolve(), ""
+    except PermissionError:
+        return None, "permission denied"
+    except RuntimeError:  # Path.resolve on a loop further up the chain (Python < 3.13)
+        return None, "symlink loop"
+    except (OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.ELOOP:
+            return None, "symlink loop"
+        return None, f"unreadable: {getattr(exc, 'strerror', None) or exc}"
