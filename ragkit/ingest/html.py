@@ -24,6 +24,7 @@ _BOILERPLATE_ROLES = {"navigation", "banner", "contentinfo", "search", "compleme
 _IGNORED_META = {"viewport", "generator", "robots", "theme-color", "referrer", "format-detection"}
 _BLOCKS = {"p", "div", "section", "article", "main", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
            "blockquote", "table", "ul", "ol", "dl", "dt", "dd", "br", "hr", "figcaption"}
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
          "wbr", "keygen", "basefont", "bgsound", "frame", "spacer"}
 _RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"}
@@ -53,19 +54,35 @@ class HtmlLoader(Plugin):
         meta.update(read_sidecar(path))
         title_tag = soup.find("title")
         title = str(meta.pop("title", "")) or (title_tag.get_text(strip=True) if title_tag else "")
-        for tag in soup.find_all(_DROP):
-            tag.decompose()
-        for tag in soup.find_all(attrs={"role": True}):
-            if not tag.decomposed and str(tag.get("role")).lower() in _BOILERPLATE_ROLES:
-                tag.decompose()
-        root = soup.find("main") or soup.find("article") or soup.body or soup
+        dropped = dropped_tags(soup)
+        root = (first_kept(soup, "main", dropped) or first_kept(soup, "article", dropped)
+                or first_kept(soup, "body", dropped) or soup)
         if not title:
-            h1 = root.find("h1")
-            title = h1.get_text(" ", strip=True) if h1 else path.stem
-        text = html_to_text(root)
+            h1 = first_kept(root, "h1", dropped)
+            title = " ".join(s.strip() for s in h1.strings if s.strip() and id(s.parent) not in dropped) \
+                if h1 else path.stem
+        text = html_to_text(root, dropped)
         if not text:
             raise LoadError("empty document (no visible text)")
         yield Document(doc_id=doc_id, text=text, title=title, metadata=meta)
+
+
+def dropped_tags(soup) -> set[int]:
+    """Ids of the tags left out of the text: scripts, styles, page chrome, ARIA navigation, and all they contain.
+    Found in one pass; the tree is not modified (removing many siblings one by one is quadratic in bs4)."""
+    dropped: set[int] = set()
+    for el in soup.descendants:
+        if getattr(el, "name", None) is None:
+            continue
+        if (id(el.parent) in dropped or el.name in _DROP
+                or (el.get("role") is not None and str(el.get("role")).lower() in _BOILERPLATE_ROLES)):
+            dropped.add(id(el))
+    return dropped
+
+
+def first_kept(root, name: str, dropped: set[int]):
+    """The first tag called ``name`` under ``root`` that is not dropped, or None."""
+    return next((t for t in root.find_all(name) if id(t) not in dropped), None)
 
 
 def check_shape(text: str, max_depth: int, max_elements: int) -> None:
@@ -112,18 +129,33 @@ def check_shape(text: str, max_depth: int, max_elements: int) -> None:
             raise LoadError(f"HTML nested deeper than {max_depth} elements (limit: ingest.max_html_depth)")
 
 
-def html_to_text(root) -> str:
+def html_to_text(root, dropped: set[int] = frozenset()) -> str:
     """Block elements become line breaks, headings keep their level as Markdown ``#`` marks (so later stages
-    can tell a heading from a sentence), table cells are separated by ' | '."""
-    for level in range(1, 7):
-        for h in root.find_all(f"h{level}"):
-            h.insert(0, "#" * level + " ")
-    for cell in root.find_all(["td", "th"]):
-        cell.insert_after(" | ")
-    for tag in root.find_all(_BLOCKS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    text = root.get_text()
+    can tell a heading from a sentence), table cells are separated by ' | '. One pass over the tree; tags in
+    ``dropped`` (and their text) are left out."""
+    wanted = {id(s) for s in root.strings}  # the strings get_text() would join (no comments, doctypes, ...)
+    parts: list[str] = []
+    open_tags: list[tuple[object, str]] = [(root, "")]  # (tag, text emitted when it closes)
+    for el in root.descendants:
+        if id(el) in dropped or id(el.parent) in dropped:
+            continue
+        while open_tags[-1][0] is not el.parent:
+            parts.append(open_tags.pop()[1])
+        if getattr(el, "name", None) is None:
+            if id(el) in wanted:
+                parts.append(el)
+            continue
+        after = ""
+        if el.name in _BLOCKS:
+            parts.append("\n")
+            after = "\n"
+        if el.name in _HEADINGS:
+            parts.append("#" * _HEADINGS[el.name] + " ")
+        elif el.name in ("td", "th"):
+            after = " | "
+        open_tags.append((el, after))
+    parts.extend(after for _, after in reversed(open_tags[1:]))
+    text = "".join(parts)
     lines = [re.sub(r"[ \t\r\f\v]+", " ", ln).strip(" |") for ln in text.split("\n")]
     out, blank = [], False
     for ln in lines:
