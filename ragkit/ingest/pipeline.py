@@ -100,7 +100,7 @@ class IngestRun:
         files = found.files
         r.failed.extend((m, "no such file or directory") for m in found.missing)
         r.skipped.extend(found.skipped)
-        r.files_seen = len(files)
+        r.files_seen = len(files) + len(found.skipped)
         loaders = configured_loaders(self.cfg)
         max_bytes = int(self.cfg.max_file_mb * 1024 * 1024)
         to_load, seen = [], set()

@@ -41,7 +41,12 @@ def write_good(root: Path) -> list[str]:
 
 def write_hostile(root: Path) -> Hostile:
     """Good files plus every hostile kind; returns what an ingest must report for each."""
-    h = Hostile(root, write_good(root))
+    return add_hostile(root, write_good(root))
+
+
+def add_hostile(root: Path, good: list[str]) -> Hostile:
+    """Every hostile kind beside the good files already in ``root``."""
+    h = Hostile(root, good)
     (root / "dangling.md").symlink_to(root / "deleted.md")
     h.skipped["dangling.md"] = f"dangling symlink -> {root / 'deleted.md'}"
     (root / "loop.md").symlink_to("loop.md")
