@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ragkit.cli.common import ConfigOpt, IndexOpt, JsonOpt, SetOpt, dump, open_engine, out
@@ -57,7 +58,7 @@ def _render_report(r, index: Path) -> None:
     for label, items, style in (("failed", r.failed, "red"), ("skipped", r.skipped, "yellow"),
                                 ("warning", r.warnings, "yellow")):
         for path, reason in items:
-            out.print(f"[{style}]{label}[/] {path}: {reason}", highlight=False)
+            out.print(f"[{style}]{label}[/] {escape(path)}: {escape(reason)}", highlight=False)
 
 
 def info(index: Path = IndexOpt, config: Optional[Path] = ConfigOpt, as_json: bool = JsonOpt) -> None:

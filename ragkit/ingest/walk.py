@@ -5,7 +5,8 @@ when the file itself was given. Its identity for incremental ingest is its resol
 
 Only regular files (or symlinks to them) are returned. Every other entry is classified from ``lstat``/``stat``
 without being opened and comes back as skipped with a one-line reason: special files (a FIFO would block a
-reader forever), dangling symlinks, symlink loops, entries that cannot be stat'ed or read, unlistable folders.
+reader forever), dangling symlinks, symlink loops, entries that cannot be stat'ed or read, unlistable folders,
+and file names that are not UTF-8 (the index stores names as UTF-8 text).
 """
 
 from __future__ import annotations
@@ -74,13 +75,15 @@ def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> Wal
 
     def add(full: Path, rel: str) -> None:
         path, reason = classify(full)
+        if path is not None and not utf8(str(path)):
+            path, reason = None, "file name is not valid UTF-8"
         if path is None:
-            out.skipped.append((str(full), reason))
+            out.skipped.append((printable(str(full)), printable(reason)))
         else:
             found.setdefault(str(path), SourceFile(path, rel))
 
     def unlistable(exc: OSError) -> None:
-        out.skipped.append((str(exc.filename), f"unreadable folder: {exc.strerror or exc}"))
+        out.skipped.append((printable(str(exc.filename)), f"unreadable folder: {exc.strerror or exc}"))
 
     for given in paths:
         root = Path(given)
@@ -91,7 +94,7 @@ def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> Wal
             out.missing.append(str(given))
             continue
         except (OSError, ValueError) as exc:  # permission denied on a parent, a name too long, an embedded NUL
-            out.skipped.append((str(given), f"unreadable: {getattr(exc, 'strerror', None) or exc}"))
+            out.skipped.append((printable(str(given)), f"unreadable: {getattr(exc, 'strerror', None) or exc}"))
             continue
         if not is_dir:
             add(root, root.name)
@@ -105,6 +108,20 @@ def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> Wal
                     add(full, rel)
     out.files = list(found.values())
     return out
+
+
+def utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` with undecodable file-name bytes shown as ``\\xNN``, so reports can be printed and stored."""
+    return text if utf8(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def classify(full: Path) -> tuple[Path | None, str]:

@@ -49,6 +49,10 @@ def add_hostile(root: Path, good: list[str]) -> Hostile:
     h = Hostile(root, good)
     (root / "dangling.md").symlink_to(root / "deleted.md")
     h.skipped["dangling.md"] = f"dangling symlink -> {root / 'deleted.md'}"
+    (root / "markup.md").symlink_to("[/]gone")  # a reason that is also console markup
+    h.skipped["markup.md"] = "dangling symlink -> [/]gone"
+    (root / os.fsdecode(b"caf\xe9.md")).write_text("# Latin-1 name\n\nThe name is not UTF-8.\n")
+    h.skipped["caf\\xe9.md"] = "file name is not valid UTF-8"
     (root / "loop.md").symlink_to("loop.md")
     h.skipped["loop.md"] = "symlink loop"
     os.mkfifo(root / "pipe.md")
