@@ -91,7 +91,7 @@ def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> Wal
             os.lstat(root)
             is_dir = root.is_dir()
         except FileNotFoundError:
-            out.missing.append(str(given))
+            out.missing.append(printable(str(given)))
             continue
         except (OSError, ValueError) as exc:  # permission denied on a parent, a name too long, an embedded NUL
             out.skipped.append((printable(str(given)), f"unreadable: {getattr(exc, 'strerror', None) or exc}"))
