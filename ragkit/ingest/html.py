@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ragkit.errors import LoadError
-from ragkit.ingest._read import decode_text, read_bytes, read_sidecar
 from pydantic import BaseModel, ConfigDict, Field
 
+from ragkit.errors import LoadError
+from ragkit.ingest._read import decode_text, read_bytes, read_sidecar
 from ragkit.plugins import Plugin
 from ragkit.types import Document
 
