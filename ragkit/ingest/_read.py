@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ragkit.errors import LoadError
+from ragkit.types import LoadIssue
 
-_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+# UTF-32 before UTF-16: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
+# C0 controls that text files do not hold (tab, LF, VT, FF, CR, SUB and ESC they may)
+_CONTROL = bytes(sorted(set(range(0x20)) - set(b"\t\n\x0b\x0c\r\x1a\x1b") | {0x7f}))
+_UTF8_SEQ = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+@dataclass
+class Decoded:
+    """Text decoded from bytes, the encoding used, and the byte sequences that could not be decoded (each
+    replaced by U+FFFD): how many, and the offset of the first."""
+
+    text: str
+    encoding: str
+    invalid: int = 0
+    first_invalid: int = -1
+
+    def metadata(self) -> dict[str, str]:
+        """``{"encoding": ...}`` for a file that is not UTF-8 (with or without BOM), else nothing."""
+        return {} if self.encoding in ("utf-8", "utf-8-sig") else {"encoding": self.encoding}
+
+    def issue(self, path: Path) -> LoadIssue | None:
+        """The replaced bytes as a one-line entry for the ingest report's warnings, or None."""
+        if not self.invalid:
+            return None
+        n = f"{self.invalid} invalid UTF-8 sequences" if self.invalid > 1 else "an invalid UTF-8 sequence"
+        return LoadIssue(f"{path.name}:{self.first_invalid}",
+                         f"{n} (the first at byte offset {self.first_invalid}) replaced with U+FFFD")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -24,28 +56,56 @@ def read_bytes(path: Path) -> bytes:
         raise LoadError(f"unreadable: {exc.strerror or exc}") from None
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (or UTF-16 with a BOM). Binary content and other encodings are refused, not guessed."""
+def decode(data: bytes) -> Decoded:
+    """A byte-order mark decides; else UTF-8; else, when the invalid sequences outnumber the valid multi-byte
+    UTF-8 ones, a legacy single-byte file: cp1252 when every byte is defined there, latin-1 otherwise. A UTF-8 file
+    with a few invalid sequences gets U+FFFD in their place, counted. NUL bytes (without a BOM) or more than 1%
+    control bytes in a file that is not UTF-8 mean binary content, which is refused."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
+            if enc == "utf-8-sig":
+                return _utf8(data, len(bom), enc)
             try:
-                return data.decode(enc)
+                return Decoded(data[len(bom):].decode(enc), enc)
             except UnicodeDecodeError as exc:
-                raise LoadError(f"invalid {enc} text at byte {exc.start}") from None
+                raise LoadError(f"invalid {enc} text at byte {exc.start + len(bom)}") from None
     if b"\x00" in data[:8192]:
         raise LoadError("binary content (NUL bytes); not a text file")
+    dec = _utf8(data, 0, "utf-8")
+    if not dec.invalid or sum(1 for _ in _UTF8_SEQ.finditer(data)) > dec.invalid:
+        return dec
+    controls = len(data) - len(data.translate(None, _CONTROL))
+    if controls * 100 > len(data):
+        raise LoadError(f"binary content ({controls} control bytes); not a text file")
+    enc = "cp1252" if len(data.translate(None, _CP1252_UNDEFINED)) == len(data) else "latin-1"
+    return Decoded(data.decode(enc), enc)
+
+
+def _utf8(data: bytes, start: int, label: str) -> Decoded:
+    """UTF-8 from ``start``, with U+FFFD for each invalid sequence (counted, and the first one's offset kept)."""
     try:
-        return data.decode("utf-8")
+        return Decoded(data[start:].decode("utf-8"), label)
     except UnicodeDecodeError as exc:
-        raise LoadError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                        "re-encode the file as UTF-8") from None
+        first = start + exc.start
+    text = data[start:].decode("utf-8", errors="replace")
+    return Decoded(text, label, text.count("\ufffd") - data.count("\ufffd".encode()), first)
 
 
-def read_text(path: Path) -> str:
-    text = decode_text(read_bytes(path))
-    if not text.strip():
+def decode_text(data: bytes) -> str:
+    """Text of ``data`` as ``decode`` finds it; bytes that would be replaced are refused with their offset."""
+    dec = decode(data)
+    if dec.invalid:
+        raise LoadError(f"not valid UTF-8 (byte 0x{data[dec.first_invalid]:02x} at offset {dec.first_invalid}); "
+                        "re-encode the file as UTF-8")
+    return dec.text
+
+
+def read_decoded(path: Path) -> Decoded:
+    """A text file decoded by ``decode``; an empty or blank file is refused."""
+    dec = decode(read_bytes(path))
+    if not dec.text.strip():
         raise LoadError("empty document")
-    return text
+    return dec
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
