@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +25,22 @@ _UTF8_SEQ = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0
 
 @dataclass
 class Decoded:
-    """Text decoded from bytes, the encoding used, and the byte sequences that could not be decoded (each
-    replaced by U+FFFD): how many, and the offset of the first."""
+    """Text decoded from bytes, the encoding used, and what the ingest report should warn about: a byte offset
+    and a one-line reason (bytes replaced by U+FFFD, or a file that mixes UTF-8 with a legacy encoding)."""
 
     text: str
     encoding: str
     invalid: int = 0
-    first_invalid: int = -1
+    offset: int = -1
+    warning: str = ""
 
     def metadata(self) -> dict[str, str]:
         """``{"encoding": ...}`` for a file that is not UTF-8 (with or without BOM), else nothing."""
         return {} if self.encoding in ("utf-8", "utf-8-sig") else {"encoding": self.encoding}
 
     def issue(self, path: Path) -> LoadIssue | None:
-        """The replaced bytes as a one-line entry for the ingest report's warnings, or None."""
-        if not self.invalid:
-            return None
-        n = f"{self.invalid} invalid UTF-8 sequences" if self.invalid > 1 else "an invalid UTF-8 sequence"
-        return LoadIssue(f"{path.name}:{self.first_invalid}",
-                         f"{n} (the first at byte offset {self.first_invalid}) replaced with U+FFFD")
+        """The warning as an entry for the ingest report, or None."""
+        return LoadIssue(f"{path.name}:{self.offset}", self.warning) if self.warning else None
 
 
 def read_bytes(path: Path) -> bytes:
@@ -59,8 +57,9 @@ def read_bytes(path: Path) -> bytes:
 def decode(data: bytes) -> Decoded:
     """A byte-order mark decides; else UTF-8; else, when the invalid sequences outnumber the valid multi-byte
     UTF-8 ones, a legacy single-byte file: cp1252 when every byte is defined there, latin-1 otherwise. A UTF-8 file
-    with a few invalid sequences gets U+FFFD in their place, counted. NUL bytes (without a BOM) or more than 1%
-    control bytes in a file that is not UTF-8 mean binary content, which is refused."""
+    with fewer invalid sequences gets U+FFFD in their place, with a warning; so does a legacy file that also holds
+    UTF-8 sequences. NUL bytes (without a BOM) or more than 1% control bytes in a file that is not UTF-8 mean
+    binary content, which is refused."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
             if enc == "utf-8-sig":
@@ -72,13 +71,21 @@ def decode(data: bytes) -> Decoded:
     if b"\x00" in data[:8192]:
         raise LoadError("binary content (NUL bytes); not a text file")
     dec = _utf8(data, 0, "utf-8")
-    if not dec.invalid or sum(1 for _ in _UTF8_SEQ.finditer(data)) > dec.invalid:
+    if not dec.invalid:
+        return dec
+    valid = [m.start() for m in islice(_UTF8_SEQ.finditer(data), dec.invalid + 1)]  # counted as far as needed
+    if len(valid) > dec.invalid:
         return dec
     controls = len(data) - len(data.translate(None, _CONTROL))
     if controls * 100 > len(data):
         raise LoadError(f"binary content ({controls} control bytes); not a text file")
     enc = "cp1252" if len(data.translate(None, _CP1252_UNDEFINED)) == len(data) else "latin-1"
-    return Decoded(data.decode(enc), enc)
+    if not valid:
+        return Decoded(data.decode(enc), enc)
+    what = f"{len(valid)} UTF-8 sequences (the first" if len(valid) > 1 else "a UTF-8 sequence (one"
+    verb = "show" if len(valid) > 1 else "shows"
+    return Decoded(data.decode(enc), enc, 0, valid[0], f"mixed encodings: read as {enc}, so {what} at byte offset "
+                                                      f"{valid[0]}) {verb} as two or more characters")
 
 
 def _utf8(data: bytes, start: int, label: str) -> Decoded:
@@ -88,14 +95,16 @@ def _utf8(data: bytes, start: int, label: str) -> Decoded:
     except UnicodeDecodeError as exc:
         first = start + exc.start
     text = data[start:].decode("utf-8", errors="replace")
-    return Decoded(text, label, text.count("\ufffd") - data.count("\ufffd".encode()), first)
+    n = text.count("\ufffd") - data.count("\ufffd".encode())
+    what = f"{n} invalid UTF-8 sequences" if n > 1 else "an invalid UTF-8 sequence"
+    return Decoded(text, label, n, first, f"{what} (the first at byte offset {first}) replaced with U+FFFD")
 
 
 def decode_text(data: bytes) -> str:
     """Text of ``data`` as ``decode`` finds it; bytes that would be replaced are refused with their offset."""
     dec = decode(data)
     if dec.invalid:
-        raise LoadError(f"not valid UTF-8 (byte 0x{data[dec.first_invalid]:02x} at offset {dec.first_invalid}); "
+        raise LoadError(f"not valid UTF-8 (byte 0x{data[dec.offset]:02x} at offset {dec.offset}); "
                         "re-encode the file as UTF-8")
     return dec.text
 

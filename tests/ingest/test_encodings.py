@@ -112,6 +112,24 @@ def test_html_refuses_invalid_utf8_with_the_offset(tmp_path):
         list(HtmlLoader().load(p, "f.html"))
 
 
+def test_a_legacy_file_holding_some_utf8_is_read_as_legacy_with_a_warning(tmp_path):
+    head = "Un été à Noël, café crème, ".encode("cp1252")
+    p = tmp_path / "f.txt"
+    p.write_bytes(head + "l’hôtel".encode())  # pasted UTF-8: 2 valid sequences against 5 invalid bytes
+    doc, issue = TextLoader().load(p, "f.txt")
+    assert doc.metadata["encoding"] == "cp1252" and doc.text == "Un été à Noël, café crème, lâ€™hÃ´tel"
+    assert issue.location == f"f.txt:{len(head) + 1}"
+    assert issue.reason == (f"mixed encodings: read as cp1252, so 2 UTF-8 sequences (the first at byte offset "
+                            f"{len(head) + 1}) show as two or more characters")
+
+
+def test_one_utf8_sequence_in_a_legacy_file_is_named():
+    dec = decode("déjà vu, à l'été ".encode("cp1252") + "’".encode())
+    assert dec.encoding == "cp1252" and dec.text.endswith("â€™")
+    assert dec.warning == "mixed encodings: read as cp1252, so a UTF-8 sequence (one at byte offset 17) shows as two " \
+                          "or more characters"
+
+
 def test_existing_replacement_characters_are_not_counted():
     dec = decode("already \ufffd here, café ".encode() + b"\xff")
     assert dec.encoding == "utf-8" and dec.invalid == 1
