@@ -65,15 +65,15 @@ def test_bad_files_reported_and_nothing_already_indexed_is_lost(tmp_path, mini_c
     # an indexed file becomes unreadable garbage, new bad files appear
     (mini_corpus / "cloud" / "retention.txt").write_bytes(b"\x00\x00garbage\x00")
     (mini_corpus / "empty.md").write_text("")
-    (mini_corpus / "latin.txt").write_bytes("r\u00e9sum\u00e9".encode("latin-1"))
+    (mini_corpus / "noise.txt").write_bytes(bytes(range(1, 256)) * 4)
     (mini_corpus / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (mini_corpus / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<<")
     rep = eng.ingest([mini_corpus])
     failed = dict(rep.failed)
     assert set(failed) == {str(mini_corpus / n) for n in
-                           ("cloud/retention.txt", "empty.md", "latin.txt", "broken.pdf")}
+                           ("cloud/retention.txt", "empty.md", "noise.txt", "broken.pdf")}
     assert "empty document" in failed[str(mini_corpus / "empty.md")]
-    assert "not valid UTF-8" in failed[str(mini_corpus / "latin.txt")]
+    assert "binary content" in failed[str(mini_corpus / "noise.txt")]
     assert dict(rep.skipped)[str(mini_corpus / "image.png")] == "unsupported file type .png"
     after = eng.stats()
     assert after["documents"] == before["documents"] and after["chunks"] == before["chunks"]

@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ragkit.errors import LoadError
+from ragkit.types import LoadIssue
 
-_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+# UTF-32 before UTF-16: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
+# C0 controls that text files do not hold (tab, LF, VT, FF, CR, SUB and ESC they may)
+_CONTROL = bytes(sorted(set(range(0x20)) - set(b"\t\n\x0b\x0c\r\x1a\x1b") | {0x7f}))
+_UTF8_SEQ = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+@dataclass
+class Decoded:
+    """Text decoded from bytes, the encoding used, and what the ingest report should warn about: a byte offset
+    and a one-line reason (bytes replaced by U+FFFD, or a file that mixes UTF-8 with a legacy encoding)."""
+
+    text: str
+    encoding: str
+    invalid: int = 0
+    offset: int = -1
+    warning: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        """``{"encoding": ...}`` for a file that is not UTF-8 (with or without BOM), else nothing."""
+        return {} if self.encoding in ("utf-8", "utf-8-sig") else {"encoding": self.encoding}
+
+    def issue(self, path: Path) -> LoadIssue | None:
+        """The warning as an entry for the ingest report, or None."""
+        return LoadIssue(f"{path.name}:{self.offset}", self.warning) if self.warning else None
 
 
 def read_bytes(path: Path) -> bytes:
@@ -24,28 +54,67 @@ def read_bytes(path: Path) -> bytes:
         raise LoadError(f"unreadable: {exc.strerror or exc}") from None
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (or UTF-16 with a BOM). Binary content and other encodings are refused, not guessed."""
+def decode(data: bytes) -> Decoded:
+    """A byte-order mark decides; else UTF-8; else, when the invalid sequences outnumber the valid multi-byte
+    UTF-8 ones, a legacy single-byte file: cp1252 when every byte is defined there, latin-1 otherwise. A UTF-8 file
+    with fewer invalid sequences gets U+FFFD in their place, with a warning; so does a legacy file that also holds
+    UTF-8 sequences. NUL bytes (without a BOM) or more than 1% control bytes in a file that is not UTF-8 mean
+    binary content, which is refused."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
+            if enc == "utf-8-sig":
+                return _utf8(data, len(bom), enc)
             try:
-                return data.decode(enc)
+                return Decoded(data[len(bom):].decode(enc), enc)
             except UnicodeDecodeError as exc:
-                raise LoadError(f"invalid {enc} text at byte {exc.start}") from None
+                raise LoadError(f"invalid {enc} text at byte {exc.start + len(bom)}") from None
     if b"\x00" in data[:8192]:
         raise LoadError("binary content (NUL bytes); not a text file")
+    dec = _utf8(data, 0, "utf-8")
+    if not dec.invalid:
+        return dec
+    valid = [m.start() for m in islice(_UTF8_SEQ.finditer(data), dec.invalid + 1)]  # counted as far as needed
+    if len(valid) > dec.invalid:
+        return dec
+    controls = len(data) - len(data.translate(None, _CONTROL))
+    if controls * 100 > len(data):
+        raise LoadError(f"binary content ({controls} control bytes); not a text file")
+    enc = "cp1252" if len(data.translate(None, _CP1252_UNDEFINED)) == len(data) else "latin-1"
+    if not valid:
+        return Decoded(data.decode(enc), enc)
+    what = f"{len(valid)} UTF-8 sequences (the first" if len(valid) > 1 else "a UTF-8 sequence (one"
+    verb = "show" if len(valid) > 1 else "shows"
+    return Decoded(data.decode(enc), enc, 0, valid[0], f"mixed encodings: read as {enc}, so {what} at byte offset "
+                                                      f"{valid[0]}) {verb} as two or more characters")
+
+
+def _utf8(data: bytes, start: int, label: str) -> Decoded:
+    """UTF-8 from ``start``, with U+FFFD for each invalid sequence (counted, and the first one's offset kept)."""
     try:
-        return data.decode("utf-8")
+        return Decoded(data[start:].decode("utf-8"), label)
     except UnicodeDecodeError as exc:
-        raise LoadError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                        "re-encode the file as UTF-8") from None
+        first = start + exc.start
+    text = data[start:].decode("utf-8", errors="replace")
+    n = text.count("\ufffd") - data.count("\ufffd".encode())
+    what = f"{n} invalid UTF-8 sequences" if n > 1 else "an invalid UTF-8 sequence"
+    return Decoded(text, label, n, first, f"{what} (the first at byte offset {first}) replaced with U+FFFD")
 
 
-def read_text(path: Path) -> str:
-    text = decode_text(read_bytes(path))
-    if not text.strip():
+def decode_text(data: bytes) -> str:
+    """Text of ``data`` as ``decode`` finds it; bytes that would be replaced are refused with their offset."""
+    dec = decode(data)
+    if dec.invalid:
+        raise LoadError(f"not valid UTF-8 (byte 0x{data[dec.offset]:02x} at offset {dec.offset}); "
+                        "re-encode the file as UTF-8")
+    return dec.text
+
+
+def read_decoded(path: Path) -> Decoded:
+    """A text file decoded by ``decode``; an empty or blank file is refused."""
+    dec = decode(read_bytes(path))
+    if not dec.text.strip():
         raise LoadError("empty document")
-    return text
+    return dec
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:

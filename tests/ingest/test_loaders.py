@@ -73,13 +73,6 @@ def test_truncated_pdf(tmp_path):
         list(PdfLoader().load(p, "m.pdf"))
 
 
-def test_text_wrong_encoding_is_named(tmp_path):
-    p = tmp_path / "latin.txt"
-    p.write_bytes("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e".encode("latin-1"))
-    with pytest.raises(LoadError, match=r"not valid UTF-8 \(byte 0xe9 at offset 3\)"):
-        list(TextLoader().load(p, "latin.txt"))
-
-
 def test_utf16_with_bom_is_read(tmp_path):
     p = tmp_path / "u16.txt"
     p.write_bytes("hello from utf-16".encode("utf-16"))
