@@ -72,6 +72,7 @@ class IngestRun:
         self.progress = progress or (lambda stage, done, total: None)
         self.report = IngestReport()
         self.prev_files = writer.previous.files() if writer.previous is not None else {}
+        self.unreadable: list[Path] = []  # set by decide()
 
     def run(self, paths: Iterable[str | Path], *, sync: bool = False) -> IngestReport:
         t0 = time.perf_counter()
@@ -100,6 +101,7 @@ class IngestRun:
         files = found.files
         r.failed.extend((m, "no such file or directory") for m in found.missing)
         r.skipped.extend(found.skipped)
+        self.unreadable = [Path(u) for u in found.unreadable]  # still there: --sync keeps what was indexed of them
         r.files_seen = len(files) + len(found.skipped)
         loaders = configured_loaders(self.cfg)
         max_bytes = int(self.cfg.max_file_mb * 1024 * 1024)
@@ -129,9 +131,11 @@ class IngestRun:
         return to_load, seen
 
     def removed_sources(self, paths: list[str | Path], seen: set[str]) -> set[str]:
-        """``--sync``: indexed files under the given roots that no longer exist there."""
+        """``--sync``: indexed files under the given roots that no longer exist there (a file or folder that exists
+        but cannot be read now keeps what was indexed of it)."""
         roots = [Path(p).resolve() for p in paths]
-        return {s for s in self.prev_files if s not in seen and any(is_under(Path(s), r) for r in roots)}
+        return {s for s in self.prev_files if s not in seen and any(is_under(Path(s), r) for r in roots)
+                and not any(is_under(Path(s), u) for u in self.unreadable)}
 
     def load(self, to_load: list[tuple[SourceFile, str, Plugin]]) -> dict[str, Loaded]:
         t = time.perf_counter()

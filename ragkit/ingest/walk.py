@@ -66,6 +66,7 @@ class WalkResult:
     files: list[SourceFile] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path as found, one-line reason)
     missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # absolute paths that exist but cannot be read or listed
 
 
 def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> WalkResult:
@@ -79,11 +80,14 @@ def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> Wal
             path, reason = None, "file name is not valid UTF-8"
         if path is None:
             out.skipped.append((printable(str(full)), printable(reason)))
+            if reason.startswith(("permission denied", "unreadable")):
+                out.unreadable.append(os.path.abspath(full))
         else:
             found.setdefault(str(path), SourceFile(path, rel))
 
     def unlistable(exc: OSError) -> None:
         out.skipped.append((printable(str(exc.filename)), f"unreadable folder: {exc.strerror or exc}"))
+        out.unreadable.append(os.path.abspath(exc.filename))
 
     for given in paths:
         root = Path(given)
@@ -95,6 +99,7 @@ def walk(paths: list[str | Path], include: list[str], exclude: list[str]) -> Wal
             continue
         except (OSError, ValueError) as exc:  # permission denied on a parent, a name too long, an embedded NUL
             out.skipped.append((printable(str(given)), f"unreadable: {getattr(exc, 'strerror', None) or exc}"))
+            out.unreadable.append(os.path.abspath(given))
             continue
         if not is_dir:
             add(root, root.name)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -119,7 +120,7 @@ def test_unreadable_file_and_folder_are_skipped(tmp_path):
             os.setgid(65534)
             os.setuid(65534)
             r = walk([base], ["**/*"], [])
-            os.write(write_end, json.dumps([[f.rel for f in r.files], r.skipped]).encode())
+            os.write(write_end, json.dumps([[f.rel for f in r.files], r.skipped, r.unreadable]).encode())
         finally:
             os._exit(0)
     os.close(write_end)
@@ -127,7 +128,47 @@ def test_unreadable_file_and_folder_are_skipped(tmp_path):
         data = fh.read()
     os.waitpid(pid, 0)
     os.chmod(base / "closed", 0o755)
-    files, skipped = json.loads(data)
+    files, skipped, unreadable = json.loads(data)
     assert files == ["ok.md"]
+    assert sorted(unreadable) == [str(base / "closed"), str(base / "secret.md")]
     assert sorted(map(tuple, skipped)) == [(str(base / "closed"), "unreadable folder: Permission denied"),
                                            (str(base / "secret.md"), "permission denied")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to another user")
+def test_sync_keeps_what_was_indexed_of_a_file_that_became_unreadable(tmp_path):
+    """--sync removes files that are gone, not files that are still there but cannot be read right now."""
+    base = tmp_path / "perm"
+    (base / "closed").mkdir(parents=True)
+    for name in ("ok.md", "secret.md", "gone.md", "closed/inner.md"):
+        (base / name).write_text(f"# {name}\n\nThe {name.replace('/', ' ')} page.\n")
+    idx = tmp_path / "idx"
+    with Engine.open(idx) as eng:
+        assert eng.ingest([base]).documents_total == 4
+    (base / "gone.md").unlink()
+    os.chmod(base / "secret.md", 0o000)
+    os.chmod(base / "closed", 0o000)
+    for p in (base, *base.parents):
+        os.chmod(p, os.stat(p).st_mode | 0o005)
+    for root, dirs, files in os.walk(idx):
+        for name in [root, *(os.path.join(root, f) for f in dirs + files)]:
+            os.chown(name, 65534, 65534)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # as `nobody`: the two paths are unreadable, the index is writable
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with Engine.open(idx) as eng:
+                report = eng.ingest([base], sync=True)
+                sources = sorted(Path(d.source).name for d in eng.reader().documents())
+            os.write(write_end, json.dumps([report.documents_removed, sources]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        data = fh.read()
+    os.waitpid(pid, 0)
+    os.chmod(base / "closed", 0o755)
+    removed, sources = json.loads(data)
+    assert removed == 1 and sources == ["inner.md", "ok.md", "secret.md"]
