@@ -422,6 +422,24 @@ def serve_load() -> str:
                   f"{g['note']}")
 
 
+# --- hostile input ------------------------------------------------------------------------------------------------
+
+def hostile_ingest() -> str:
+    """One `ragkit ingest` over the hostile folder, beside the good files alone: hostile_ingest.json."""
+    d = load("hostile_ingest")
+    rows = [[name, r["exit_code"], f"{r['seconds']:.1f}", r["peak_rss_mb"], r["files_seen"], r["documents"],
+             len(r["skipped"]), len(r["failed"])] for name, r in d["runs"].items()]
+    out = table(["run", "exit", "seconds", "peak RSS MB", "entries seen", "documents", "skipped", "failed"], rows)
+    h = d["runs"]["hostile folder"]
+    met = h["exit_code"] == 0 and h["seconds"] <= d["goal_seconds"] and not d["hostile_not_reported"]
+    reasons = sorted({e["reason"].split(" -> ")[0].split(" (limit")[0] for e in h["skipped"] + h["failed"]})
+    return out + (f"\n\nGoal: every one of the {d['hostile_entries']} hostile entries reported and the whole folder "
+                  f"ingested within {d['goal_seconds']} s: **{'met' if met else 'missed'}** "
+                  f"({'none' if not d['hostile_not_reported'] else ', '.join(d['hostile_not_reported'])} unreported). "
+                  f"Each run is a fresh process (start-up and the embedding model included). Reasons reported: "
+                  f"{'; '.join(reasons)}. (load average {d['load_avg_1min']}; measured {d['date']})")
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -457,6 +475,7 @@ def sections() -> list[Section]:
         Section("Is the local faithfulness judge valid?", "judge_validity.py", ("judge_validity",), judge_validity),
         Section("Answer metrics on COVID-QA", "ragkit eval --answers", (), covidqa_answers),
         Section("Fine-tuning on SciFact", "finetune_scifact.py", ("finetune_scifact",), finetune),
+        Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
     ]
