@@ -101,34 +101,52 @@ def test_cli_ingest_of_the_hostile_folder_exits_0_and_names_each(tmp_path):
     assert "deep.html: HTML nested deeper than 512 elements" in human.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to another user")
-def test_unreadable_file_and_folder_are_skipped(tmp_path):
-    """As root every permission check passes, so the walk runs in a forked child that became `nobody`."""
-    base = tmp_path / "perm"
-    (base / "closed").mkdir(parents=True)
-    (base / "ok.md").write_text("# ok\n")
-    (base / "secret.md").write_text("# secret\n")
-    (base / "closed" / "inner.md").write_text("# inner\n")
+NOBODY = 65534
+
+
+def close_for_nobody(base: Path) -> None:
+    """``secret.md`` and ``closed/`` unreadable for ``nobody``; the folders above ``base`` let it in (tmp dirs
+    are 0700)."""
     os.chmod(base / "secret.md", 0o000)
     os.chmod(base / "closed", 0o000)
     for p in (base, *base.parents):
-        os.chmod(p, os.stat(p).st_mode | 0o005)  # tmp dirs are 0700: let `nobody` in
+        os.chmod(p, os.stat(p).st_mode | 0o005)
+
+
+def as_nobody(work):
+    """Run ``work()`` in a forked child that dropped root to ``nobody`` (as root every permission check passes);
+    returns what it returned, through JSON. The child exits without running pytest's teardown."""
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: drop root, walk, send the result, exit without running pytest's teardown
+    if pid == 0:
         try:
-            os.setgid(65534)
-            os.setuid(65534)
-            r = walk([base], ["**/*"], [])
-            os.write(write_end, json.dumps([[f.rel for f in r.files], r.skipped, r.unreadable]).encode())
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            os.write(write_end, json.dumps(work()).encode())
         finally:
             os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as fh:
         data = fh.read()
     os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to another user")
+def test_unreadable_file_and_folder_are_skipped(tmp_path):
+    base = tmp_path / "perm"
+    (base / "closed").mkdir(parents=True)
+    (base / "ok.md").write_text("# ok\n")
+    (base / "secret.md").write_text("# secret\n")
+    (base / "closed" / "inner.md").write_text("# inner\n")
+    close_for_nobody(base)
+
+    def work():
+        r = walk([base], ["**/*"], [])
+        return [[f.rel for f in r.files], r.skipped, r.unreadable]
+
+    files, skipped, unreadable = as_nobody(work)
     os.chmod(base / "closed", 0o755)
-    files, skipped, unreadable = json.loads(data)
     assert files == ["ok.md"]
     assert sorted(unreadable) == [str(base / "closed"), str(base / "secret.md")]
     assert sorted(map(tuple, skipped)) == [(str(base / "closed"), "unreadable folder: Permission denied"),
@@ -146,29 +164,16 @@ def test_sync_keeps_what_was_indexed_of_a_file_that_became_unreadable(tmp_path):
     with Engine.open(idx) as eng:
         assert eng.ingest([base]).documents_total == 4
     (base / "gone.md").unlink()
-    os.chmod(base / "secret.md", 0o000)
-    os.chmod(base / "closed", 0o000)
-    for p in (base, *base.parents):
-        os.chmod(p, os.stat(p).st_mode | 0o005)
-    for root, dirs, files in os.walk(idx):
+    close_for_nobody(base)
+    for root, dirs, files in os.walk(idx):  # the index stays writable for `nobody`
         for name in [root, *(os.path.join(root, f) for f in dirs + files)]:
-            os.chown(name, 65534, 65534)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # as `nobody`: the two paths are unreadable, the index is writable
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            with Engine.open(idx) as eng:
-                report = eng.ingest([base], sync=True)
-                sources = sorted(Path(d.source).name for d in eng.reader().documents())
-            os.write(write_end, json.dumps([report.documents_removed, sources]).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as fh:
-        data = fh.read()
-    os.waitpid(pid, 0)
+            os.chown(name, NOBODY, NOBODY)
+
+    def work():
+        with Engine.open(idx) as eng:
+            report = eng.ingest([base], sync=True)
+            return [report.documents_removed, sorted(Path(d.source).name for d in eng.reader().documents())]
+
+    removed, sources = as_nobody(work)
     os.chmod(base / "closed", 0o755)
-    removed, sources = json.loads(data)
     assert removed == 1 and sources == ["inner.md", "ok.md", "secret.md"]
