@@ -277,7 +277,7 @@ class Ablation:
             raise VariantSkipped(str(exc)) from None
         try:
             try:
-                for p in [*engine.rerankers, *engine.filters]:
+                for p in engine.processors:
                     p.warm_up()
                 if self.s.answers:
                     engine.generator.warm_up()
