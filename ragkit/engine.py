@@ -154,10 +154,13 @@ class Engine:
                 self._version = self._reader.name if self._reader is not None else None
             return self._reader
 
-    def warm_up(self, *, post: bool = True, generator: bool = True) -> "Engine":
+    def warm_up(self, *, post: bool = True, generator: bool = True, mode: str | None = None) -> "Engine":
         """Load the models and the committed index now instead of on the first query (``post``: the rerankers
-        and filters too; ``generator``: the generator too)."""
-        self.embedder.warm_up()
+        and filters too; ``generator``: the generator too). The embedder loads only when ``mode`` (default:
+        retrieval.mode) has a dense branch or a plugin that is warmed needs it: a BM25-only retrieval loads
+        no model."""
+        if pipeline.check_mode(mode or self.config.retrieval.mode) != "bm25":
+            self.embedder.warm_up()
         reader = self.reader()
         if reader is not None:
             reader.warm_up()

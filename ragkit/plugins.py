@@ -99,6 +99,14 @@ class Resources:
         self.analyze = analyze
 
 
+def warm_embedder(resources: "Resources | None") -> None:
+    """Load the bound embedder's model now: for the ``warm_up`` of a plugin whose calls embed (nothing when the
+    plugin is not bound)."""
+    warm = getattr(getattr(resources, "embedder", None), "warm_up", None)
+    if callable(warm):
+        warm()
+
+
 # --- stage protocols -------------------------------------------------------------------------------------------
 
 @runtime_checkable

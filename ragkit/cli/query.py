@@ -35,7 +35,9 @@ def query(
     eng = open_engine(index, config, overrides)
     if eng.reader() is None:
         raise RagkitError(f"{index}: no index here yet; run `ragkit ingest PATH --index {index}` first")
-    eng.warm_up()  # load models first, so the reported timings are the query's own
+    # load what this query uses first, so the reported timings are the query's own (a BM25-only retrieval
+    # without an answer loads no model)
+    eng.warm_up(mode=mode, generator=not no_answer)
     ask = {"k": k, "filter": filters or None, "mode": mode}
     streamed = stream and not no_answer
     if no_answer:

@@ -8,7 +8,7 @@ import re
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.plugins import Plugin, Resources
+from ragkit.plugins import Plugin, Resources, warm_embedder
 from ragkit.types import Hit
 
 
@@ -25,7 +25,12 @@ class Dedup(Plugin):
         near: bool = Field(True, description="also remove near-duplicates (needs embeddings), not only exact ones")
 
     def bind(self, resources: Resources) -> None:
+        self._resources = resources
         self._embed = resources.embed_cached
+
+    def warm_up(self) -> None:
+        if self.params.near:
+            warm_embedder(getattr(self, "_resources", None))
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
         seen, unique = set(), []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.plugins import Plugin, Resources
+from ragkit.plugins import Plugin, Resources, warm_embedder
 from ragkit.types import Hit
 
 
@@ -19,7 +19,11 @@ class MMR(Plugin):
         top_n: int | None = Field(None, ge=1, description="how many to select (default: all, re-ordered)")
 
     def bind(self, resources: Resources) -> None:
+        self._resources = resources
         self._embed = resources.embed_cached
+
+    def warm_up(self) -> None:
+        warm_embedder(getattr(self, "_resources", None))
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
         if len(hits) < 2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.plugins import Plugin, Resources
+from ragkit.plugins import Plugin, Resources, warm_embedder
 from ragkit.types import Chunk, Hit
 
 
@@ -20,6 +20,9 @@ class ContextWindow(Plugin):
 
     def bind(self, resources: Resources) -> None:
         self._resources = resources  # looked up per call: the engine may switch to the index's own embedder
+
+    def warm_up(self) -> None:
+        warm_embedder(getattr(self, "_resources", None))  # its token budget is the embedder's tokenizer
 
     def process(self, query: str, hits: list[Hit]) -> list[Hit]:
         if not hits:

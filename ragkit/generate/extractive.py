@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.generate.citations import citation_for
 from ragkit.generate.replies import NOT_FOUND
-from ragkit.plugins import Plugin, Resources
+from ragkit.plugins import Plugin, Resources, warm_embedder
 from ragkit.text import question_similarity, split_sentences
 from ragkit.types import Answer, Hit
 
@@ -26,7 +26,11 @@ class ExtractiveAnswerer(Plugin):
         min_words: int = Field(4, ge=1, description="shorter sentences (headings, labels) are not candidates")
 
     def bind(self, resources: Resources) -> None:
+        self._resources = resources
         self._embed = resources.embed_cached
+
+    def warm_up(self) -> None:
+        warm_embedder(getattr(self, "_resources", None))
 
     def answer(self, query: str, hits: list[Hit]) -> Answer:
         """Status ``no_context`` without hits, ``abstained`` when no sentence reaches ``min_similarity``;

@@ -31,7 +31,7 @@ from ragkit.generate.citations import check_citations, cited_numbers, citation_f
 from ragkit.generate.packing import DEFAULT_RETRY_TEMPLATE, DEFAULT_TEMPLATE, Packing, PromptTemplate, pack
 from ragkit.generate.policy import SmallModelPolicy
 from ragkit.generate.replies import NOT_FOUND, is_not_found, not_found_reply, strip_lead_in
-from ragkit.plugins import Plugin
+from ragkit.plugins import Plugin, warm_embedder
 from ragkit.types import Answer, Event, Hit, Status
 
 
@@ -92,8 +92,10 @@ class GroundedGenerator(Plugin):
         self._template: PromptTemplate | None = None
         self._retry: PromptTemplate | None = None
         self._embed: Any = None
+        self._resources: Any = None
 
     def bind(self, resources: Any) -> None:
+        self._resources = resources
         self._embed = resources.embed_cached
 
     # -- wiring ---------------------------------------------------------------------------------------------------
@@ -128,6 +130,7 @@ class GroundedGenerator(Plugin):
 
     def warm_up(self) -> None:
         _ = self.template, self.retry_template
+        warm_embedder(self._resources)  # the policy's cosine checks embed
         warm = getattr(self.llm, "warm_up", None)
         if callable(warm):
             warm()
