@@ -422,6 +422,24 @@ def serve_load() -> str:
                   f"{g['note']}")
 
 
+def cold_start() -> str:
+    """Fresh-process wall times from outside: cold_start.json."""
+    d = load("cold_start")
+    labels = {"import": "`import ragkit.cli`", "bm25": "BM25-only `ragkit query --mode bm25 --no-answer`",
+              "hybrid": "hybrid `ragkit query --mode hybrid --no-answer`"}
+    rows = [[labels[name], d[name]["median_s"], f"{d[name]['min_s']} – {d[name]['max_s']}",
+             d[name].get("retrieval_ms_median", "–"), ", ".join(d[name].get("heavy_modules_imported", [])) or "none"]
+            for name in labels]
+    out = table(["fresh process", "median s", "min – max s", "retrieval itself ms", "heavy modules imported"], rows)
+    m, met = d["model"], d["bm25"]["median_s"] <= d["goal_bm25_s"]
+    return out + (f"\n\nGoal: BM25-only <= {d['goal_bm25_s']} s: **{'met' if met else 'missed'}**. What the "
+                  f"dense branch adds in a fresh process (medians): importing sentence-transformers "
+                  f"{m['import_sentence_transformers_s']} s, loading the model {m['load_model_s']} s, the first "
+                  f"query embedding {m['first_embed_s']} s. ({d['index']}, {d['documents']} documents, median of "
+                  f"{d['runs']} rounds; load average {d['load_avg_1min'][0]} before, {d['load_avg_1min'][1]} after; "
+                  f"measured {d['date']})")
+
+
 # --- hostile input ------------------------------------------------------------------------------------------------
 
 def hostile_ingest() -> str:
@@ -478,6 +496,7 @@ def sections() -> list[Section]:
         Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
+        Section("Cold start", "cold_start.py", ("cold_start",), cold_start),
     ]
 
 

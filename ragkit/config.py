@@ -73,6 +73,11 @@ class ServeConfig(_Strict):
     reload_interval: float = Field(1.0, gt=0, description="seconds between checks for a newer index commit")
     max_concurrent_retrievals: int = Field(0, ge=0, description="retrievals run at once (the rest queue); "
                                            "0 = no limit")
+    batching: bool = Field(True, description="compute concurrent requests' query embeddings (and cross-encoder "
+                           "pairs) in one model call; false: each request alone")
+    batch_window_ms: float = Field(5.0, ge=0, le=1000, description="longest a request waits for others to join its "
+                                   "batch (it does not wait when no other request is retrieving)")
+    batch_max: int = Field(32, ge=1, le=1024, description="most requests in one batch")
 
 
 class Config(_Strict):

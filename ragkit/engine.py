@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Engine:
         self.store = open_store(index)
         self.config = config
         self.query_cache = query_cache
+        # replaces the embedder's embed_query for queries when set (the server's micro-batcher)
+        self.query_encoder: Callable[[str], np.ndarray] | None = None
         self._cache_path = Path(embedding_cache) if embedding_cache is not None else None
         self._cache: EmbeddingCache | None = None
         self._lock = threading.RLock()
@@ -114,9 +116,10 @@ class Engine:
         return vecs
 
     def embed_query(self, text: str) -> np.ndarray:
+        encode = self.query_encoder or self.embedder.embed_query
         if self.query_cache is None:
-            return self.embedder.embed_query(text)
-        return self.query_cache.get(self.embedder.model_id, text, self.embedder.embed_query)
+            return encode(text)
+        return self.query_cache.get(self.embedder.model_id, text, encode)
 
     def _llm(self):
         llm = getattr(getattr(self, "generator", None), "llm", None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +54,8 @@ class CrossEncoderReranker(Plugin):
         super().__init__(**params)
         self._model: Any = None
         self._lock = threading.Lock()
+        # replaces ``score`` in ``process`` when set (the server's micro-batcher: several requests, one model call)
+        self.scorer: Callable[[list[tuple[str, str]]], Sequence[float]] | None = None
 
     def warm_up(self) -> None:
         with self._lock:
@@ -97,5 +100,5 @@ class CrossEncoderReranker(Plugin):
         if not hits:
             return hits
         head = hits[:self.params.depth]
-        scores = self.score(self.pairs(query, head))
+        scores = list((self.scorer or self.score)(self.pairs(query, head)))
         return apply_scores(self.name, hits, blend_head(self.name, head, scores, self.params.blend), self.params.top_n)

@@ -28,6 +28,7 @@ from ragkit.config import Config, ServeConfig
 from ragkit.errors import RagkitError
 from ragkit.serve import schemas as S
 from ragkit.serve.auth import ApiKey, KeyRing
+from ragkit.serve.batching import Batching
 from ragkit.serve.core import (ApiError, ServeState, check_k, check_max_tokens, check_query,
                                principal, require, retrieve, run_job, start_answer, tenant_filter)
 
@@ -64,6 +65,8 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
     async def lifespan(app: FastAPI):
         stop = threading.Event()
         engine.warm_up()
+        if settings.batching:
+            st.batching = Batching(engine, window_ms=settings.batch_window_ms, max_batch=settings.batch_max).install()
         watcher = threading.Thread(target=_watch, args=(engine, settings.reload_interval, stop),
                                    name="ragkit-reload", daemon=True)
         watcher.start()
@@ -72,6 +75,9 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         finally:
             stop.set()
             watcher.join(timeout=5)
+            if st.batching is not None:
+                st.batching.uninstall()
+                st.batching = None
             if owns_engine:
                 engine.close()
 
@@ -90,6 +96,13 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         except RagkitError as exc:
             log.error("healthz: %s", exc)
             return JSONResponse({"status": "error", "ready": False}, status_code=503)
+
+    @app.get("/v1/stats", tags=["service"])
+    def stats(key: ApiKey = Depends(principal)) -> dict[str, Any]:
+        """Server counters (no document content): how many batches the micro-batcher ran and how large they were
+        (``batching`` is null when serve.batching is off)."""
+        b = st.batching
+        return {"batching": None if b is None else b.stats()}
 
     @app.post("/v1/retrieve", response_model=S.RetrieveResponse, responses=ERRORS, tags=["ragkit"])
     def retrieve_(body: S.RetrieveRequest, key: ApiKey = Depends(principal)) -> S.RetrieveResponse:

@@ -19,6 +19,7 @@ from ragkit.errors import ConfigError, IndexDirError, RagkitError
 from ragkit.filter_expr import Filter, to_filter
 from ragkit.retrieve.pipeline import Retrieval
 from ragkit.serve.auth import ANONYMOUS, ApiKey, KeyRing
+from ragkit.serve.batching import Batching, take_timings
 from ragkit.types import Answer, Citation, Hit
 
 log = logging.getLogger("ragkit.serve")
@@ -44,6 +45,7 @@ class ServeState:
     model_name: str = "ragkit"
     started: int = field(default_factory=lambda: int(time.time()))
     gate: threading.Semaphore | None = None
+    batching: Batching | None = None  # set while the app runs with serve.batching on
 
     def __post_init__(self) -> None:
         n = self.settings.max_concurrent_retrievals
@@ -122,12 +124,13 @@ def retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) 
     """Tenant-fenced retrieval through the engine's shared pipeline. The filter is a pre-filter inside both
     branches; every hit is checked against it once more, so no plugin later in the pipeline can hand another
     tenant's chunk out."""
+    take_timings()  # nothing left over from an earlier request of this worker thread
     try:
         if st.gate is None:
-            r = st.engine.retrieve(query, k=k, filter=flt, mode=mode)
+            r = _batched_retrieve(st, query, k, flt, mode)
         else:
             with st.gate:
-                r = st.engine.retrieve(query, k=k, filter=flt, mode=mode)
+                r = _batched_retrieve(st, query, k, flt, mode)
     except IndexDirError as exc:
         raise ApiError(503, f"index unavailable: {exc}", "server_error", "index_unavailable") from None
     except RagkitError as exc:
@@ -135,7 +138,14 @@ def retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) 
     hits = [h for h in r.hits if _passes(flt, h)]
     if len(hits) != len(r.hits):
         log.error("dropped %d hits that failed the request filter after retrieval", len(r.hits) - len(hits))
-    return Retrieval(hits, r.timings, r.trace)
+    return Retrieval(hits, {**r.timings, **take_timings()}, r.trace)
+
+
+def _batched_retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) -> Retrieval:
+    if st.batching is None:
+        return st.engine.retrieve(query, k=k, filter=flt, mode=mode)
+    with st.batching.request(dense=(mode or st.engine.config.retrieval.mode) != "bm25"):
+        return st.engine.retrieve(query, k=k, filter=flt, mode=mode)
 
 
 # --- answers --------------------------------------------------------------------------------------------------

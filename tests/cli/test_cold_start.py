@@ -28,7 +28,8 @@ print(json.dumps({"exit": code, "loaded": [m for m in %r if m in sys.modules]}),
 
 
 def run_query(index, *args) -> tuple[dict, list[str]]:
-    argv = ["ragkit", "query", "how do I rotate an API key?", "--index", str(index), "--json", "--k", "4", *map(str, args)]
+    argv = ["ragkit", "query", "how do I rotate an API key?", "--index", str(index), "--json", "--k", "4",
+            *map(str, args)]
     proc = subprocess.run([sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n{PROBE}"],
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     probe = json.loads(proc.stderr.strip().splitlines()[-1])
