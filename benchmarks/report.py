@@ -440,6 +440,24 @@ def cold_start() -> str:
                   f"measured {d['date']})")
 
 
+def serve_batching() -> str:
+    """serve.batching on vs off, alternating runs: serve_batching.json."""
+    d = load("serve_batching")
+    rows = [[r["clients"], "on" if r["batching"] else "off", f"{r['duration_s']:.0f}", r["requests"], r["errors"],
+             r["throughput_rps"], r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"]]
+            for r in d["runs"]]
+    out = table(["clients", "batching", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"], rows)
+    ratios = ", ".join(f"{s['clients']}: {s['rps_ratio']}x" for s in d["summary"])
+    g, e = d["goal"], d["batch_stats"]["query_embeddings"]
+    verdict = "not run at 16 clients" if g["met"] is None else ("met" if g["met"] else "missed")
+    return out + (f"\n\nThroughput with batching / without, by clients: {ratios}. Goal (>= {g['rps_ratio']}x at "
+                  f"{g['clients']} clients, p95 no worse, zero errors): **{verdict}**. The batching server ran "
+                  f"{e['requests']} query embeddings in {e['batches']} model calls (largest batch {e['largest']}, "
+                  f"window {e['window_ms']:g} ms, at most {e['max_batch']}). ({d['mode']}, `/v1/retrieve` k={d['k']}, "
+                  f"{d['index']}; load average {' / '.join(map(str, d['load_avg_1min']))} over the run; measured "
+                  f"{d['date']})")
+
+
 # --- hostile input ------------------------------------------------------------------------------------------------
 
 def hostile_ingest() -> str:
@@ -496,6 +514,7 @@ def sections() -> list[Section]:
         Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
+        Section("Server micro-batching", "serve_load.py", ("serve_batching",), serve_batching),
         Section("Cold start", "cold_start.py", ("cold_start",), cold_start),
     ]
 

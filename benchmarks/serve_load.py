@@ -6,8 +6,11 @@ turn. Reports throughput, p50/p95/p99 latency and errors, and writes benchmarks/
 
     python benchmarks/serve_load.py                          # 1 client for 15 s, then 16 clients for 60 s
     python benchmarks/serve_load.py --clients 1,4,16 --duration 30 --mode bm25
+    python benchmarks/serve_load.py --compare-batching       # serve.batching on vs off: two servers, alternating
+                                                             # runs at 1/4/16/64 clients -> serve_batching.json
 
-Acceptance: zero errors at 16 concurrent clients for 60 s.
+Acceptance: zero errors at 16 concurrent clients for 60 s. Batching goal: >= 3x the hybrid requests/s at 16
+clients with a p95 no worse than without batching, zero errors.
 """
 
 from __future__ import annotations
@@ -133,45 +136,62 @@ def run_load(url: str, key: str, qs: list[str], clients: int, duration: float, k
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", default="1,16", help="comma-separated client counts, run in turn")
+    ap.add_argument("--clients", help="comma-separated client counts, run in turn (default 1,16; "
+                    "with --compare-batching 1,4,16,64)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per client count (1 client: 1/4 of it)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--mode", default="hybrid", choices=["bm25", "dense", "hybrid"])
+    ap.add_argument("--index", type=Path, help="an existing index (default: SciFact's, built once under .cache)")
     ap.add_argument("--port", type=int, default=0, help="default: a free port")
-    ap.add_argument("--name", default="serve_load", help="result name: benchmarks/results/<name>.json")
+    ap.add_argument("--name", help="result name: benchmarks/results/<name>.json (default serve_load; "
+                    "with --compare-batching serve_batching)")
     ap.add_argument("--set", action="append", default=[], help="server config override, e.g. "
                     "serve.max_concurrent_retrievals=2 (repeatable)")
+    ap.add_argument("--compare-batching", action="store_true", help="two servers, serve.batching on and off; each "
+                    "client count runs on both, alternating which goes first")
     args = ap.parse_args()
-    counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    counts = [int(c) for c in (args.clients or ("1,4,16,64" if args.compare_batching else "1,16")).split(",")
+              if c.strip()]
     if any(not 1 <= c <= MAX_CLIENTS for c in counts) or not 0 < args.duration <= MAX_DURATION:
         raise SystemExit(f"clients must be 1..{MAX_CLIENTS} and duration 0..{MAX_DURATION} s")
 
     from ragkit.serve.auth import hash_key, new_key
 
-    index = scifact_index()
+    index = args.index or scifact_index()
     qs = queries()
     key = new_key()
-    port = args.port or free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys.toml"
         keys.write_text(f'[[keys]]\nname = "bench"\nhash = "{hash_key(key)}"\ntenant = "all"\n'
                         'filter = []\nall_tenants = true\n')
-        proc = start_server(index, port, keys, args.set)
-        try:
-            run_load(url, key, qs, 4, 3, args.k, args.mode)  # warm-up (caches, thread pool, first requests)
-            runs = []
-            for c in counts:
-                res = run_load(url, key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k, args.mode)
-                runs.append(res)
-                print(f"{c:>3} clients {res['duration_s']:>6.1f} s: {res['throughput_rps']:>7.1f} req/s  "
-                      f"p50 {res['latency_ms']['p50']} ms  p95 {res['latency_ms']['p95']} ms  "
-                      f"p99 {res['latency_ms']['p99']} ms  errors {res['errors']}", flush=True)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+        if args.compare_batching:
+            compare_batching(args, index, keys, key, qs, counts)
+        else:
+            load_test(args, index, keys, key, qs, counts)
+
+
+def report_line(res: dict, label: str = "") -> None:
+    print(f"{label}{res['clients']:>3} clients {res['duration_s']:>6.1f} s: {res['throughput_rps']:>7.1f} req/s  "
+          f"p50 {res['latency_ms']['p50']} ms  p95 {res['latency_ms']['p95']} ms  "
+          f"p99 {res['latency_ms']['p99']} ms  errors {res['errors']}", flush=True)
+
+
+def load_test(args, index: Path, keys: Path, key: str, qs: list[str], counts: list[int]) -> None:
+    port = args.port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(index, port, keys, args.set)
+    try:
+        run_load(url, key, qs, 4, 3, args.k, args.mode)  # warm-up (caches, thread pool, first requests)
+        runs = []
+        for c in counts:
+            res = run_load(url, key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k, args.mode)
+            runs.append(res)
+            report_line(res)
+    finally:
+        proc.terminate()
+        proc.wait(30)
     load = os.getloadavg()
-    path = write_result(args.name, {
+    path = write_result(args.name or "serve_load", {
         "index": index.name, "endpoint": "/v1/retrieve", "server_overrides": args.set, "auth": "API key (sha256)",
         "runs": runs,
         "acceptance": {"clients": 16, "duration_s": 60, "errors_required": 0,
@@ -179,6 +199,58 @@ def main() -> None:
         "note": "server and clients on the same 2-CPU machine, shared with other jobs during the run "
                 f"(load average {load[0]:.1f} at the end); latencies are pessimistic. Hybrid retrieval embeds "
                 "every query with MiniLM on the CPU, which bounds throughput."})
+    print(f"wrote {path}")
+
+
+def batch_stats(url: str, key: str) -> dict:
+    import httpx
+
+    return httpx.get(f"{url}/v1/stats", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()["batching"]
+
+
+def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], counts: list[int]) -> None:
+    """Both servers run side by side (one idles while the other is loaded); for each client count, the one that
+    goes first alternates."""
+    ports = {True: args.port or free_port(), False: free_port()}
+    procs = {}
+    try:
+        for on, port in ports.items():
+            procs[on] = start_server(index, port, keys, [*args.set, f"serve.batching={str(on).lower()}"])
+        urls = {on: f"http://127.0.0.1:{port}" for on, port in ports.items()}
+        for on in (True, False):
+            run_load(urls[on], key, qs, 4, 3, args.k, args.mode)  # warm-up
+        runs, load_avg = [], [round(os.getloadavg()[0], 2)]
+        for i, c in enumerate(counts):
+            for on in ((True, False) if i % 2 == 0 else (False, True)):
+                res = run_load(urls[on], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k, args.mode)
+                res["batching"] = on
+                runs.append(res)
+                report_line(res, f"batching {'on ' if on else 'off'} ")
+            load_avg.append(round(os.getloadavg()[0], 2))
+        stats = batch_stats(urls[True], key)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(30)
+    by = {(r["batching"], r["clients"]): r for r in runs}
+    summary = []
+    for c in counts:
+        on, off = by[(True, c)], by[(False, c)]
+        summary.append({"clients": c, "rps_ratio": round(on["throughput_rps"] / off["throughput_rps"], 2)
+                        if off["throughput_rps"] else None,
+                        "p95_on_ms": on["latency_ms"]["p95"], "p95_off_ms": off["latency_ms"]["p95"],
+                        "errors": on["errors"] + off["errors"]})
+    at16 = next((s for s in summary if s["clients"] == 16), None)
+    goal = {"clients": 16, "rps_ratio": 3.0, "p95_no_worse": True, "errors_required": 0,
+            "met": None if at16 is None else bool(at16["rps_ratio"] and at16["rps_ratio"] >= 3.0
+                                                  and at16["p95_on_ms"] <= at16["p95_off_ms"] and not at16["errors"])}
+    path = write_result(args.name or "serve_batching", {
+        "index": index.name, "endpoint": "/v1/retrieve", "mode": args.mode, "k": args.k,
+        "server_overrides": args.set, "duration_s": args.duration, "runs": runs, "summary": summary, "goal": goal,
+        "batch_stats": stats, "load_avg_1min": load_avg,
+        "note": "two servers (serve.batching on / off) on the same 2-CPU machine as the clients, alternating which "
+                "runs first at each client count; batch_stats: the batching server's counters over the whole run "
+                "(warm-up included)."})
     print(f"wrote {path}")
 
 

@@ -78,6 +78,8 @@ class ServeConfig(_Strict):
     batch_window_ms: float = Field(5.0, ge=0, le=1000, description="longest a request waits for others to join its "
                                    "batch (it does not wait when no other request is retrieving)")
     batch_max: int = Field(32, ge=1, le=1024, description="most requests in one batch")
+    batch_workers: int = Field(0, ge=0, le=64, description="batches computed at once, each on one thread "
+                               "(0 = one per CPU core)")
 
 
 class Config(_Strict):

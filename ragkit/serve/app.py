@@ -66,7 +66,8 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         stop = threading.Event()
         engine.warm_up()
         if settings.batching:
-            st.batching = Batching(engine, window_ms=settings.batch_window_ms, max_batch=settings.batch_max).install()
+            st.batching = Batching(engine, window_ms=settings.batch_window_ms, max_batch=settings.batch_max,
+                                   workers=settings.batch_workers).install()
         watcher = threading.Thread(target=_watch, args=(engine, settings.reload_interval, stop),
                                    name="ragkit-reload", daemon=True)
         watcher.start()

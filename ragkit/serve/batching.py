@@ -1,11 +1,16 @@
 """Micro-batching for ``ragkit serve``: the query embeddings (and cross-encoder pairs) of concurrent requests are
 computed in one model call instead of one call each.
 
-A :class:`MicroBatcher` owns one worker thread. A request thread ``submit``s its items (one query text, or one
-request's (query, passage) pairs) and blocks; the worker takes the first waiting submission, keeps collecting for
+A :class:`MicroBatcher` owns ``workers`` threads. A request thread ``submit``s its items (one query text, or one
+request's (query, passage) pairs) and blocks; a free worker takes the first waiting submission, keeps collecting for
 at most ``window_ms`` or until ``max_batch`` submissions are in (it stops waiting as soon as every request that is
 still inside retrieval has submitted, so a lone request never waits), runs the model once on all of them and hands
 each request its own rows. While the model runs, new submissions queue up and form the next batch.
+
+While batching is installed, torch runs each model call on one thread, and the workers (one per CPU core by
+default) run calls side by side: parallel across batches instead of inside one. Splitting one small forward pass
+over cores needs every core at each of its many synchronisation points, which on a busy machine costs far more
+than the split saves (a single query took 10x the CPU with 2 intra-op threads as with 1 on a loaded 2-core box).
 
 Each submission's queue wait and the batch's compute time are recorded for the request thread
 (:func:`take_timings`), so the server reports them per request; :meth:`MicroBatcher.stats` counts batches.
@@ -13,6 +18,8 @@ Each submission's queue wait and the batch's compute time are recorded for the r
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,36 +63,40 @@ class MicroBatcher:
     """Runs ``fn(items) -> results`` (one result per item, in order: a list or an array's rows) over the items of
     several submissions at once."""
 
-    def __init__(self, fn: Callable[[list[Any]], Any], *, name: str, window_ms: float, max_batch: int) -> None:
+    def __init__(self, fn: Callable[[list[Any]], Any], *, name: str, window_ms: float, max_batch: int,
+                 workers: int = 1) -> None:
         self.fn, self.name = fn, name
         self.window = window_ms / 1000.0
-        self.max_batch = max_batch
+        self.max_batch, self.workers = max_batch, workers
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
         self._expected = 0  # requests inside retrieval that have not submitted here yet
         self._stopped = True
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._collecting = False
         self._stats = {"batches": 0, "requests": 0, "items": 0, "largest": 0, "batched_requests": 0}
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
     def start(self) -> "MicroBatcher":
         with self._cond:
-            if self._thread is not None:
+            if self._threads:
                 return self
             self._stopped = False
-            self._thread = threading.Thread(target=self._run, name=f"ragkit-batch-{self.name}", daemon=True)
-            self._thread.start()
+            self._threads = [threading.Thread(target=self._run, name=f"ragkit-batch-{self.name}-{i}", daemon=True)
+                             for i in range(self.workers)]
+            for t in self._threads:
+                t.start()
         return self
 
     def stop(self) -> None:
-        """Finish what is queued, then end the worker; later submissions run alone in their own thread."""
+        """Finish what is queued, then end the workers; later submissions run alone in their own thread."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=30)
+            threads, self._threads = self._threads, []
+        for t in threads:
+            t.join(timeout=30)
 
     # --- request side -----------------------------------------------------------------------------------------
 
@@ -116,7 +127,7 @@ class MicroBatcher:
             if self in flags:
                 flags.discard(self)
                 self._expected -= 1
-            running = self._thread is not None and not self._stopped
+            running = bool(self._threads) and not self._stopped
             if running:
                 self._queue.append(job)
                 self._cond.notify_all()
@@ -132,17 +143,19 @@ class MicroBatcher:
         """Counters since start: batches run, requests and items through them, the largest batch (requests), and
         how many requests shared their batch with at least one other."""
         with self._cond:
-            return {"window_ms": self.window * 1000, "max_batch": self.max_batch, **self._stats}
+            return {"window_ms": self.window * 1000, "max_batch": self.max_batch, "workers": self.workers,
+                    **self._stats}
 
     # --- worker -----------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopped:
+                while not self._queue or self._collecting:  # one worker collects a batch at a time
+                    if self._stopped and not self._queue:
+                        return
                     self._cond.wait()
-                if not self._queue:
-                    return
+                self._collecting = True
                 deadline = self._queue[0].submitted + self.window
                 while len(self._queue) < self.max_batch and self._expected > 0 and not self._stopped:
                     remaining = deadline - time.perf_counter()
@@ -150,6 +163,8 @@ class MicroBatcher:
                         break
                     self._cond.wait(remaining)
                 batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+                self._collecting = False
+                self._cond.notify_all()  # the next free worker may start collecting what is left
             self._execute(batch)
 
     def _execute(self, batch: list[_Job]) -> None:
@@ -191,14 +206,15 @@ class Batching:
     ``install`` routes the engine's query embedding and the rerankers' scoring through them; ``uninstall`` puts
     the direct calls back."""
 
-    def __init__(self, engine: Any, *, window_ms: float, max_batch: int) -> None:
+    def __init__(self, engine: Any, *, window_ms: float, max_batch: int, workers: int = 0) -> None:
+        """``workers``: model calls run at once per batcher (0: one per CPU core)."""
         self.engine = engine
-        self.embed = MicroBatcher(self._embed_texts, name="embed", window_ms=window_ms, max_batch=max_batch)
+        kw = {"window_ms": window_ms, "max_batch": max_batch, "workers": workers or os.cpu_count() or 1}
+        self.embed = MicroBatcher(self._embed_texts, name="embed", **kw)
         self.rerank: dict[str, MicroBatcher] = {}
         for i, plugin in enumerate(self._batchable()):
-            self.rerank[f"rerank{i}"] = MicroBatcher(plugin.score, name="rerank", window_ms=window_ms,
-                                                     max_batch=max_batch)
-        self._installed: list[Any] = []
+            self.rerank[f"rerank{i}"] = MicroBatcher(plugin.score, name="rerank", **kw)
+        self._torch_threads: int | None = None
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.engine.embedder.embed(texts)
@@ -207,6 +223,10 @@ class Batching:
         return self.embed.submit([text])[0]
 
     def install(self) -> "Batching":
+        torch = sys.modules.get("torch")  # loaded with the models (engine.warm_up); untouched otherwise
+        if torch is not None:
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
         self.embed.start()
         self.engine.query_encoder = self._embed_one
         for batcher, plugin in zip(self.rerank.values(), self._batchable()):
@@ -221,6 +241,9 @@ class Batching:
         self.embed.stop()
         for batcher in self.rerank.values():
             batcher.stop()
+        if self._torch_threads is not None:
+            sys.modules["torch"].set_num_threads(self._torch_threads)
+            self._torch_threads = None
 
     def _batchable(self) -> list[Any]:
         """Rerankers whose model call can take several requests' pairs: a ``score(pairs)`` method and a ``scorer``

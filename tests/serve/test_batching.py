@@ -86,7 +86,8 @@ def test_batched_results_equal_unbatched(tenant_index, tiny_cross_encoder):
     assert not any("embed_wait" in t for t in timings_off)
 
 
-def test_micro_batcher_hands_each_caller_its_rows_and_errors():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_micro_batcher_hands_each_caller_its_rows_and_errors(workers):
     calls = []
 
     def double(items):
@@ -95,7 +96,7 @@ def test_micro_batcher_hands_each_caller_its_rows_and_errors():
             raise ValueError("boom in the batch")
         return [2 * x if isinstance(x, int) else x for x in items]
 
-    b = MicroBatcher(double, name="t", window_ms=200, max_batch=8).start()
+    b = MicroBatcher(double, name="t", window_ms=200, max_batch=8, workers=workers).start()
     out, errs = {}, []
     start = threading.Barrier(6)
 
@@ -115,7 +116,8 @@ def test_micro_batcher_hands_each_caller_its_rows_and_errors():
     for t in threads:
         t.join()
     assert out == {i: [2 * i, 2 * (i + 100)] for i in range(6)} and errs == []
-    assert len(calls) < 6 and b.stats()["largest"] > 1
+    stats = b.stats()
+    assert len(calls) < 6 and stats["largest"] > 1 and stats["batches"] == len(calls) and stats["requests"] == 6
     with pytest.raises(ValueError, match="boom in the batch"):
         b.submit(["boom"])
     timings = take_timings()
