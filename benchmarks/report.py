@@ -444,9 +444,10 @@ def serve_batching() -> str:
     """serve.batching on vs off, alternating runs: serve_batching.json."""
     d = load("serve_batching")
     rows = [[r["clients"], "on" if r["batching"] else "off", f"{r['duration_s']:.0f}", r["requests"], r["errors"],
-             r["throughput_rps"], r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"]]
-            for r in d["runs"]]
-    out = table(["clients", "batching", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"], rows)
+             r["throughput_rps"], r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"],
+             r.get("server_cpu_ms_per_request", "–")] for r in d["runs"]]
+    out = table(["clients", "batching", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms",
+                 "server CPU ms/request"], rows)
     ratios = ", ".join(f"{s['clients']}: {s['rps_ratio']}x" for s in d["summary"])
     g, e = d["goal"], d["batch_stats"]["query_embeddings"]
     verdict = "not run at 16 clients" if g["met"] is None else ("met" if g["met"] else "missed")

@@ -83,7 +83,19 @@ def start_server(index: Path, port: int, keys: Path, overrides: list[str]) -> su
         time.sleep(0.5)
 
 
-def run_load(url: str, key: str, qs: list[str], clients: int, duration: float, k: int, mode: str) -> dict:
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds the process has used so far (Linux /proc), None when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def run_load(url: str, key: str, qs: list[str], clients: int, duration: float, k: int, mode: str,
+             pid: int | None = None) -> dict:
+    """``pid``: the server's process, whose CPU time per answered request is reported (a measure of the server's
+    own work that a busy machine does not inflate the way it inflates wall times)."""
     import httpx
 
     lat: list[float] = []
@@ -115,13 +127,16 @@ def run_load(url: str, key: str, qs: list[str], clients: int, duration: float, k
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
+    cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     stop_at[0] = t0 + duration
     start.wait()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    cpu1 = cpu_seconds(pid)
     lat_ms = sorted(x * 1000 for x in lat)
+    cpu_ms = round(1000 * (cpu1 - cpu0) / len(lat), 2) if cpu0 is not None and cpu1 is not None and lat else None
 
     def pct(p):
         return round(percentile(lat_ms, p / 100), 2) if lat_ms else None
@@ -129,6 +144,7 @@ def run_load(url: str, key: str, qs: list[str], clients: int, duration: float, k
     return {"clients": clients, "duration_s": round(elapsed, 2), "mode": mode, "k": k,
             "requests": len(lat) + len(errors), "ok": len(lat), "errors": len(errors),
             "error_samples": sorted(set(errors))[:5], "throughput_rps": round(len(lat) / elapsed, 2),
+            "server_cpu_ms_per_request": cpu_ms,
             "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
                            "mean": round(statistics.fmean(lat_ms), 2) if lat_ms else None,
                            "max": round(lat_ms[-1], 2) if lat_ms else None}}
@@ -173,7 +189,8 @@ def main() -> None:
 def report_line(res: dict, label: str = "") -> None:
     print(f"{label}{res['clients']:>3} clients {res['duration_s']:>6.1f} s: {res['throughput_rps']:>7.1f} req/s  "
           f"p50 {res['latency_ms']['p50']} ms  p95 {res['latency_ms']['p95']} ms  "
-          f"p99 {res['latency_ms']['p99']} ms  errors {res['errors']}", flush=True)
+          f"p99 {res['latency_ms']['p99']} ms  errors {res['errors']}  server CPU "
+          f"{res['server_cpu_ms_per_request']} ms/request", flush=True)
 
 
 def load_test(args, index: Path, keys: Path, key: str, qs: list[str], counts: list[int]) -> None:
@@ -184,7 +201,8 @@ def load_test(args, index: Path, keys: Path, key: str, qs: list[str], counts: li
         run_load(url, key, qs, 4, 3, args.k, args.mode)  # warm-up (caches, thread pool, first requests)
         runs = []
         for c in counts:
-            res = run_load(url, key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k, args.mode)
+            res = run_load(url, key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k, args.mode,
+                           proc.pid)
             runs.append(res)
             report_line(res)
     finally:
@@ -222,7 +240,8 @@ def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], cou
         runs, load_avg = [], [round(os.getloadavg()[0], 2)]
         for i, c in enumerate(counts):
             for on in ((True, False) if i % 2 == 0 else (False, True)):
-                res = run_load(urls[on], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k, args.mode)
+                res = run_load(urls[on], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k,
+                               args.mode, procs[on].pid)
                 res["batching"] = on
                 runs.append(res)
                 report_line(res, f"batching {'on ' if on else 'off'} ")
@@ -239,6 +258,7 @@ def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], cou
         summary.append({"clients": c, "rps_ratio": round(on["throughput_rps"] / off["throughput_rps"], 2)
                         if off["throughput_rps"] else None,
                         "p95_on_ms": on["latency_ms"]["p95"], "p95_off_ms": off["latency_ms"]["p95"],
+                        "cpu_ms_on": on["server_cpu_ms_per_request"], "cpu_ms_off": off["server_cpu_ms_per_request"],
                         "errors": on["errors"] + off["errors"]})
     at16 = next((s for s in summary if s["clients"] == 16), None)
     goal = {"clients": 16, "rps_ratio": 3.0, "p95_no_worse": True, "errors_required": 0,
