@@ -459,6 +459,23 @@ def serve_batching() -> str:
                   f"{d['date']})")
 
 
+def encoder_paths() -> str:
+    """MiniLM on the CPU, torch fp32 against faster paths: encoder_paths.json (a placeholder until it is run)."""
+    if not (RESULTS / "encoder_paths.json").exists():
+        return "Not measured yet: `python benchmarks/encoder_paths.py` writes it."
+    d = load("encoder_paths")
+    rows = [[name, r["docs_per_s"], f"{r['docs_speedup']}x", r["query_ms_p50"], r["query_ms_p95"],
+             f"{r['query_speedup']}x", f"{r['ndcg@10']:.4f}", f"{r['ndcg_delta']:+.4f}",
+             "–" if name == "fp32" else ("yes" if r["qualifies"] else "no")] for name, r in d["paths"].items()]
+    out = table(["path", "docs/s", "vs fp32", "query p50 ms", "query p95 ms", "vs fp32", "nDCG@10", "delta",
+                 "qualifies"], rows)
+    return out + (f"\n\nA path qualifies when nDCG@10 stays within {d['tolerance_ndcg']} of fp32 and it is faster on "
+                  f"both documents and queries. ({d['dataset']} {d['split']}: {d['documents']} documents, "
+                  f"{d['queries']} queries; torch threads {d['torch_threads']}; CPU bf16 support: "
+                  f"{', '.join(d['cpu_bf16']) or 'none'}; load average {' / '.join(map(str, d['load_avg_1min']))}; "
+                  f"measured {d['date']})")
+
+
 # --- hostile input ------------------------------------------------------------------------------------------------
 
 def hostile_ingest() -> str:
@@ -517,6 +534,7 @@ def sections() -> list[Section]:
                 serve_load),
         Section("Server micro-batching", "serve_load.py", ("serve_batching",), serve_batching),
         Section("Cold start", "cold_start.py", ("cold_start",), cold_start),
+        Section("Encoder paths on the CPU", "encoder_paths.py", ("encoder_paths",), encoder_paths),
     ]
 
 
