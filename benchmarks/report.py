@@ -470,7 +470,8 @@ def encoder_paths() -> str:
     out = table(["path", "docs/s", "vs fp32", "query p50 ms", "query p95 ms", "vs fp32", "nDCG@10", "delta",
                  "qualifies"], rows)
     return out + (f"\n\nA path qualifies when nDCG@10 stays within {d['tolerance_ndcg']} of fp32 and it is faster on "
-                  f"both documents and queries. ({d['dataset']} {d['split']}: {d['documents']} documents, "
+                  f"both documents and queries (bf16-queries: fp32 documents, bf16 queries; queries only). "
+                  f"({d['dataset']} {d['split']}: {d['documents']} documents, "
                   f"{d['queries']} queries; torch threads {d['torch_threads']}; CPU bf16 support: "
                   f"{', '.join(d['cpu_bf16']) or 'none'}; load average {' / '.join(map(str, d['load_avg_1min']))}; "
                   f"measured {d['date']})")
