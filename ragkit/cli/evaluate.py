@@ -67,7 +67,7 @@ def eval_(
         raise RagkitError("--judge is used by answer metrics: add --answers")
     ds = _dataset(dataset, split, corpus)
     eng, _ = dataset_engine(ds, config_path(config), overrides or [], cache_dir)
-    eng.warm_up()
+    eng.warm_up(mode=mode)
     progress = eval_progress(as_json)
     report = evaluate_retrieval(eng, ds, split=split, k=k, mode=mode, limit=limit, seed=seed,
                                 drop_self_hits=drop_self_hits, progress=progress, metrics=csv_list(metrics))

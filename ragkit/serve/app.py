@@ -64,7 +64,7 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         stop = threading.Event()
-        engine.warm_up()
+        engine.warm_up(mode="hybrid")  # a request may ask for any mode: load the embedder too
         if settings.batching:
             st.batching = Batching(engine, window_ms=settings.batch_window_ms, max_batch=settings.batch_max,
                                    workers=settings.batch_workers).install()

@@ -124,3 +124,11 @@ def test_micro_batcher_hands_each_caller_its_rows_and_errors(workers):
     assert set(timings) == {"t_wait", "t_batch"} and take_timings() == {}
     b.stop()
     assert b.submit([5]) == [10]  # stopped: runs alone, in the caller's thread
+
+
+def test_stats_need_a_key_and_count_the_default_batching(http):
+    assert http[None].get("/v1/stats").status_code == 401
+    for _ in range(2):
+        assert http["acme"].post("/v1/retrieve", json={"query": "rotate keys", "mode": "hybrid"}).status_code == 200
+    stats = http["acme"].get("/v1/stats").json()["batching"]  # on by default
+    assert stats["query_embeddings"]["requests"] >= 2 and "rerank" not in stats
