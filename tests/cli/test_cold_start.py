@@ -79,3 +79,18 @@ def test_hybrid_and_answers_load_the_model(index):
     data, loaded = run_query(idx, "--mode", "bm25")
     assert "sentence_transformers" in loaded and data["answer"]
     assert "total" in data["timings"]
+
+
+def test_python_api_bm25_retrieval_loads_no_model(index):
+    idx, expected = index
+    code = f"""
+import json, sys
+from ragkit import Engine
+with Engine.open({str(idx)!r}) as eng:
+    hits = eng.retrieve("how do I rotate an API key?", k=4, mode="bm25").hits
+print(json.dumps({{"hits": [(h.doc_id, round(h.score, 5)) for h in hits],
+                  "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = json.loads(proc.stdout)
+    assert out["loaded"] == [] and [tuple(h) for h in out["hits"]] == expected["bm25"]
