@@ -100,15 +100,6 @@ def _utf8(data: bytes, start: int, label: str) -> Decoded:
     return Decoded(text, label, n, first, f"{what} (the first at byte offset {first}) replaced with U+FFFD")
 
 
-def decode_text(data: bytes) -> str:
-    """Text of ``data`` as ``decode`` finds it; bytes that would be replaced are refused with their offset."""
-    dec = decode(data)
-    if dec.invalid:
-        raise LoadError(f"not valid UTF-8 (byte 0x{data[dec.offset]:02x} at offset {dec.offset}); "
-                        "re-encode the file as UTF-8")
-    return dec.text
-
-
 def read_decoded(path: Path) -> Decoded:
     """A text file decoded by ``decode``; an empty or blank file is refused."""
     dec = decode(read_bytes(path))

@@ -1,9 +1,12 @@
-"""PDF through pypdf: one segment per page, so every chunk knows its page number."""
+"""PDF through pypdf: one segment per page, so every chunk knows its page number. A PDF with more pages than
+``ingest.max_pdf_pages`` is refused before any text is extracted."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import LoadError
 from ragkit.ingest._read import read_sidecar
@@ -14,6 +17,10 @@ from ragkit.types import Document, Segment
 class PdfLoader(Plugin):
     stage, name = "loader", "pdf"
     extensions = (".pdf",)
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        max_pages: int = Field(2000, ge=1, description="page count above which a PDF is refused before extraction")
 
     def load(self, path: Path, doc_id: str) -> Iterator[Document]:
         import logging
@@ -29,6 +36,9 @@ class PdfLoader(Plugin):
             reader = PdfReader(str(path), strict=False)
             if reader.is_encrypted:
                 raise LoadError("encrypted PDF")
+            if len(reader.pages) > self.params.max_pages:
+                raise LoadError(f"{len(reader.pages)} pages, more than {self.params.max_pages} "
+                                "(limit: ingest.max_pdf_pages)")
             pages = [(i + 1, (page.extract_text() or "").strip()) for i, page in enumerate(reader.pages)]
             info = reader.metadata
             pdf_title = (info.title or "") if info else ""
