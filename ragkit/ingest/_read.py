@@ -43,6 +43,12 @@ class Decoded:
         return LoadIssue(f"{path.name}:{self.offset}", self.warning) if self.warning else None
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message as one line of at most ``limit`` characters (for a report's reason)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ragkit.errors import LoadError
-from ragkit.ingest._read import read_bytes, read_sidecar
+from ragkit.ingest._read import one_line, read_bytes, read_sidecar
 from ragkit.plugins import Plugin
 from ragkit.types import Document
 
@@ -50,12 +51,16 @@ class DocxLoader(Plugin):
             document = docx.Document(io.BytesIO(data))
             lines, first_heading = _render(document)
             props = document.core_properties
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError):
             raise LoadError("truncated or corrupt .docx (not a readable ZIP package)") from None
         except (PackageNotFoundError, KeyError):
             raise LoadError("not a Word document (the ZIP package has no Word body)") from None
         except (XMLSyntaxError, ValueError) as exc:
             raise LoadError(f"corrupt .docx: a damaged part ({type(exc).__name__})") from None
+        except (LoadError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - python-docx raises many kinds on damaged parts; all mean a bad file
+            raise LoadError(f"damaged .docx ({type(exc).__name__}: {one_line(exc)})") from None
         text = "\n".join(lines).strip()
         if not text:
             raise LoadError("empty document (no text in the body)")

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import LoadError
-from ragkit.ingest._read import read_sidecar
+from ragkit.ingest._read import one_line, read_sidecar
 from ragkit.plugins import Plugin
 from ragkit.types import Document, Segment
 
@@ -47,7 +47,11 @@ class PdfLoader(Plugin):
         except PermissionError:
             raise LoadError("permission denied") from None
         except (PdfReadError, ValueError, KeyError, TypeError, OSError, EOFError) as exc:
-            raise LoadError(f"truncated or corrupt PDF: {exc}") from None
+            raise LoadError(f"truncated or corrupt PDF: {one_line(exc)}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on damaged input; all mean a bad file
+            raise LoadError(f"damaged PDF ({type(exc).__name__}: {one_line(exc)})") from None
         segments = [Segment(text, {"page": n}) for n, text in pages if text]
         if not segments:
             raise LoadError("no extractable text (scanned or empty PDF)")

@@ -20,6 +20,7 @@ from ragkit.config import IngestConfig
 from ragkit.embedding.cache import EmbeddingCache, embed_with_cache
 from ragkit.errors import LoadError
 from ragkit.index.store import DocRecord, FileRecord, StoreReader, StoreWriter
+from ragkit.ingest._read import one_line
 from ragkit.ingest.files import extension, is_under, loaders_by_extension, pick_loader, sha256_file
 from ragkit.ingest.walk import SourceFile, walk
 from ragkit.ingest.worker import ParseWorker
@@ -256,7 +257,7 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
     except (LoadError, MemoryError):  # a MemoryError is the parse worker's to name (its memory cap)
         raise
     except Exception as exc:  # a loader bug or an unexpected format quirk: report it, do not crash ingest
-        raise LoadError(f"{type(exc).__name__}: {exc}") from None
+        raise LoadError(f"{type(exc).__name__}: {one_line(exc)}") from None
     if not docs:
         raise LoadError("no documents")
     try:

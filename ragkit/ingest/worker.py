@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ragkit.errors import LoadError
+from ragkit.ingest._read import one_line
 
 
 def isolation_available() -> bool:
@@ -136,7 +137,7 @@ def _serve(conn: Connection, parse: Callable[[Any], Any], memory_mb: int) -> Non
         except RecursionError:
             reply = ("error", "structure nested too deeply to parse (recursion limit)")
         except Exception as exc:  # noqa: BLE001 - a loader bug is reported for this file, the ingest goes on
-            reply = ("error", f"{type(exc).__name__}: {exc}")
+            reply = ("error", f"{type(exc).__name__}: {one_line(exc)}")
         try:
             conn.send(reply)
         except MemoryError:

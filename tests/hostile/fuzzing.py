@@ -21,7 +21,7 @@ class Profile:
     derandomize: bool
 
 
-PROFILES = {"ci": Profile("ci", 40, 25, True), "long": Profile("long", 1000, 300, False)}
+PROFILES = {"ci": Profile("ci", 100, 25, True), "long": Profile("long", 2000, 300, False)}
 FUZZ = PROFILES[os.environ.get("RAGKIT_FUZZ_PROFILE", "ci")]
 
 COUNTS: dict[str, Counter] = {}
