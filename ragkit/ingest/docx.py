@@ -17,20 +17,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ragkit.errors import LoadError
 from ragkit.ingest._read import one_line, read_bytes, read_sidecar
 from ragkit.plugins import Plugin
 from ragkit.types import Document
 
 _HEADING = re.compile(r"^heading (\d)$")
-# A .docx is a ZIP of XML: a small file can expand to gigabytes (a "ZIP bomb"). Word documents whose parts add up
-# to more than this, uncompressed, are refused before any XML is parsed (images count too; they barely compress).
-MAX_EXPANDED_MB = 256
 
 
 class DocxLoader(Plugin):
     stage, name = "loader", "docx"
     extensions = (".docx",)
+
+    class Params(BaseModel):
+        # A .docx is a ZIP of XML: a small file can expand to gigabytes (a "ZIP bomb"). Word documents whose parts
+        # add up to more than this, uncompressed, are refused before any XML is parsed (images count too).
+        model_config = ConfigDict(extra="forbid")
+        max_expanded_mb: float = Field(256, gt=0, description="parts adding up to more than this are refused")
 
     def load(self, path: Path, doc_id: str) -> Iterator[Document]:
         try:
@@ -45,9 +50,10 @@ class DocxLoader(Plugin):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as package:
                 expanded = sum(item.file_size for item in package.infolist())
-            if expanded > MAX_EXPANDED_MB * 2**20:
-                raise LoadError(f"expands to {expanded / 2**20:.0f} MB uncompressed (more than {MAX_EXPANDED_MB} MB; "
-                                "refused as a possible ZIP bomb)")
+            limit = self.params.max_expanded_mb
+            if expanded > limit * 2**20:
+                raise LoadError(f"expands to {expanded / 2**20:.0f} MB uncompressed (more than {limit:g} MB, "
+                                "limit: ingest.max_expanded_mb; refused as a possible ZIP bomb)")
             document = docx.Document(io.BytesIO(data))
             lines, first_heading = _render(document)
             props = document.core_properties

@@ -39,11 +39,12 @@ class HtmlLoader(Plugin):
         model_config = ConfigDict(extra="forbid")
         max_depth: int = Field(512, ge=1, description="nesting depth above which a page is refused")
         max_elements: int = Field(200_000, ge=1, description="element count above which a page is refused")
+        max_line_chars: int = Field(5_000_000, ge=1, description="a page with a longer line is refused")
 
     def load(self, path: Path, doc_id: str) -> Iterator[Document | LoadIssue]:
         from bs4 import BeautifulSoup
 
-        dec = read_decoded(path)
+        dec = read_decoded(path, self.params.max_line_chars)
         check_shape(dec.text, self.params.max_depth, self.params.max_elements)
         soup = BeautifulSoup(dec.text, "html.parser")
         meta = dec.metadata()

@@ -228,10 +228,13 @@ class IngestRun:
 
 
 def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
-    """Every loader by extension; loaders with limits in the ingest config get them (HTML depth and elements, PDF
-    pages)."""
-    params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements},
-              "pdf": {"max_pages": cfg.max_pdf_pages}}
+    """Every loader by extension; the built-in loaders get the limits of the ingest config (line length, expanded
+    size, HTML depth and elements, PDF pages)."""
+    lines = {"max_line_chars": cfg.max_line_chars}
+    params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements, **lines},
+              "pdf": {"max_pages": cfg.max_pdf_pages}, "text": lines, "markdown": lines,
+              "beir": {**lines, "max_expanded_mb": cfg.max_expanded_mb},
+              "docx": {"max_expanded_mb": cfg.max_expanded_mb}}
     table, made = loaders_by_extension(), {}
     for ext, loader in table.items():
         if loader.name in params:

@@ -4,7 +4,6 @@ without bound or dies takes only its own file down; the worker restarts and the 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ from ragkit.ingest.pdf import PdfLoader
 from ragkit.ingest.worker import ParseWorker, isolation_available
 from ragkit.plugins import Plugin, registry
 from ragkit.types import Document
+
+from .test_ingest import ingest_within
 
 pytestmark = pytest.mark.skipif(not isolation_available(), reason="parse isolation needs fork (POSIX)")
 
@@ -58,18 +59,15 @@ def test_a_spinning_loader_is_stopped_and_the_rest_committed(tmp_path, misbehavi
     (docs / "b-fine.bad").write_text("fine: the quokka sentence survives")
     (docs / "c-spin.bad").write_text("spin again")
     (docs / "d-note.md").write_text("# Note\n\nA markdown file after two stalled parses.\n")
-    cfg = {"ingest": {"max_parse_seconds": 2}}
-    t0 = time.monotonic()
+    cfg = {"ingest": {"max_parse_seconds": 6}}  # room for a busy machine; the spinning files never finish
     with Engine.open(tmp_path / "idx", config=cfg) as eng:
-        report = eng.ingest([docs])
-        elapsed = time.monotonic() - t0
+        report = ingest_within(eng, [docs])  # fails instead of stalling the suite if the parse were not stopped
         failed = failed_by_name(report)
         assert set(failed) == {"a-spin.bad", "c-spin.bad"}
-        assert failed["a-spin.bad"] == ("parsing took longer than 2 s (limit: ingest.max_parse_seconds); "
+        assert failed["a-spin.bad"] == ("parsing took longer than 6 s (limit: ingest.max_parse_seconds); "
                                         "the parser was stopped")
         assert report.committed and report.files_read == 2
         assert eng.retrieve("quokka", k=1, mode="bm25").hits[0].doc_id == "b-fine.bad"
-    assert elapsed < 60  # two 2 s deadlines, not a hang (a loose bound: the suite must not stall)
 
 
 def test_memory_and_crashes_are_reported_per_file(tmp_path, misbehaving):
@@ -118,3 +116,35 @@ def test_pdf_page_limit(tmp_path):
     with Engine.open(tmp_path / "idx", config={"ingest": {"max_pdf_pages": 2}}) as eng:
         report = eng.ingest([p])
         assert report.failed == [(str(p), "3 pages, more than 2 (limit: ingest.max_pdf_pages)")]
+
+
+def test_line_length_limit_for_every_text_format(tmp_path):
+    from ragkit.ingest.beir import BeirLoader
+    from ragkit.ingest.html import HtmlLoader
+    from ragkit.ingest.markdown import MarkdownLoader
+    from ragkit.ingest.text import TextLoader
+
+    long_line = "word " * 400  # 2,000 characters
+    files = {"a.txt": (TextLoader, f"Title\n\n{long_line}\n"), "a.md": (MarkdownLoader, f"# T\n\n{long_line}\n"),
+             "a.html": (HtmlLoader, f"<p>{long_line}</p>"),
+             "a.jsonl": (BeirLoader, '{"_id": "1", "text": "short"}\n{"_id": "2", "text": "' + long_line + '"}\n')}
+    for name, (cls, text) in files.items():
+        p = tmp_path / name
+        p.write_text(text)
+        assert list(cls(max_line_chars=2100).load(p, name))
+        with pytest.raises(LoadError, match=r"^line \d is longer than 1000 (characters|bytes) "
+                                            r"\(limit: ingest.max_line_chars\)$"):
+            list(cls(max_line_chars=1000).load(p, name))
+
+
+def test_a_gzip_bomb_is_refused_by_its_expanded_size(tmp_path):
+    import gzip
+
+    p = tmp_path / "bomb.jsonl.gz"
+    line = b'{"_id": "x", "text": "' + b"a" * 1000 + b'"}\n'
+    p.write_bytes(gzip.compress(line * 3000))  # 3 MB of JSON lines in a few KB
+    assert p.stat().st_size < 100_000
+    with Engine.open(tmp_path / "idx", config={"ingest": {"max_expanded_mb": 1}}) as eng:
+        report = eng.ingest([p])
+    assert report.failed == [(str(p), "expands past 1 MB uncompressed (limit: ingest.max_expanded_mb; refused as a "
+                                      "possible gzip bomb)")]
