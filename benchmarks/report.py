@@ -501,7 +501,7 @@ def sections() -> list[Section]:
         Section("Answer metrics on COVID-QA", "ragkit eval --answers", (), covidqa_answers),
         Section("Fine-tuning on SciFact", "finetune_scifact.py", ("finetune_scifact",), finetune),
         Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
-        Section("Fuzzing loaders and the server", "fuzz.py", ("fuzz",), fuzz),
+        Section("Fuzzing loaders and the server", "fuzz.py", ("fuzz", "fuzz_long"), fuzz),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
     ]
