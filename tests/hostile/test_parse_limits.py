@@ -148,3 +148,12 @@ def test_a_gzip_bomb_is_refused_by_its_expanded_size(tmp_path):
         report = eng.ingest([p])
     assert report.failed == [(str(p), "expands past 1 MB uncompressed (limit: ingest.max_expanded_mb; refused as a "
                                       "possible gzip bomb)")]
+
+
+def test_a_path_swapped_for_a_fifo_after_the_walk_is_refused_not_opened(tmp_path):
+    from ragkit.ingest.files import sha256_file
+
+    fifo = tmp_path / "was-a-file.md"
+    os.mkfifo(fifo)  # nobody writes to it: a blocking open would never return
+    with pytest.raises(LoadError, match=r"^not a regular file \(it changed since the folder was listed\)$"):
+        sha256_file(fifo)
