@@ -440,6 +440,25 @@ def hostile_ingest() -> str:
                   f"{'; '.join(reasons)}. (load average {d['load_avg_1min']}; measured {d['date']})")
 
 
+def html_parsers() -> str:
+    """Three HTML parsers and the HTML loader on the bundled pages and adversarial pages: html_parsers.json."""
+    d = load("html_parsers")
+    names = [k for k in next(iter(d["parsers"].values())) if not k.startswith("bundled")]
+
+    def cell(r: dict) -> str:
+        if r["seconds"] is None:
+            return f"stopped at {r['stopped_after']:g} s"
+        return "refused by the pre-scan" if r["text_chars"] < 0 else f"{r['seconds']:.2f}"
+
+    rows = [[parser, f"{r[next(k for k in r if k.startswith('bundled'))]:.1f}", *(cell(r[n]) for n in names)]
+            for parser, r in d["parsers"].items()]
+    return table(["parser", f"{d['pages']} bundled pages, ms", *(f"{n}, s" for n in names)], rows) + (
+        f"\n\nEach parse runs in the ingest's parse worker with a {d['deadline_seconds']:g} s deadline. \"ragkit "
+        "loader\" is the whole HTML loader (depth/element pre-scan, html.parser, boilerplate removal, one-pass text "
+        "extraction). Notes: benchmarks/html_parsers.md. "
+        f"(load average {d['load_avg_1min']}; measured {d['date']})")
+
+
 def fuzz() -> str:
     """The Hypothesis loader fuzz and the Schemathesis server fuzz: fuzz.json (CI profile), fuzz_long.json."""
     runs = [load(n) for n in ("fuzz", "fuzz_long") if (RESULTS / f"{n}.json").exists()]
@@ -502,6 +521,7 @@ def sections() -> list[Section]:
         Section("Fine-tuning on SciFact", "finetune_scifact.py", ("finetune_scifact",), finetune),
         Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
         Section("Fuzzing loaders and the server", "fuzz.py", ("fuzz", "fuzz_long"), fuzz),
+        Section("HTML parsers on adversarial pages", "html_parsers.py", ("html_parsers",), html_parsers),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
     ]
