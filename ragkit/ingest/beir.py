@@ -6,10 +6,11 @@ Each line is one document whose id is its ``_id``. A malformed line is reported 
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
+import re
 import zlib
 from collections.abc import Iterator
+from typing import BinaryIO
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,22 +31,10 @@ class BeirLoader(Plugin):
 
     def load(self, path: Path, doc_id: str) -> Iterator[Document | LoadIssue]:
         gz = path.name.endswith(".gz")
-        limit = self.params.max_line_chars
-        max_bytes = self.params.max_expanded_mb * 2**20
-        n_docs = read = 0
+        n_docs = 0
         try:
             with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
-                for lineno in itertools.count(1):
-                    raw = fh.readline(limit + 1)
-                    if not raw:
-                        break
-                    read += len(raw)
-                    if gz and read > max_bytes:
-                        raise LoadError(f"expands past {self.params.max_expanded_mb:g} MB uncompressed "
-                                        "(limit: ingest.max_expanded_mb; refused as a possible gzip bomb)")
-                    if len(raw) > limit and not raw.endswith(b"\n"):
-                        raise LoadError(f"line {lineno} is longer than {limit} bytes "
-                                        "(limit: ingest.max_line_chars)")
+                for lineno, raw in self.lines(fh, gz):
                     try:
                         line = raw.decode("utf-8")
                     except UnicodeDecodeError as exc:
@@ -64,6 +53,37 @@ class BeirLoader(Plugin):
             raise LoadError(f"truncated or corrupt gzip: {exc}") from None
         if n_docs == 0:
             raise LoadError("no documents (empty JSONL)")
+
+    def lines(self, fh: BinaryIO, gz: bool) -> Iterator[tuple[int, bytes]]:
+        """(line number, bytes) of every non-empty line, read in 1 MiB blocks: runs of empty lines are skipped in C,
+        a line longer than ``max_line_chars`` and a gzip stream past ``max_expanded_mb`` are refused."""
+        limit, max_bytes = self.params.max_line_chars, self.params.max_expanded_mb * 2**20
+        newlines = read = 0  # newlines before ``data``; bytes decompressed so far
+        tail = b""
+        while True:
+            block = fh.read(1 << 20)
+            read += len(block)
+            if gz and read > max_bytes:
+                raise LoadError(f"expands past {self.params.max_expanded_mb:g} MB uncompressed "
+                                "(limit: ingest.max_expanded_mb; refused as a possible gzip bomb)")
+            data = tail + block
+            end = data.rfind(b"\n") + 1 if block else len(data)  # complete lines end here
+            pos = 0
+            for m in _LINE.finditer(data, 0, end):
+                newlines += data.count(b"\n", pos, m.start())
+                pos = m.start()
+                if m.end() - m.start() > limit:
+                    raise LoadError(f"line {newlines + 1} is longer than {limit} bytes (limit: ingest.max_line_chars)")
+                yield newlines + 1, m.group()
+            newlines += data.count(b"\n", pos, end)
+            tail = data[end:]
+            if len(tail) > limit:
+                raise LoadError(f"line {newlines + 1} is longer than {limit} bytes (limit: ingest.max_line_chars)")
+            if not block:
+                return
+
+
+_LINE = re.compile(rb"[^\n]+")
 
 
 def _parse_line(line: str) -> Document | str:
