@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from _common import CACHE, DATASETS, ROOT, write_result
-from suite import PIPELINES, check_scores, cross_encoder_path, load_expected
+from suite import EXPECTED, PIPELINES, check_scores, cross_encoder_path, load_expected
 
 PEERS = ROOT / "benchmarks" / "peers"
 PEERS_PY = PEERS / ".venv" / "bin" / "python"
@@ -137,7 +137,7 @@ PIPELINE_BUILD = {"ragkit": lambda p: "index", "raw": {"rank-bm25": "rank-bm25",
                   "haystack": lambda p: "InMemoryDocumentStore"}
 
 
-def comparisons(systems: dict, qids: list[str]) -> list[dict]:
+def comparisons(systems: dict, qids: list[str], cold: bool) -> list[dict]:
     """ragkit's pipelines against their LlamaIndex and Haystack twins (same name) and hybrid against the raw floor."""
     from _common import versus
 
@@ -152,15 +152,41 @@ def comparisons(systems: dict, qids: list[str]) -> list[dict]:
         if a is None or b is None:
             continue
         vs = versus([a["ndcg@10_per_query"][q] for q in qids], [b["ndcg@10_per_query"][q] for q in qids])
-        build_a = systems["ragkit"]["builds"]["index"]["seconds"]
-        build_key = PIPELINE_BUILD[system](theirs) or "total"
-        build_b = systems[system]["builds"].get(build_key, {}).get("seconds")
+        build_a, build_b = a["build_s"], b["build_s"]
         out.append({"ragkit": mine, "system": system, "pipeline": theirs,
                     "p50_speedup": round(b["latency_ms"]["p50"] / a["latency_ms"]["p50"], 2),
                     "p95_speedup": round(b["latency_ms"]["p95"] / a["latency_ms"]["p95"], 2),
                     "batch_qps_ratio": round(a["batch"]["qps"] / b["batch"]["qps"], 2),
-                    "build_speedup": round(build_b / build_a, 2) if build_b and build_a else None,
-                    "build_compared": build_key, **vs})
+                    # a ragkit build from cached embeddings is not comparable with a peer's that embeds
+                    "build_speedup": round(build_b / build_a, 2) if build_b and build_a and cold else None,
+                    **vs})
+    return out
+
+
+def goals(systems: dict, compared: list[dict], cold: bool) -> dict:
+    """The issue's ratios, each measured in this run: value, target and whether it is met (None: not measured)."""
+    def find(mine: str, system: str) -> dict | None:
+        return next((c for c in compared if c["ragkit"] == mine and c["system"] == system), None)
+
+    out = {}
+    for c in compared:
+        if c["system"] in TWINS:
+            out[f"quality {c['ragkit']} >= {c['system']}"] = {"value": c["delta_ndcg@10"], "target": ">= 0",
+                                                               "met": c["delta_ndcg@10"] >= 0}
+    fusion, floor = find("hybrid-rrf", "llamaindex"), find("hybrid-rrf", FLOOR[0])
+    if fusion:
+        out["hybrid p50 speed-up vs LlamaIndex fusion"] = {"value": fusion["p50_speedup"], "target": ">= 4",
+                                                           "met": fusion["p50_speedup"] >= 4}
+        if fusion["build_speedup"] is not None:
+            out["index build speed-up vs LlamaIndex"] = {"value": fusion["build_speedup"], "target": ">= 1.1",
+                                                         "met": fusion["build_speedup"] >= 1.1}
+    if floor:
+        slower = round(1 / floor["p50_speedup"], 2)
+        out["hybrid p50 / raw bm25s+faiss+RRF p50"] = {"value": slower, "target": "<= 1.2", "met": slower <= 1.2}
+    raw = systems.get(FLOOR[0], {}).get("builds", {}).get("faiss", {})
+    if cold and raw.get("encode_seconds"):
+        ratio = round(systems["ragkit"]["builds"]["index"]["seconds"] / raw["encode_seconds"], 3)
+        out["index build / raw encode of the same texts"] = {"value": ratio, "target": "<= 1.05", "met": ratio <= 1.05}
     return out
 
 
@@ -206,16 +232,19 @@ def measure(root: Path, args, peers: bool, ce: Path | None) -> dict:
                              "process_s": round(out["process_s"], 1), "builds": builds(out, n_docs),
                              "scored": score_system(qrels, out)}
             for p, s in systems[name]["scored"].items():
+                s["build_s"] = systems[name]["builds"].get(PIPELINE_BUILD[name](p) or "total", {}).get("seconds")
+            for p, s in systems[name]["scored"].items():
                 m, lat = s["metrics"], s["latency_ms"]
                 print(f"  {p:17s} nDCG@10 {m['ndcg@10']:.4f}  R@100 {m['recall@100']:.4f}  MRR@10 {m['mrr@10']:.4f}"
                       f"  p50 {lat['p50']:7.2f} ms  p95 {lat['p95']:7.2f} ms  batch {s['batch']['qps']:7.1f} q/s",
                       flush=True)
-    compared = comparisons(systems, [q for q, _ in queries])
+    compared = comparisons(systems, [q for q, _ in queries], args.cold_build)
     for s in systems.values():
         for p in s["scored"].values():
             p.pop("ndcg@10_per_query")  # used by the paired tests above; the runs stay in .cache/bench/runs/
     return {"path": str(root), "subset": str(data) if data != root else None, "documents": n_docs,
-            "queries": len(queries), "systems": systems, "comparisons": compared}
+            "queries": len(queries), "systems": systems, "comparisons": compared,
+            "goals": goals(systems, compared, args.cold_build)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--skip", nargs="*", default=[], help="pipelines or peer systems to leave out")
     ap.add_argument("--no-check", action="store_true", help="do not compare with benchmarks/expected.toml")
+    ap.add_argument("--expected", type=Path, default=EXPECTED, help="expected scores (default: %(default)s)")
     ap.add_argument("--out", type=Path, help="result file (default: benchmarks/results/<suite>.json for a whole "
                                              "suite, .cache/bench/<name>.json otherwise)")
     args = ap.parse_args(argv)
@@ -273,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     failures, checked = [], False
     if not args.no_check and not limited:
-        expected = load_expected()
+        expected = load_expected(args.expected)
         scores = {name: {p: s["metrics"]["ndcg@10"] for p, s in d["systems"]["ragkit"]["scored"].items()}
                   for name, d in datasets.items()}
         failures = check_scores(scores, expected)
@@ -293,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
               f"(p={c['p_value']})")
     if limited and not args.no_check:
         print("expected.toml not checked: a limited run's scores are not comparable")
+    if "expected_check" in result:
+        n = sum(1 for e in load_expected(args.expected) if e.dataset in datasets)
+        print(f"{args.expected.name}: {n} expected scores checked, {len(failures)} below tolerance" if checked
+              else f"{args.expected.name}: no expected score for these datasets and pipelines")
     for f in failures:
         print(f"BELOW EXPECTED: {f}", file=sys.stderr)
     return 1 if failures else 0
