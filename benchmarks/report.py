@@ -466,9 +466,10 @@ def suite_dataset(name: str, d: dict) -> str:
             ["ragkit", "against", "p50 speed-up", "batch q/s ratio", "build speed-up",
              "Δ nDCG@10 [95% CI] p"], rows)
     if d.get("goals"):
-        out += "\n\nGoals, measured in this run: " + "; ".join(
-            f"{g}: {v['value']} (target {v['target']}, **{'met' if v['met'] else 'missed'}**)"
-            for g, v in d["goals"].items()) + "."
+        out += "\n\nGoals, each a ratio measured in this run:\n\n" + table(
+            ["goal", "measured", "target", ""],
+            [[g, v["value"], v["target"], "–" if v["met"] is None else "met" if v["met"] else "**missed**"]
+             for g, v in d["goals"].items()])
     return out
 
 
@@ -491,7 +492,8 @@ def suite() -> str:
                 f"{d['load_avg_after'][0]} after; {d['seconds']:.0f} s in all. Index builds "
                 f"{'embed every document' if d['cold_build'] else 'take embeddings from the cache where present'}; "
                 f"queries one at a time after {d['warmup_queries']} warm-up queries, k = {d['k']}. "
-                f"{d.get('cross_encoder_note') or ''} benchmarks/expected.toml: {verdict}.")
+                + (f"{d['cross_encoder_note']}. " if d.get("cross_encoder_note") else "")
+                + f"benchmarks/expected.toml: {verdict}.")
         parts.append(head + "\n\n" + "\n\n".join(suite_dataset(n, x) for n, x in d["datasets"].items()))
     return "\n\n".join(parts)
 
