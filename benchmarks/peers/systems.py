@@ -84,9 +84,11 @@ def raw(job: dict, docs: list[tuple[str, str]]) -> tuple[dict, dict, dict]:
         pipelines[name] = res
         print(f"raw {name}: done", file=sys.stderr, flush=True)
     builds["bm25s+faiss+rrf"] = {"seconds": builds["bm25s"]["seconds"] + builds["faiss"]["seconds"]}
-    embed_only = protocol.one_at_a_time(lambda q: model.encode([q], normalize_embeddings=True, convert_to_numpy=True,
-                                                               show_progress_bar=False) is None and [],
-                                        job["queries"], job["warmup"])["latency_s"]
+    def embed_alone(q: str) -> list[str]:
+        model.encode([q], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return []
+
+    embed_only = protocol.one_at_a_time(embed_alone, job["queries"], job["warmup"])["latency_s"]
     return pipelines, builds, {"model_load_s": load.seconds, "query_embedding_latency_s": embed_only}
 
 
