@@ -440,6 +440,50 @@ def hostile_ingest() -> str:
                   f"{'; '.join(reasons)}. (load average {d['load_avg_1min']}; measured {d['date']})")
 
 
+def html_parsers() -> str:
+    """Three HTML parsers and the HTML loader on the bundled pages and adversarial pages: html_parsers.json."""
+    d = load("html_parsers")
+    names = [k for k in next(iter(d["parsers"].values())) if not k.startswith("bundled")]
+
+    def cell(r: dict) -> str:
+        if r["seconds"] is None:
+            return f"stopped at {r['stopped_after']:g} s"
+        return "refused by the pre-scan" if r["text_chars"] < 0 else f"{r['seconds']:.2f}"
+
+    rows = [[parser, f"{r[next(k for k in r if k.startswith('bundled'))]:.1f}", *(cell(r[n]) for n in names)]
+            for parser, r in d["parsers"].items()]
+    return table(["parser", f"{d['pages']} bundled pages, ms", *(f"{n}, s" for n in names)], rows) + (
+        f"\n\nEach parse runs in the ingest's parse worker with a {d['deadline_seconds']:g} s deadline. \"ragkit "
+        "loader\" is the whole HTML loader (depth/element pre-scan, html.parser, boilerplate removal, one-pass text "
+        "extraction). Notes: benchmarks/html_parsers.md. "
+        f"(load average {d['load_avg_1min']}; measured {d['date']})")
+
+
+def fuzz() -> str:
+    """The Hypothesis loader fuzz and the Schemathesis server fuzz: fuzz.json (CI profile), fuzz_long.json."""
+    runs = [load(n) for n in ("fuzz", "fuzz_long") if (RESULTS / f"{n}.json").exists()]
+    rows = [[d["profile"], "passed" if d["passed"] else "FAILED", d["loader_inputs"], d["loader_crashes_or_limits"],
+             d["server_requests"], d["server_5xx"], f"{d['seconds']:.0f}"] for d in runs]
+    out = table(["profile", "pytest", "loader inputs", "crashes / limits hit", "server requests", "5xx",
+                 "seconds"], rows)
+    d = runs[0]
+    per_format: dict[str, dict[str, int]] = {}
+    for target, outcomes in d["loader"].items():
+        fmt = target.split()[0]
+        for outcome, n in outcomes.items():
+            per_format.setdefault(fmt, {}).setdefault(outcome, 0)
+            per_format[fmt][outcome] += n
+    out += "\n\n" + table(["format (CI profile)", "inputs", "documents", "load error (one line)"],
+                           [[f, sum(o.values()), o.get("documents", 0), o.get("load_error", 0)]
+                            for f, o in sorted(per_format.items())])
+    statuses = sorted({s for c in d["server"].values() for s in c})
+    out += "\n\n" + table(["endpoint (CI profile)", *statuses],
+                           [[t, *(c.get(s, 0) for s in statuses)] for t, c in sorted(d["server"].items())])
+    return out + ("\n\nEvery loader input gives documents or a one-line load error inside the ingest's parse worker; "
+                  "every request gets a non-5xx answer that matches the OpenAPI schema. The CI profile is what "
+                  f"`make test` runs (fixed seeds). (load average {d['load_avg_1min']}; measured {d['date']})")
+
+
 # --- the benchmark suite -----------------------------------------------------------------------------------------
 
 SUITE_SYSTEMS = {"ragkit": "ragkit", "raw": "raw library", "llamaindex": "LlamaIndex", "haystack": "Haystack"}
@@ -496,50 +540,6 @@ def suite() -> str:
                 + f"benchmarks/expected.toml: {verdict}.")
         parts.append(head + "\n\n" + "\n\n".join(suite_dataset(n, x) for n, x in d["datasets"].items()))
     return "\n\n".join(parts)
-
-
-def html_parsers() -> str:
-    """Three HTML parsers and the HTML loader on the bundled pages and adversarial pages: html_parsers.json."""
-    d = load("html_parsers")
-    names = [k for k in next(iter(d["parsers"].values())) if not k.startswith("bundled")]
-
-    def cell(r: dict) -> str:
-        if r["seconds"] is None:
-            return f"stopped at {r['stopped_after']:g} s"
-        return "refused by the pre-scan" if r["text_chars"] < 0 else f"{r['seconds']:.2f}"
-
-    rows = [[parser, f"{r[next(k for k in r if k.startswith('bundled'))]:.1f}", *(cell(r[n]) for n in names)]
-            for parser, r in d["parsers"].items()]
-    return table(["parser", f"{d['pages']} bundled pages, ms", *(f"{n}, s" for n in names)], rows) + (
-        f"\n\nEach parse runs in the ingest's parse worker with a {d['deadline_seconds']:g} s deadline. \"ragkit "
-        "loader\" is the whole HTML loader (depth/element pre-scan, html.parser, boilerplate removal, one-pass text "
-        "extraction). Notes: benchmarks/html_parsers.md. "
-        f"(load average {d['load_avg_1min']}; measured {d['date']})")
-
-
-def fuzz() -> str:
-    """The Hypothesis loader fuzz and the Schemathesis server fuzz: fuzz.json (CI profile), fuzz_long.json."""
-    runs = [load(n) for n in ("fuzz", "fuzz_long") if (RESULTS / f"{n}.json").exists()]
-    rows = [[d["profile"], "passed" if d["passed"] else "FAILED", d["loader_inputs"], d["loader_crashes_or_limits"],
-             d["server_requests"], d["server_5xx"], f"{d['seconds']:.0f}"] for d in runs]
-    out = table(["profile", "pytest", "loader inputs", "crashes / limits hit", "server requests", "5xx",
-                 "seconds"], rows)
-    d = runs[0]
-    per_format: dict[str, dict[str, int]] = {}
-    for target, outcomes in d["loader"].items():
-        fmt = target.split()[0]
-        for outcome, n in outcomes.items():
-            per_format.setdefault(fmt, {}).setdefault(outcome, 0)
-            per_format[fmt][outcome] += n
-    out += "\n\n" + table(["format (CI profile)", "inputs", "documents", "load error (one line)"],
-                           [[f, sum(o.values()), o.get("documents", 0), o.get("load_error", 0)]
-                            for f, o in sorted(per_format.items())])
-    statuses = sorted({s for c in d["server"].values() for s in c})
-    out += "\n\n" + table(["endpoint (CI profile)", *statuses],
-                           [[t, *(c.get(s, 0) for s in statuses)] for t, c in sorted(d["server"].items())])
-    return out + ("\n\nEvery loader input gives documents or a one-line load error inside the ingest's parse worker; "
-                  "every request gets a non-5xx answer that matches the OpenAPI schema. The CI profile is what "
-                  f"`make test` runs (fixed seeds). (load average {d['load_avg_1min']}; measured {d['date']})")
 
 
 # --- the page -----------------------------------------------------------------------------------------------------
