@@ -75,6 +75,14 @@ def subset(root: Path, docs: int | None, queries: int | None) -> Path:
     return out
 
 
+def dataset_roots(suite: str | None, dataset: Path | None) -> list[Path]:
+    """The dataset directories of a suite (``full``: every BEIR set in ../shared/datasets), or the one given."""
+    if suite is None:
+        return [dataset.resolve()]
+    names = SUITES[suite]["datasets"]
+    return [DATASETS / n for n in names] if names is not None else beir_sets()
+
+
 def run_system(python: Path, script: Path, job: dict, workdir: Path, name: str) -> dict:
     """One system in its own process; its output JSON (raises with the process's last lines if it fails)."""
     job_path, out_path = workdir / f"{name}-job.json", workdir / f"{name}-out.json"
@@ -300,15 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run.py: --skip {unknown[0]!r}: not a pipeline ({', '.join(PIPELINES)}) or peer system "
               f"({', '.join(PEER_SYSTEMS)})", file=sys.stderr)
         return 2
-    suite = SUITES.get(args.suite, {"datasets": [args.dataset.resolve()], "peers": False})
-    peers = suite["peers"] if args.peers is None else args.peers
+    peers = (SUITES[args.suite]["peers"] if args.suite else False) if args.peers is None else args.peers
     args.cold_build = peers if args.cold_build is None else args.cold_build
     if peers and not PEERS_PY.exists():
         print(f"run.py: the peers' environment {PEERS_PY.parent.parent} is missing: make peers "
               "(bash benchmarks/peers/setup.sh)", file=sys.stderr)
         return 2
-    roots = [d if isinstance(d, Path) else DATASETS / d for d in suite["datasets"]] if suite["datasets"] \
-        else beir_sets()
+    roots = dataset_roots(args.suite, args.dataset)
     for r in roots:
         if not (r / "qrels" / "test.tsv").is_file():
             print(f"run.py: {r}: not a BEIR directory (no qrels/test.tsv)", file=sys.stderr)

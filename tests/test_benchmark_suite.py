@@ -106,3 +106,26 @@ def test_run_rejects_a_directory_that_is_not_beir(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--dataset", str(tmp_path)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "not a BEIR directory (no qrels/test.tsv)" in proc.stderr
+
+
+def test_suites_name_their_datasets(tmp_path, shared_datasets):
+    import run
+
+    assert run.dataset_roots("quick", None) == [run.DATASETS / "scifact"]
+    full = run.dataset_roots("full", None)
+    assert {p.name for p in full} >= {"scifact", "nfcorpus", "hotpotqa_dev500"}
+    assert all((p / "qrels" / "test.tsv").is_file() for p in full)
+    assert run.dataset_roots(None, tmp_path) == [tmp_path.resolve()]
+
+
+def test_peers_read_the_same_document_texts_as_ragkit(tmp_path):
+    """Every peer gets a document's text exactly as ragkit's BEIR loader makes it (one document = one chunk)."""
+    from ragkit.ingest.beir import BeirLoader
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in (
+        {"_id": "a", "title": " Title ", "text": "Body text."}, {"_id": 7, "title": "", "text": "No title."},
+        {"_id": "c", "title": "Only a title", "text": ""})))
+    ragkit_docs = [(d.doc_id, d.text) for d in BeirLoader().load(corpus, "corpus")]
+    assert protocol.load_corpus(corpus) == ragkit_docs == [("a", "Title\n\nBody text."), ("7", "No title."),
+                                                           ("c", "Only a title")]
