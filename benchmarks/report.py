@@ -484,6 +484,64 @@ def fuzz() -> str:
                   f"`make test` runs (fixed seeds). (load average {d['load_avg_1min']}; measured {d['date']})")
 
 
+# --- the benchmark suite -----------------------------------------------------------------------------------------
+
+SUITE_SYSTEMS = {"ragkit": "ragkit", "raw": "raw library", "llamaindex": "LlamaIndex", "haystack": "Haystack"}
+
+
+def suite_dataset(name: str, d: dict) -> str:
+    rows = []
+    for system, s in d["systems"].items():
+        for pipeline, p in s["scored"].items():
+            m, lat = p["metrics"], p["latency_ms"]
+            build = p.get("build_s")
+            rows.append([SUITE_SYSTEMS.get(system, system), f"`{pipeline}`", f"{m['ndcg@10']:.4f}",
+                         f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}", lat["p50"], lat["p95"], p["batch"]["qps"],
+                         "–" if build is None else build, "–" if not build else round(d["documents"] / build),
+                         s["peak_rss_mb"]])
+    out = f"**{name}** ({d['documents']} documents, {d['queries']} test queries)\n\n" + table(
+        ["system", "pipeline", "nDCG@10", "R@100", "MRR@10", "p50 ms", "p95 ms", "batch q/s", "build s", "docs/s",
+         "peak RSS MB"], rows)
+    if d["comparisons"]:
+        rows = [[f"`{c['ragkit']}`", f"{SUITE_SYSTEMS[c['system']]} `{c['pipeline']}`", f"{c['p50_speedup']}x",
+                 f"{c['batch_qps_ratio']}x", "–" if c["build_speedup"] is None else f"{c['build_speedup']}x",
+                 versus(c)] for c in d["comparisons"]]
+        out += "\n\nragkit against the same pipeline elsewhere (above 1x: ragkit is faster):\n\n" + table(
+            ["ragkit", "against", "p50 speed-up", "batch q/s ratio", "build speed-up",
+             "Δ nDCG@10 [95% CI] p"], rows)
+    if d.get("goals"):
+        out += "\n\nGoals, each a ratio measured in this run:\n\n" + table(
+            ["goal", "measured", "target", ""],
+            [[g, v["value"], v["target"], "–" if v["met"] is None else "met" if v["met"] else "**missed**"]
+             for g, v in d["goals"].items()])
+    return out
+
+
+def suite() -> str:
+    """benchmarks/run.py: quick.json (ragkit's pipelines on SciFact) and full.json (every set, peers included)."""
+    parts = []
+    for name in ("quick", "full"):
+        if not (RESULTS / f"{name}.json").is_file():
+            parts.append(f"`--suite {name}`: not measured yet (`python benchmarks/run.py --suite {name}`).")
+            continue
+        d = load(name)
+        h = d["host"]
+        vers = d["datasets"][next(iter(d["datasets"]))]["systems"]["ragkit"]["versions"]
+        check = d.get("expected_check", {})
+        verdict = ("every expected score met" if check.get("checked") and not check.get("failures") else
+                   "; ".join(check.get("failures", [])) or "not checked")
+        head = (f"`--suite {name}`, measured {d['date']} on {h['cpu']} ({h['cores']} cores), ragkit "
+                f"{vers.get('ragkit')}, torch {vers.get('torch')}, sentence-transformers "
+                f"{vers.get('sentence-transformers')}; load average {d['load_avg_before'][0]} before, "
+                f"{d['load_avg_after'][0]} after; {d['seconds']:.0f} s in all. Index builds "
+                f"{'embed every document' if d['cold_build'] else 'take embeddings from the cache where present'}; "
+                f"queries one at a time after {d['warmup_queries']} warm-up queries, k = {d['k']}. "
+                + (f"{d['cross_encoder_note']}. " if d.get("cross_encoder_note") else "")
+                + f"benchmarks/expected.toml: {verdict}.")
+        parts.append(head + "\n\n" + "\n\n".join(suite_dataset(n, x) for n, x in d["datasets"].items()))
+    return "\n\n".join(parts)
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -497,6 +555,7 @@ class Section:
 def sections() -> list[Section]:
     gen_runs = tuple(other_generation_runs())
     return [
+        Section("Benchmark suite: ragkit, its peers and the raw libraries", "run.py", ("quick", "full"), suite),
         Section("Retrieval on SciFact", "scifact_retrieval.py", ("scifact_retrieval",), scifact),
         Section("Ingest and query speed", "ingest_query.py", ("ingest_query",), ingest_query),
         Section("Retrieval on the bundled Beacon set", "beacon_eval.py", ("beacon_eval",), beacon),
