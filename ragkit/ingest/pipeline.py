@@ -20,8 +20,10 @@ from ragkit.config import IngestConfig
 from ragkit.embedding.cache import EmbeddingCache, embed_with_cache
 from ragkit.errors import LoadError
 from ragkit.index.store import DocRecord, FileRecord, StoreReader, StoreWriter
+from ragkit.ingest._read import one_line
 from ragkit.ingest.files import extension, is_under, loaders_by_extension, pick_loader, sha256_file
 from ragkit.ingest.walk import SourceFile, walk
+from ragkit.ingest.worker import ParseWorker
 from ragkit.plugins import Plugin, registry
 from ragkit.types import Chunk, Document, LoadIssue
 
@@ -146,31 +148,43 @@ class IngestRun:
         # document id -> the source that owns it (files not being reloaded keep theirs)
         owner = {d: src for src, rec in self.prev_files.items() if src not in reloading for d in rec.doc_ids}
         loaded: dict[str, Loaded] = {}
-        for i, (sf, digest, loader) in enumerate(to_load):
-            self.progress("load", i, len(to_load))
-            try:
-                docs, chunks, issues = load_file(sf, loader, chunker, budget, digest)
-            except LoadError as exc:
-                r.failed.append((str(sf.path), str(exc)))
-                continue
-            r.warnings.extend(issues)
-            clash = duplicate_id(docs, sf.key, owner)
-            if clash is not None:
-                r.failed.append((str(sf.path), f"duplicate document id {clash!r} "
-                                                f"(also from {owner.get(clash, sf.path.name)})"))
-                continue
-            try:
-                st = sf.path.stat()
-            except OSError as exc:  # removed while it was loading
-                r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
-                continue
-            owner.update((d.doc_id, sf.key) for d in docs)
-            r.files_read += 1
-            loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
-                                    docs, chunks)
+
+        def parse(i: int) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]]]:
+            sf, digest, loader = to_load[i]
+            return load_file(sf, loader, chunker, budget, digest)
+
+        with ParseWorker(parse, self.cfg.max_parse_seconds, self.cfg.max_parse_memory_mb) as worker:
+            for i, (sf, digest, loader) in enumerate(to_load):
+                self.progress("load", i, len(to_load))
+                try:
+                    docs, chunks, issues = worker.run(i)
+                except LoadError as exc:
+                    r.failed.append((str(sf.path), str(exc)))
+                    continue
+                self.keep(loaded, owner, sf, digest, docs, chunks, issues)
         self.progress("load", len(to_load), len(to_load))
         r.timings["load_chunk"] = time.perf_counter() - t
         return loaded
+
+    def keep(self, loaded: dict[str, Loaded], owner: dict[str, str], sf: SourceFile, digest: str,
+             docs: list[DocRecord], chunks: list[Chunk], issues: list[tuple[str, str]]) -> None:
+        """Add one parsed file to ``loaded`` unless its document ids clash or it vanished meanwhile."""
+        r = self.report
+        r.warnings.extend(issues)
+        clash = duplicate_id(docs, sf.key, owner)
+        if clash is not None:
+            r.failed.append((str(sf.path), f"duplicate document id {clash!r} "
+                                            f"(also from {owner.get(clash, sf.path.name)})"))
+            return
+        try:
+            st = sf.path.stat()
+        except OSError as exc:  # removed while it was loading
+            r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
+            return
+        owner.update((d.doc_id, sf.key) for d in docs)
+        r.files_read += 1
+        loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
+                                docs, chunks)
 
     def assemble(self, loaded: dict[str, Loaded], removed: set[str]) -> None:
         """Tell the writer which sources the next version drops, and count documents added / updated / removed."""
@@ -214,8 +228,13 @@ class IngestRun:
 
 
 def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
-    """Every loader by extension; loaders with limits in the ingest config get them (HTML depth and elements)."""
-    params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements}}
+    """Every loader by extension; the built-in loaders get the limits of the ingest config (line length, expanded
+    size, HTML depth and elements, PDF pages)."""
+    lines = {"max_line_chars": cfg.max_line_chars}
+    params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements, **lines},
+              "pdf": {"max_pages": cfg.max_pdf_pages}, "text": lines, "markdown": lines,
+              "beir": {**lines, "max_expanded_mb": cfg.max_expanded_mb},
+              "docx": {"max_expanded_mb": cfg.max_expanded_mb}}
     table, made = loaders_by_extension(), {}
     for ext, loader in table.items():
         if loader.name in params:
@@ -238,10 +257,10 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
                 issues.append((f"{sf.path}:{item.location.split(':')[-1]}", item.reason))
             else:
                 docs.append(item)
-    except LoadError:
+    except (LoadError, MemoryError):  # a MemoryError is the parse worker's to name (its memory cap)
         raise
     except Exception as exc:  # a loader bug or an unexpected format quirk: report it, do not crash ingest
-        raise LoadError(f"{type(exc).__name__}: {exc}") from None
+        raise LoadError(f"{type(exc).__name__}: {one_line(exc)}") from None
     if not docs:
         raise LoadError("no documents")
     try:
