@@ -113,15 +113,6 @@ def measure(index: Path, runs: int) -> dict:
     return out
 
 
-def scifact_index() -> Path:
-    from _common import beir_index
-
-    eng, _ = beir_index("scifact")
-    path = eng.store.path
-    eng.close()
-    return path
-
-
 def build_index(corpus: Path, where: Path) -> Path:
     from ragkit import Engine
 
@@ -144,6 +135,8 @@ def main() -> None:
         if args.corpus is not None:
             index, what = build_index(args.corpus, Path(tmp) / "idx"), str(args.corpus)
         else:
+            from serve_load import scifact_index  # SciFact's cached index (built once)
+
             index = args.index or scifact_index()
             what = args.label or ("scifact" if args.index is None else str(args.index))
         load_before = os.getloadavg()[0]
