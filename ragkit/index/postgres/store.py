@@ -457,4 +457,12 @@ class PostgresStore:
         return None
 
     def describe(self) -> dict[str, Any]:
-        return {"store": "postgres", "url": self.where, "schema": self.schema, "schema_version": SCHEMA_VERSION}
+        """What ``ragkit info`` shows about the store: the URL (no password), schema and its version."""
+        import psycopg
+
+        try:
+            rows = self.query(f"SELECT value FROM {self._s}.meta WHERE key = 'schema_version'")
+        except psycopg.errors.UndefinedTable:
+            rows = []
+        return {"store": "postgres", "url": self.where, "schema": self.schema,
+                "schema_version": int(rows[0][0]) if rows else None, "ragkit_schema_version": SCHEMA_VERSION}
