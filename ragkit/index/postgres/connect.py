@@ -51,10 +51,14 @@ def explain(exc: BaseException, where: str) -> RagkitError:
     from psycopg import errors as pgerr
 
     text = first_line(exc)
+    if "FATAL:" in text:  # a refused connection: the server's own reason is what matters
+        text = " ".join(text.split("FATAL:", 1)[1].split())
     if isinstance(exc, pgerr.InvalidPassword) or "password authentication failed" in text:
         return StoreUnavailable(f"{where}: the server refused the credentials ({text})")
-    if isinstance(exc, pgerr.InvalidCatalogName):
+    if isinstance(exc, pgerr.InvalidCatalogName) or re.search(r'database ".*" does not exist', text):
         return StoreUnavailable(f"{where}: {text}; create it first (createdb, or CREATE DATABASE)")
+    if re.search(r'role ".*" does not exist', text) or "no pg_hba.conf entry" in text:
+        return StoreUnavailable(f"{where}: the server refused the connection ({text})")
     if isinstance(exc, pgerr.ReadOnlySqlTransaction):
         return StoreUnavailable(f"{where}: the server is read-only (a standby?); write to the primary ({text})")
     if isinstance(exc, pgerr.QueryCanceled):
