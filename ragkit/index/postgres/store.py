@@ -343,6 +343,8 @@ class PostgresStore:
 
         try:
             with self.pool.connection() as conn:
+                if not setup:  # one statement in autocommit mode: one round trip
+                    return conn.execute(sql, params).fetchall()
                 with conn.transaction():
                     for stmt in setup:
                         conn.execute(stmt)
