@@ -440,6 +440,38 @@ def hostile_ingest() -> str:
                   f"{'; '.join(reasons)}. (load average {d['load_avg_1min']}; measured {d['date']})")
 
 
+# --- stores -------------------------------------------------------------------------------------------------------
+
+def store_parity() -> str:
+    """The embedded and the postgres store on SciFact: store_parity.json (warm embedding cache) and, when run,
+    store_parity_cold.json (each store embeds)."""
+    if not (RESULTS / "store_parity.json").exists():
+        return "Not measured yet: `python benchmarks/store_parity.py` writes it."
+    d = load("store_parity")
+    rows = []
+    for name, s in d["stores"].items():
+        r, i = s["retrieval"], s["ingest"]
+        rows.append([name] + [f"{r[m]['ndcg@10']:.4f}" for m in ("bm25", "dense", "hybrid")]
+                    + [f"{r[m]['p50_ms']}" for m in ("bm25", "dense", "hybrid")] + [i["docs_per_s"]])
+    rows.append(["postgres − embedded"] + [f"{d['delta_ndcg@10'][m]:+.4f}" for m in ("bm25", "dense", "hybrid")]
+                + ["", "", "", f"{d['ingest_ratio']:.2f}x"])
+    out = table(["store", "BM25 nDCG@10", "dense nDCG@10", "hybrid nDCG@10", "BM25 p50 ms", "dense p50 ms",
+                 "hybrid p50 ms", "ingest docs/s"], rows)
+    a, g = d["bm25_agreement"], d["goals"]
+    within = all(abs(v) <= g["ndcg_within"] for v in d["delta_ndcg@10"].values())
+    out += (f"\n\nBM25 top-10 identical on both stores for {a['identical_top10']} of {a['queries']} queries (largest "
+            f"score difference {a['max_abs_score_diff']:.1e}). Goal nDCG@10 within {g['ndcg_within']} of the "
+            f"embedded store: **{'met' if within else 'missed'}**. Ingest here uses the warm embedding cache (nothing "
+            f"is embedded), so it compares the stores' own work.")
+    if (RESULTS / "store_parity_cold.json").exists():
+        c = load("store_parity_cold")
+        ok = c["ingest_ratio"] >= c["goals"]["ingest_ratio_at_least"]
+        out += (f" With each store embedding the corpus: embedded {c['stores']['embedded']['ingest']['docs_per_s']} "
+                f"docs/s, postgres {c['stores']['postgres']['ingest']['docs_per_s']} docs/s, ratio "
+                f"{c['ingest_ratio']:.2f} (goal ≥ {c['goals']['ingest_ratio_at_least']}: **{'met' if ok else 'missed'}**).")
+    return out + f"\n\n({d['queries']} test queries, {d['documents']} documents, one chunk each; measured {d['date']})"
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -478,6 +510,9 @@ def sections() -> list[Section]:
         Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
+        Section("Embedded and PostgreSQL stores on SciFact", "store_parity.py",
+                tuple(n for n in ("store_parity", "store_parity_cold") if (RESULTS / f"{n}.json").exists()),
+                store_parity),
     ]
 
 
@@ -497,7 +532,8 @@ def results_page() -> str:
     for s in sections():
         files = ", ".join(f"`{f}.json`" for f in s.files) or "`benchmarks/reports/answers/covidqa.json`"
         src = f"`benchmarks/{s.script}`" if s.script.endswith(".py") else f"`{s.script}`"
-        out += ["", f"## {s.title}", "", f"Made by {src}; from {files}.", "", s.render()]
+        made = f"Made by {src}." if s.script.endswith(".py") and not s.files else f"Made by {src}; from {files}."
+        out += ["", f"## {s.title}", "", made, "", s.render()]
     return "\n".join(out) + "\n"
 
 

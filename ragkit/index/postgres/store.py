@@ -437,10 +437,15 @@ class PostgresStore:
     @contextmanager
     def writer(self, settings: Settings, *, rebuild: bool = False, model_id: str = "") -> Iterator[PostgresWriter]:
         search.bm25_params(settings["sparse"])
+        import psycopg
+
         conn = connect(self.conninfo, self.where, "ingest")
         try:
-            self._lock(conn)
-            self._prepare(conn)
+            try:
+                self._lock(conn)
+                self._prepare(conn)
+            except psycopg.Error as exc:
+                raise explain(exc, self.where) from None
             current = self.reader()
             if current is not None and not rebuild:
                 diff = first_difference(current.settings, settings)
