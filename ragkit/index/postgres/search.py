@@ -1,6 +1,7 @@
 """The two retrieval branches as SQL.
 
-BM25 is scored at query time from per-chunk term frequencies (``terms`` / ``tfs`` arrays, GIN-indexed) and
+BM25 is scored at query time from per-chunk term frequencies (``terms`` / ``tfs`` arrays, GIN-indexed: one
+index lookup per query term, the term's frequency read with ``array_position``) and
 the reading generation's corpus statistics, with the sparse plugin's own analyzer, k1, b and IDF formula (the
 bm25s methods lucene, robertson and atire), so scores equal the embedded store's up to float rounding:
 
@@ -51,14 +52,14 @@ def bm25_sql(schema: str, method: str, visible: str, condition: str) -> str:
     return f"""
 WITH q AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::int[]) AS q(term, qtf)),
 hits AS MATERIALIZED (
-    SELECT c.id, c.n_tokens, t.term, t.tf, ({condition}) AS pass
-    FROM {s}.chunks c CROSS JOIN LATERAL unnest(c.terms, c.tfs) AS t(term, tf)
-    WHERE c.terms && %(terms)s::text[] AND {visible} AND t.term = ANY(%(terms)s::text[])),
+    SELECT c.id, c.n_tokens, q.term, q.qtf, c.tfs[array_position(c.terms, q.term)] AS tf, ({condition}) AS pass
+    FROM q JOIN {s}.chunks c ON c.terms @> ARRAY[q.term]
+    WHERE {visible}),
 df AS (SELECT term, count(*)::float8 AS df FROM hits GROUP BY term)
 SELECT id, score FROM (
-    SELECT h.id, sum((q.qtf * ({IDF[method]})::real * h.tf
+    SELECT h.id, sum((h.qtf * ({IDF[method]})::real * h.tf
                       / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.n_tokens / %(avglen)s)))::real)::real AS score
-    FROM hits h JOIN df USING (term) JOIN q USING (term)
+    FROM hits h JOIN df USING (term)
     WHERE h.pass GROUP BY h.id) scored
 WHERE score > 0 ORDER BY score DESC, id LIMIT %(k)s"""
 

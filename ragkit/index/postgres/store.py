@@ -42,9 +42,12 @@ def gen_name(gen: int) -> str:
 
 
 def hnsw_params(dense: dict[str, Any]) -> dict[str, int]:
-    """HNSW graph parameters from the dense spec (faiss' hnsw_m / ef_construction / ef_search)."""
+    """HNSW graph parameters: the dense spec's (faiss' hnsw_m / ef_construction / ef_search) when it asks for
+    an HNSW index, else pgvector's defaults (m 16, ef_construction 64) with ef_search 100."""
+    if dense.get("index") != "hnsw":
+        return {"m": 16, "ef_construction": 64, "ef_search": 100}
     return {"m": int(dense.get("hnsw_m", 16)), "ef_construction": int(dense.get("ef_construction", 64)),
-            "ef_search": int(dense.get("ef_search", 40))}
+            "ef_search": int(dense.get("ef_search", 100))}
 
 
 class PostgresReader:
