@@ -472,6 +472,33 @@ def store_parity() -> str:
     return out + f"\n\n({d['queries']} test queries, {d['documents']} documents, one chunk each; measured {d['date']})"
 
 
+def store_scale() -> str:
+    """Both stores from 10k to 1M chunks: store_scale.json."""
+    if not (RESULTS / "store_scale.json").exists():
+        return "Not measured yet: `python benchmarks/store_scale.py` writes it."
+    d = load("store_scale")
+    rows = [[f"{r['chunks']:,}", r["store"], r["ingest_chunks_per_s"], r["commit_s"]]
+            + [f"{r[m]['p50_ms']} / {r[m]['p95_ms']}" for m in ("bm25", "dense", "hybrid", "hybrid+1% filter")]
+            + [f"{r['dense_recall@10']:.3f}", f"{r['dense_recall@10_1%_filter']:.3f}",
+               round(r["client_rss_mb"] + r.get("server_rss_mb", 0), 1), r["disk_mb"]] for r in d["runs"]]
+    out = table(["chunks", "store", "ingest chunks/s", "build s", "BM25 p50/p95 ms", "dense p50/p95 ms",
+                 "hybrid p50/p95 ms", "hybrid + 1% filter p50/p95 ms", "dense recall@10", "recall@10, 1% filter",
+                 "RSS MB (client + server)", "disk MB"], rows)
+    g = d["goal"]
+    at_goal = [r for r in d["runs"] if r["chunks"] == g["chunks"]]
+    if at_goal:
+        verdicts = []
+        for r in at_goal:
+            p50, rec = r["hybrid"]["p50_ms"], r["dense_recall@10"]
+            ok = p50 <= g["hybrid_p50_ms_at_most"] and rec >= g["dense_recall@10_at_least"]
+            verdicts.append(f"{r['store']}: hybrid p50 {p50} ms ({p50 - g['hybrid_p50_ms_at_most']:+.1f} ms against "
+                            f"the goal), recall@10 {rec:.3f}: **{'met' if ok else 'missed'}**")
+        out += (f"\n\nGoal at {g['chunks']:,} chunks: hybrid p50 ≤ {g['hybrid_p50_ms_at_most']} ms with dense "
+                f"recall@10 ≥ {g['dense_recall@10_at_least']}. " + "; ".join(verdicts) + ".")
+    return out + (f"\n\n(real SciFact sentences, synthetic {d['dim']}-d vectors around {d['centroids']} centroids; "
+                  f"{d['queries']} queries; measured {d['date']})")
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -513,6 +540,8 @@ def sections() -> list[Section]:
         Section("Embedded and PostgreSQL stores on SciFact", "store_parity.py",
                 tuple(n for n in ("store_parity", "store_parity_cold") if (RESULTS / f"{n}.json").exists()),
                 store_parity),
+        Section("The stores from 10k to 1M chunks", "store_scale.py",
+                ("store_scale",) if (RESULTS / "store_scale.json").exists() else (), store_scale),
     ]
 
 
