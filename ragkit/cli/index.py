@@ -40,7 +40,7 @@ def ingest(
     if as_json:
         dump(report.to_dict())
     else:
-        _render_report(report, eng.store.location)
+        _render_report(report, getattr(eng.store, "where", eng.store.location))  # a URL without its password
     if strict and (report.failed or report.warnings):
         raise typer.Exit(1)
 
