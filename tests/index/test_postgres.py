@@ -222,3 +222,31 @@ def test_a_bad_schema_name_and_an_unscorable_sparse_plugin_are_config_errors(pg_
     with pytest.raises(ConfigError, match="bm25s"):
         with store.writer(other):
             pass
+
+
+def test_migrations_bring_an_older_schema_up_to_date_once(pg_index):
+    """An index written by schema version 1 (BM25 terms only on the chunks) is migrated by the next writer:
+    postings backfilled, the same BM25 ranking; running the migrations again changes nothing."""
+    from ragkit.index.postgres.schema import SCHEMA_VERSION, migrate
+
+    store = open_store(pg_index())
+    write(store, [{"_id": f"d{i}", "title": f"title {i}", "text": f"alpha beta {'gamma ' * i}"} for i in range(6)])
+    q = QueryBundle("gamma alpha")
+    before = ranking(store.reader(), store.reader().sparse_search(q, 10, None))
+    s = f'"{store.schema}"'
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:  # back to what version 1 left behind
+        conn.execute(f"UPDATE {s}.chunks c SET terms = x.terms, tfs = x.tfs FROM (SELECT id, array_agg(term) AS "
+                     f"terms, array_agg(tf) AS tfs FROM {s}.postings GROUP BY id) x WHERE c.id = x.id")
+        conn.execute(f"DROP TABLE {s}.postings")
+        conn.execute(f"CREATE INDEX chunks_terms ON {s}.chunks USING gin (terms)")
+        conn.execute(f"UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'")
+    assert store.describe()["schema_version"] == 1
+    write(store, [], remove=[])  # the next writer migrates
+    assert store.describe()["schema_version"] == SCHEMA_VERSION
+    after = ranking(store.reader(), store.reader().sparse_search(q, 10, None))
+    assert after[0] == before[0] and np.allclose(after[1], before[1])
+    with psycopg.connect(store.conninfo) as conn:
+        count = conn.execute(f"SELECT count(*) FROM {s}.postings").fetchone()[0]
+        assert migrate(conn.cursor(), store.schema) == SCHEMA_VERSION  # already current: nothing to do
+        assert conn.execute(f"SELECT count(*) FROM {s}.postings").fetchone()[0] == count > 0
+        assert conn.execute(f"SELECT count(*) FROM {s}.chunks WHERE terms <> '{{}}'").fetchone()[0] == 0

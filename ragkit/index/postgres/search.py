@@ -1,7 +1,7 @@
 """The two retrieval branches as SQL.
 
-BM25 is scored at query time from per-chunk term frequencies (``terms`` / ``tfs`` arrays, GIN-indexed: one
-index lookup per query term, the term's frequency read with ``array_position``) and
+BM25 is scored at query time from postings (term, chunk, term frequency, chunk length; one index range per
+query term, read by an index-only scan) and
 the reading generation's corpus statistics, with the sparse plugin's own analyzer, k1, b and IDF formula (the
 bm25s methods lucene, robertson and atire), so scores equal the embedded store's up to float rounding:
 
@@ -29,7 +29,7 @@ IDF = {
     "robertson": "ln(greatest(1, (%(n)s - df.df + 0.5) / (df.df + 0.5)))",
     "atire": "ln(%(n)s::float8 / df.df)",
 }
-EXACT_BELOW = 10_000  # candidate chunks below which dense search is exact
+EXACT_BELOW = 5_000  # candidate chunks below which dense search is exact
 HNSW_FROM = 10_000  # chunks in the index from which an HNSW index is built
 
 
@@ -48,20 +48,21 @@ def term_counts(tokens: Sequence[str]) -> tuple[list[str], list[int]]:
 
 
 def bm25_sql(schema: str, method: str, visible: str, condition: str) -> str:
+    """``visible`` is the generation's condition on the postings (alias ``p``); ``condition`` the filter on the
+    chunks (alias ``c``, ``true`` for none)."""
     s = f'"{schema}"'
+    keep = "" if condition == "true" else f"JOIN {s}.chunks c ON c.id = scored.id AND ({condition})"
     return f"""
 WITH q AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::int[]) AS q(term, qtf)),
 hits AS MATERIALIZED (
-    SELECT c.id, c.n_tokens, q.term, q.qtf, c.tfs[array_position(c.terms, q.term)] AS tf, ({condition}) AS pass
-    FROM q JOIN {s}.chunks c ON c.terms @> ARRAY[q.term]
-    WHERE {visible}),
-df AS (SELECT term, count(*)::float8 AS df FROM hits GROUP BY term)
-SELECT id, score FROM (
+    SELECT p.id, p.n_tokens, p.tf, q.term, q.qtf FROM q JOIN {s}.postings p ON p.term = q.term WHERE {visible}),
+df AS (SELECT term, count(*)::float8 AS df FROM hits GROUP BY term),
+scored AS (
     SELECT h.id, sum((h.qtf * ({IDF[method]})::real * h.tf
                       / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.n_tokens / %(avglen)s)))::real)::real AS score
-    FROM hits h JOIN df USING (term)
-    WHERE h.pass GROUP BY h.id) scored
-WHERE score > 0 ORDER BY score DESC, id LIMIT %(k)s"""
+    FROM hits h JOIN df USING (term) GROUP BY h.id)
+SELECT scored.id, scored.score FROM scored {keep}
+WHERE scored.score > 0 ORDER BY scored.score DESC, scored.id LIMIT %(k)s"""
 
 
 def dense_sql(schema: str, visible: str, condition: str, exact: bool) -> str:

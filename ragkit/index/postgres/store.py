@@ -165,7 +165,7 @@ class PostgresReader:
             return _EMPTY
         terms, qtf = search.term_counts(tokens)
         condition = "true" if candidates is None else candidates.native
-        sql = search.bm25_sql(self.store.schema, self.bm25["method"], visible("c"), condition)
+        sql = search.bm25_sql(self.store.schema, self.bm25["method"], visible("p"), condition)
         avglen = self.n_tokens / self.n_chunks if self.n_tokens else 1.0
         return self._rows(self._q(sql, {"terms": terms, "qtf": qtf, "n": self.n_chunks, "k": int(k),
                                         "k1": self.bm25["k1"], "b": self.bm25["b"], "avglen": avglen}))
@@ -220,6 +220,7 @@ class PostgresWriter:
                     (f"{self._s}.chunks",))
         if cur.fetchone()[0] != dim:  # a new index, or a rebuild with another embedder: retype the column
             cur.execute(f"DELETE FROM {self._s}.chunks WHERE embedding IS NOT NULL")
+            cur.execute(f"DELETE FROM {self._s}.postings WHERE added_in < %s", (self.gen,))
             cur.execute(f"DROP INDEX IF EXISTS {self._s}.chunks_hnsw")
             cur.execute(f"ALTER TABLE {self._s}.chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
         self._dim = dim
@@ -238,6 +239,7 @@ class PostgresWriter:
             with self.conn.cursor() as cur:
                 if len(chunks) and int(vectors.shape[1]) != self._dim or (len(chunks) and not self._added):
                     self._check_dim(cur, int(vectors.shape[1]))
+                postings = []
                 with cur.copy(f"COPY {self._s}.chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)") \
                         as copy:
                     copy.set_types(_CHUNK_TYPES)
@@ -245,8 +247,15 @@ class PostgresWriter:
                         tokens = self.analyzer(c.text)
                         terms, tfs = search.term_counts(tokens)
                         copy.write_row((self._next_id, g, c.chunk_id, c.doc_id, c.position, c.text,
-                                        Jsonb(c.metadata), len(tokens), terms, tfs, search.vector_binary(v)))
+                                        Jsonb(c.metadata), len(tokens), [], [], search.vector_binary(v)))
+                        postings.append((self._next_id, len(tokens), terms, tfs))
                         self._next_id += 1
+                with cur.copy(f"COPY {self._s}.postings (term, id, tf, n_tokens, added_in) FROM STDIN "
+                              "(FORMAT BINARY)") as copy:
+                    copy.set_types(["text", "int8", "int4", "int4", "int4"])
+                    for cid, n_tokens, terms, tfs in postings:
+                        for term, tf in zip(terms, tfs):
+                            copy.write_row((term, cid, tf, n_tokens, g))
                 cur.executemany(f"INSERT INTO {self._s}.documents (doc_id, added_in, source, title, metadata) "
                                 "VALUES (%s, %s, %s, %s, %s)",
                                 [(d.doc_id, g, d.source, d.title, Jsonb(d.metadata)) for d in documents])
@@ -265,7 +274,7 @@ class PostgresWriter:
         try:
             with self.conn.cursor() as cur:
                 if self.previous is None:  # a rebuild (or the first commit): nothing before this one stays
-                    for table in ("chunks", "documents", "files"):
+                    for table in ("chunks", "documents", "files", "postings"):
                         cur.execute(f"UPDATE {s}.{table} SET removed_in = %(g)s WHERE {live}", {"g": g})
                 elif self._removed:
                     src = {"g": g, "src": sorted(self._removed)}
@@ -276,12 +285,15 @@ class PostgresWriter:
                     cur.execute(f"UPDATE {s}.documents SET removed_in = %(g)s WHERE {live} AND doc_id = ANY(%(ids)s)",
                                 ids)
                     cur.execute(f"UPDATE {s}.files SET removed_in = %(g)s WHERE {live} AND source = ANY(%(src)s)", src)
+                    cur.execute(f"UPDATE {s}.postings SET removed_in = %(g)s WHERE {live} AND id IN "
+                                f"(SELECT id FROM {s}.chunks WHERE removed_in = %(g)s)", {"g": g})
                 cur.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {s}.chunks WHERE removed_in IS NULL")
                 n_chunks, n_tokens = cur.fetchone()
                 cur.execute(f"SELECT count(*) FROM {s}.documents WHERE removed_in IS NULL")
                 n_docs = cur.fetchone()[0]
                 if self._added > 1000 and self._added * 5 > n_chunks:
                     cur.execute(f"ANALYZE {s}.chunks")
+                    cur.execute(f"ANALYZE {s}.postings")
                 self._build_hnsw(cur, n_chunks)
                 cur.execute(f"INSERT INTO {s}.generations VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s)",
                             (g, now(), _jsonb(self.settings), self._model_id, int(self._dim), n_docs, n_chunks,
@@ -294,8 +306,21 @@ class PostgresWriter:
         except Exception as exc:
             raise self.store.failure(exc) from None
         self.committed = True
+        if self._added > 1000 and self._added * 5 > n_chunks:
+            self._vacuum()
         self.n_documents, self.n_chunks = n_docs, n_chunks
         return gen_name(g)
+
+    def _vacuum(self) -> None:
+        """After a large commit: mark the new postings all-visible, so BM25 reads them by index-only scans at
+        once instead of after autovacuum's next pass (the commit is done; a failure here only costs speed)."""
+        import psycopg
+
+        try:
+            self.conn.autocommit = True
+            self.conn.execute(f"VACUUM (ANALYZE) {self._s}.postings")
+        except psycopg.Error:
+            pass
 
     def _build_hnsw(self, cur, n_chunks: int) -> None:
         if n_chunks < search.HNSW_FROM or not self._dim:
@@ -312,7 +337,7 @@ class PostgresWriter:
         """Delete rows removed by generations committed more than RETAIN_SECONDS ago."""
         old = (f"removed_in IN (SELECT gen FROM {self._s}.generations "
                f"WHERE committed_at < now() - interval '{RETAIN_SECONDS} seconds')")
-        for table in ("chunks", "documents", "files"):
+        for table in ("chunks", "documents", "files", "postings"):
             cur.execute(f"DELETE FROM {self._s}.{table} WHERE {old}")
 
 
