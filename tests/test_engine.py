@@ -1,6 +1,7 @@
 """Engine behaviour end to end with the real model: ingest, incremental updates, filters, answers. Every test that
-touches an index runs on both stores (``idx``: a directory, then a postgresql:// URL); the plugin-error test
-opens no index."""
+touches the store runs on both (``idx``: a directory, then a postgresql:// URL). Embedded only, because the store
+plays no part in what they check: the plugin-error test (opens no index), the refused huge file and the duplicate
+document ids (decided while reading files, before the writer) and the post-stage filter order (after retrieval)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from ragkit.errors import ConfigError, IndexConfigMismatch, PluginError
 def idx(index_location):
     """A new, empty index of each store."""
     return index_location()
+
+
+@pytest.fixture
+def embedded_idx(tmp_path):
+    return tmp_path / "idx"
 
 
 @pytest.fixture
@@ -96,9 +102,9 @@ def test_bad_files_reported_and_nothing_already_indexed_is_lost(tmp_path, mini_c
     assert hits[0].doc_id == "cloud/retention.txt"  # the previous version still answers
 
 
-def test_huge_file_is_refused(tmp_path, mini_corpus, idx):
+def test_huge_file_is_refused(tmp_path, mini_corpus, embedded_idx):
     (mini_corpus / "huge.txt").write_text("word " * 300_000)
-    eng = Engine.open(idx, overrides=["ingest.max_file_mb=1"])
+    eng = Engine.open(embedded_idx, overrides=["ingest.max_file_mb=1"])
     rep = eng.ingest([mini_corpus])
     reason = dict(rep.failed)[str(mini_corpus / "huge.txt")]
     assert reason.startswith("file too large (1.4 MB > max_file_mb 1)")
@@ -124,7 +130,7 @@ def test_unknown_plugin_and_parameter_errors_list_what_exists(tmp_path):
         Engine.open(tmp_path / "i", overrides=["chunker.size=3"])
 
 
-def test_duplicate_document_ids_across_files(tmp_path, idx):
+def test_duplicate_document_ids_across_files(tmp_path, embedded_idx):
     import json
 
     a = tmp_path / "a" / "c.jsonl"
@@ -133,7 +139,7 @@ def test_duplicate_document_ids_across_files(tmp_path, idx):
     b.parent.mkdir()
     a.write_text(json.dumps({"_id": "x", "text": "first copy"}) + "\n")
     b.write_text(json.dumps({"_id": "x", "text": "second copy"}) + "\n")
-    eng = Engine.open(idx)
+    eng = Engine.open(embedded_idx)
     rep = eng.ingest([a.parent, b.parent])
     assert rep.documents_total == 1
     assert "duplicate document id 'x'" in dict(rep.failed)[str(b.resolve())]
@@ -184,9 +190,9 @@ def test_rebuild_where_every_file_fails_keeps_the_index(tmp_path, mini_corpus, i
     assert rebuild.retrieve("rotate api key", k=1).hits[0].doc_id == "cloud/api-keys.md"
 
 
-def test_filters_run_in_config_order_and_show_in_trace(tmp_path, mini_corpus, idx):
+def test_filters_run_in_config_order_and_show_in_trace(tmp_path, mini_corpus, embedded_idx):
     cfg = {"filters": [{"name": "max-per-doc", "max_chunks": 1}, {"name": "keywords", "must_include": ["api"]}]}
-    eng = Engine.open(idx, cfg)
+    eng = Engine.open(embedded_idx, cfg)
     eng.ingest([mini_corpus])
     r = eng.retrieve("rotate api keys", k=10)
     assert r.trace[-2:] == ["filter max-per-doc", "filter keywords"]

@@ -1,4 +1,4 @@
-"""Tenant isolation: two tenants whose documents share topics and vocabulary; 200 queries each (60 on postgres), in BM25-only,
+"""Tenant isolation: two tenants whose documents share topics and vocabulary; 200 queries each (40 on postgres), in BM25-only,
 dense-only and hybrid modes, through /v1/retrieve and /v1/query (cited answers), from concurrent clients.
 Not one chunk or citation of the other tenant may come back, also when a request's own filter names it. On both
 stores: the tenant fence is a filter like any other, compiled by each store."""
@@ -14,7 +14,7 @@ from tests.serve.conftest import TENANTS, tenant_queries
 MODES = ("bm25", "dense", "hybrid")
 
 
-QUERIES = {"embedded": 200, "postgres": 60}  # per tenant; fewer on the second store keeps the suite's time down
+QUERIES = {"embedded": 200, "postgres": 40}  # per tenant; fewer on the second store keeps the suite's time down
 
 
 @pytest.fixture(params=["embedded", "postgres"])
