@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from ragkit import Engine
-from ragkit.errors import ConfigError, IndexConfigMismatch, IndexLockedError, RagkitError
+from ragkit.errors import ConfigError, IndexConfigMismatch, IndexCorruptError, IndexLockedError, RagkitError
 from ragkit.filter_expr import to_filter
 from ragkit.index import open_store
 from ragkit.index.embedded import EmbeddedStore
@@ -241,6 +241,8 @@ def test_migrations_bring_an_older_schema_up_to_date_once(pg_index):
         conn.execute(f"CREATE INDEX chunks_terms ON {s}.chunks USING gin (terms)")
         conn.execute(f"UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'")
     assert store.describe()["schema_version"] == 1
+    with pytest.raises(IndexCorruptError, match=r"schema version 1 is older .* run any `ragkit ingest`"):
+        store.reader()  # readers never write: they say what to do
     write(store, [], remove=[])  # the next writer migrates
     assert store.describe()["schema_version"] == SCHEMA_VERSION
     after = ranking(store.reader(), store.reader().sparse_search(q, 10, None))

@@ -425,7 +425,16 @@ class PostgresStore:
 
     def reader(self) -> PostgresReader | None:
         row = self._latest()
-        return None if row is None else PostgresReader(self, row)
+        if row is None:
+            return None
+        have = self.describe()["schema_version"]
+        if have != SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"{self.where}: index schema version {have} "
+                + (f"is older than this ragkit's ({SCHEMA_VERSION}); run any `ragkit ingest` into it once to migrate "
+                   "it (readers never write)" if (have or 0) < SCHEMA_VERSION else
+                   f"is newer than this ragkit understands ({SCHEMA_VERSION}); upgrade ragkit"))
+        return PostgresReader(self, row)
 
     def _lock(self, conn) -> None:
         key = int.from_bytes(hashlib.sha256(f"ragkit index {self.schema}".encode()).digest()[:8], "big",
