@@ -31,6 +31,7 @@ from ragkit.lru import LRU
 from ragkit.plugins import QueryBundle, registry
 from ragkit.types import Chunk
 
+LOCK_WAIT = 2.0  # seconds a second writer waits for the lock before it is refused
 _EMPTY: Ranking = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 _CHUNK_COLUMNS = ("id", "added_in", "chunk_id", "doc_id", "position", "text", "metadata", "n_tokens", "terms",
                   "tfs", "embedding")
@@ -439,11 +440,18 @@ class PostgresStore:
     def _lock(self, conn) -> None:
         key = int.from_bytes(hashlib.sha256(f"ragkit index {self.schema}".encode()).digest()[:8], "big",
                              signed=True)
+        import psycopg
+
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-            if cur.fetchone()[0]:
+            # wait a moment: a writer that was just killed holds the lock until the server has noticed
+            cur.execute(f"SET lock_timeout = '{int(LOCK_WAIT * 1000)}ms'")
+            try:
+                cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+                cur.execute("RESET lock_timeout")
                 conn.commit()
                 return
+            except psycopg.errors.LockNotAvailable:
+                conn.rollback()
             cur.execute("SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a "
                         "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s "
                         "AND l.objid::bigint = %s", ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF))
