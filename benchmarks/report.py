@@ -597,6 +597,65 @@ def suite() -> str:
     return "\n\n".join(parts)
 
 
+# --- stores -------------------------------------------------------------------------------------------------------
+
+def store_parity() -> str:
+    """The embedded and the postgres store on SciFact: store_parity.json (warm embedding cache) and, when run,
+    store_parity_cold.json (each store embeds)."""
+    if not (RESULTS / "store_parity.json").exists():
+        return "Not measured yet: `python benchmarks/store_parity.py` writes it."
+    d = load("store_parity")
+    rows = []
+    for name, s in d["stores"].items():
+        r, i = s["retrieval"], s["ingest"]
+        rows.append([name] + [f"{r[m]['ndcg@10']:.4f}" for m in ("bm25", "dense", "hybrid")]
+                    + [f"{r[m]['p50_ms']}" for m in ("bm25", "dense", "hybrid")] + [i["docs_per_s"]])
+    rows.append(["postgres − embedded"] + [f"{d['delta_ndcg@10'][m]:+.4f}" for m in ("bm25", "dense", "hybrid")]
+                + ["", "", "", f"{d['ingest_ratio']:.2f}x"])
+    out = table(["store", "BM25 nDCG@10", "dense nDCG@10", "hybrid nDCG@10", "BM25 p50 ms", "dense p50 ms",
+                 "hybrid p50 ms", "ingest docs/s"], rows)
+    a, g = d["bm25_agreement"], d["goals"]
+    within = all(abs(v) <= g["ndcg_within"] for v in d["delta_ndcg@10"].values())
+    out += (f"\n\nBM25 top-10 identical on both stores for {a['identical_top10']} of {a['queries']} queries (largest "
+            f"score difference {a['max_abs_score_diff']:.1e}). Goal nDCG@10 within {g['ndcg_within']} of the "
+            f"embedded store: **{'met' if within else 'missed'}**. Ingest here uses the warm embedding cache (nothing "
+            f"is embedded), so it compares the stores' own work.")
+    if (RESULTS / "store_parity_cold.json").exists():
+        c = load("store_parity_cold")
+        ok = c["ingest_ratio"] >= c["goals"]["ingest_ratio_at_least"]
+        out += (f" With each store embedding the corpus: embedded {c['stores']['embedded']['ingest']['docs_per_s']} "
+                f"docs/s, postgres {c['stores']['postgres']['ingest']['docs_per_s']} docs/s, ratio "
+                f"{c['ingest_ratio']:.2f} (goal ≥ {c['goals']['ingest_ratio_at_least']}: **{'met' if ok else 'missed'}**).")
+    return out + f"\n\n({d['queries']} test queries, {d['documents']} documents, one chunk each; measured {d['date']})"
+
+
+def store_scale() -> str:
+    """Both stores from 10k to 1M chunks: store_scale.json."""
+    if not (RESULTS / "store_scale.json").exists():
+        return "Not measured yet: `python benchmarks/store_scale.py` writes it."
+    d = load("store_scale")
+    rows = [[f"{r['chunks']:,}", r["store"], r["ingest_chunks_per_s"], r["commit_s"]]
+            + [f"{r[m]['p50_ms']} / {r[m]['p95_ms']}" for m in ("bm25", "dense", "hybrid", "hybrid+1% filter")]
+            + [f"{r['dense_recall@10']:.3f}", f"{r['dense_recall@10_1%_filter']:.3f}",
+               round(r["client_rss_mb"] + r.get("server_rss_mb", 0), 1), r["disk_mb"]] for r in d["runs"]]
+    out = table(["chunks", "store", "ingest chunks/s", "build s", "BM25 p50/p95 ms", "dense p50/p95 ms",
+                 "hybrid p50/p95 ms", "hybrid + 1% filter p50/p95 ms", "dense recall@10", "recall@10, 1% filter",
+                 "RSS MB (client + server)", "disk MB"], rows)
+    g = d["goal"]
+    at_goal = [r for r in d["runs"] if r["chunks"] == g["chunks"]]
+    if at_goal:
+        verdicts = []
+        for r in at_goal:
+            p50, rec = r["hybrid"]["p50_ms"], r["dense_recall@10"]
+            ok = p50 <= g["hybrid_p50_ms_at_most"] and rec >= g["dense_recall@10_at_least"]
+            verdicts.append(f"{r['store']}: hybrid p50 {p50} ms ({p50 - g['hybrid_p50_ms_at_most']:+.1f} ms against "
+                            f"the goal), recall@10 {rec:.3f}: **{'met' if ok else 'missed'}**")
+        out += (f"\n\nGoal at {g['chunks']:,} chunks: hybrid p50 ≤ {g['hybrid_p50_ms_at_most']} ms with dense "
+                f"recall@10 ≥ {g['dense_recall@10_at_least']}. " + "; ".join(verdicts) + ".")
+    return out + (f"\n\n(real SciFact sentences, synthetic {d['dim']}-d vectors around {d['centroids']} centroids; "
+                  f"{d['queries']} queries; measured {d['date']})")
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -641,6 +700,11 @@ def sections() -> list[Section]:
         Section("Server micro-batching", "serve_load.py", ("serve_batching",), serve_batching),
         Section("Cold start", "cold_start.py", ("cold_start",), cold_start),
         Section("Encoder paths on the CPU", "encoder_paths.py", ("encoder_paths",), encoder_paths),
+        Section("Embedded and PostgreSQL stores on SciFact", "store_parity.py",
+                tuple(n for n in ("store_parity", "store_parity_cold") if (RESULTS / f"{n}.json").exists()),
+                store_parity),
+        Section("The stores from 10k to 1M chunks", "store_scale.py",
+                ("store_scale",) if (RESULTS / "store_scale.json").exists() else (), store_scale),
     ]
 
 
@@ -660,7 +724,8 @@ def results_page() -> str:
     for s in sections():
         files = ", ".join(f"`{f}.json`" for f in s.files) or "`benchmarks/reports/answers/covidqa.json`"
         src = f"`benchmarks/{s.script}`" if s.script.endswith(".py") else f"`{s.script}`"
-        out += ["", f"## {s.title}", "", f"Made by {src}; from {files}.", "", s.render()]
+        made = f"Made by {src}." if s.script.endswith(".py") and not s.files else f"Made by {src}; from {files}."
+        out += ["", f"## {s.title}", "", made, "", s.render()]
     return "\n".join(out) + "\n"
 
 

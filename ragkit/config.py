@@ -91,6 +91,13 @@ class ServeConfig(_Strict):
                                "(0 = one per CPU core)")
 
 
+class StoreConfig(_Strict):
+    """Where the index is when no ``--index`` / ``Engine.open(index)`` names one."""
+
+    url: str | None = Field(None, description="a directory (the embedded store) or a URL such as "
+                            "postgresql://user@host/db; default .ragkit")
+
+
 class Config(_Strict):
     chunker: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence"))
     embedder: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence-transformers"))
@@ -104,6 +111,7 @@ class Config(_Strict):
     filters: list[PluginSpec] = Field(default_factory=list)
     generator: PluginSpec = Field(default_factory=lambda: PluginSpec(name="extractive"))
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("chunker", "embedder", "sparse", "dense", "fusion", "generator", mode="before")
     @classmethod

@@ -35,13 +35,15 @@ from ragkit.types import Answer, Chunk
 
 __all__ = ["Engine", "AnswerStream", "IngestReport", "Retrieval"]
 
+DEFAULT_INDEX = ".ragkit"  # the index when neither the caller nor [store] url names one
+
 
 class Engine:
-    def __init__(self, index: str | Path, config: Config, *, embedding_cache: str | Path | None = None,
+    def __init__(self, index: str | Path | None, config: Config, *, embedding_cache: str | Path | None = None,
                  query_cache: QueryVectorCache | None = None) -> None:
         """``embedding_cache``: an embedding-cache file to use instead of the index's own (ablations share one
         across indexes). ``query_cache``: query vectors memoised across engines (see QueryVectorCache)."""
-        self.store = open_store(index)
+        self.store = open_store(index if index is not None else config.store.url or DEFAULT_INDEX)
         self.config = config
         self.query_cache = query_cache
         # replaces the embedder's embed_query for queries when set (the server's micro-batcher)
@@ -66,11 +68,12 @@ class Engine:
         self.generator = self._make("generator", config.generator)
 
     @classmethod
-    def open(cls, index: str | Path = ".ragkit", config: str | Path | dict | Config | None = None,
+    def open(cls, index: str | Path | None = None, config: str | Path | dict | Config | None = None,
              overrides: list[str] | dict[str, Any] | None = None, *, embedding_cache: str | Path | None = None,
              query_cache: QueryVectorCache | None = None) -> "Engine":
         """Open (or prepare to create) the index at ``index``: a directory path (the embedded store) or a URL
-        of a registered store. ``config`` is a ragkit.toml path, a dict or a Config; without one, defaults apply
+        of a registered store (``postgresql://...``); without one, the config's ``[store] url``, else
+        ``.ragkit``. ``config`` is a ragkit.toml path, a dict or a Config; without one, defaults apply
         for the query stages and the index's own stored settings for the index-shaping ones. ``overrides`` are
         ``key.path=value`` strings or a dict."""
         return cls(index, load_config(config, overrides), embedding_cache=embedding_cache, query_cache=query_cache)
@@ -174,9 +177,11 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         r = self.reader()
+        named = getattr(self.store, "where", self.store.location)  # a URL without its password
+        store = self.store.describe() if hasattr(self.store, "describe") else {}
         if r is None:
-            return {"index": self.store.location, "generation": None, "documents": 0, "chunks": 0}
-        return {"index": self.store.location, "generation": r.name, "documents": r.n_documents,
+            return {"index": named, "store": store, "generation": None, "documents": 0, "chunks": 0}
+        return {"index": named, "store": store, "generation": r.name, "documents": r.n_documents,
                 "chunks": r.n_chunks, "embedding_model": r.model_id, "dim": r.dim, "config": r.settings,
                 "created": r.created}
 

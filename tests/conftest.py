@@ -229,3 +229,51 @@ def llm_generator():
     yield LLMGenerator
     LLMGenerator.the_llm = None
     registry._classes.pop(("generator", LLMGenerator.name), None)
+
+
+# --- PostgreSQL with pgvector (the postgres store) -------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The URL of a PostgreSQL server with pgvector for this session: RAGKIT_TEST_PG_URL, else a throwaway one
+    on 127.0.0.1 (ragkit.testing.postgres). A server that cannot start fails the tests that need it."""
+    from ragkit.testing.postgres import TestServerError, test_server_url
+
+    block = test_server_url()
+    try:
+        url = block.__enter__()
+    except TestServerError as exc:
+        pytest.fail(f"no PostgreSQL for the postgres-store tests: {exc}", pytrace=False)
+    made: list[str] = []
+    yield url, made
+    if os.environ.get("RAGKIT_TEST_PG_URL"):  # a user's server: leave it as it was
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            for schema in made:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    block.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_index(pg_server):
+    """A function returning the URL of a new, empty postgres index (its own schema) on the session's server."""
+    import uuid
+
+    url, made = pg_server
+
+    def new() -> str:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        made.append(schema)
+        return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+    return new
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def index_location(request, tmp_path):
+    """A function returning the location of a new, empty index of each store: a directory, a postgresql:// URL."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_index")
+    made = iter(range(1000))
+    return lambda: str(tmp_path / f"index-{next(made)}")

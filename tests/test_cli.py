@@ -140,3 +140,23 @@ def test_query_stream_human_output_and_explain(cli_index):
 def test_usage_errors_exit_2_without_a_traceback(args, needle):
     proc = ragkit(*args, check=False)
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_postgres_index_named_by_flag_or_by_the_config(pg_index, tmp_path):
+    """`--store URL` (alias of --index) and `[store] url` in the config name the same postgres index; the
+    password in a URL is never printed."""
+    from .conftest import MINI_DOCS, write_tree
+
+    url = pg_index().replace("postgres@", "postgres:hunter2@")  # the test server trusts any password
+    docs = write_tree(tmp_path / "docs", MINI_DOCS)
+    report = json.loads(ragkit("ingest", docs, "--store", url, "--json").stdout)
+    assert report["documents_total"] == 4 and report["committed"]
+    config = tmp_path / "ragkit.toml"
+    config.write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
+    proc = ragkit("info", "--config", config, "--json")
+    info = json.loads(proc.stdout)
+    assert info["documents"] == 4 and info["store"]["store"] == "postgres"
+    assert info["store"]["schema_version"] == info["store"]["ragkit_schema_version"]
+    assert "hunter2" not in proc.stdout and "***" in info["index"]
+    empty = ragkit("query", "anything", "--index", pg_index().replace("postgres@", "postgres:hunter2@"), check=False)
+    assert empty.returncode != 0 and "no index here yet" in empty.stderr and "hunter2" not in empty.stderr

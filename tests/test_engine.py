@@ -1,4 +1,7 @@
-"""Engine behaviour end to end with the real model: ingest, incremental updates, filters, answers."""
+"""Engine behaviour end to end with the real model: ingest, incremental updates, filters, answers. Every test that
+touches the store runs on both (``idx``: a directory, then a postgresql:// URL). Embedded only, because the store
+plays no part in what they check: the plugin-error test (opens no index), the refused huge file and the duplicate
+document ids (decided while reading files, before the writer) and the post-stage filter order (after retrieval)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,24 @@ import pytest
 from ragkit import Engine
 from ragkit.errors import ConfigError, IndexConfigMismatch, PluginError
 
+
+@pytest.fixture
+def idx(index_location):
+    """A new, empty index of each store."""
+    return index_location()
+
+
+@pytest.fixture
+def embedded_idx(tmp_path):
+    return tmp_path / "idx"
+
+
+@pytest.fixture
+def mini_index(idx, mini_corpus):
+    eng = Engine.open(idx)
+    eng.ingest([mini_corpus])
+    yield eng
+    eng.close()
 
 
 def test_ingest_and_query(mini_index):
@@ -26,8 +47,8 @@ def test_explain_scores_per_stage(mini_index):
     assert r.trace[0] == "bm25 + dense -> fusion rrf"
 
 
-def test_reingest_unchanged_embeds_nothing(tmp_path, mini_corpus):
-    eng = Engine.open(tmp_path / "idx")
+def test_reingest_unchanged_embeds_nothing(tmp_path, mini_corpus, idx):
+    eng = Engine.open(idx)
     first = eng.ingest([mini_corpus])
     assert first.committed and first.chunks_embedded == first.chunks_total
     again = eng.ingest([mini_corpus])
@@ -35,8 +56,8 @@ def test_reingest_unchanged_embeds_nothing(tmp_path, mini_corpus):
     assert again.files_unchanged == 4 and again.generation == first.generation
 
 
-def test_changed_file_replaced_and_only_it_embedded(tmp_path, mini_corpus):
-    eng = Engine.open(tmp_path / "idx")
+def test_changed_file_replaced_and_only_it_embedded(tmp_path, mini_corpus, idx):
+    eng = Engine.open(idx)
     eng.ingest([mini_corpus])
     (mini_corpus / "cloud" / "retention.txt").write_text(
         "Log retention on the cloud edition is now 90 days on the Starter plan.\n", encoding="utf-8")
@@ -47,8 +68,8 @@ def test_changed_file_replaced_and_only_it_embedded(tmp_path, mini_corpus):
     assert "90 days" in hits[0].chunk.text
 
 
-def test_sync_removes_deleted_files_and_only_with_sync(tmp_path, mini_corpus):
-    eng = Engine.open(tmp_path / "idx")
+def test_sync_removes_deleted_files_and_only_with_sync(tmp_path, mini_corpus, idx):
+    eng = Engine.open(idx)
     eng.ingest([mini_corpus])
     (mini_corpus / "selfhosted" / "backup.html").unlink()
     rep = eng.ingest([mini_corpus])
@@ -58,8 +79,8 @@ def test_sync_removes_deleted_files_and_only_with_sync(tmp_path, mini_corpus):
     assert all(h.doc_id != "selfhosted/backup.html" for h in eng.retrieve("backup snapshots", k=10).hits)
 
 
-def test_bad_files_reported_and_nothing_already_indexed_is_lost(tmp_path, mini_corpus):
-    eng = Engine.open(tmp_path / "idx")
+def test_bad_files_reported_and_nothing_already_indexed_is_lost(tmp_path, mini_corpus, idx):
+    eng = Engine.open(idx)
     eng.ingest([mini_corpus])
     before = eng.stats()
     # an indexed file becomes unreadable garbage, new bad files appear
@@ -81,25 +102,25 @@ def test_bad_files_reported_and_nothing_already_indexed_is_lost(tmp_path, mini_c
     assert hits[0].doc_id == "cloud/retention.txt"  # the previous version still answers
 
 
-def test_huge_file_is_refused(tmp_path, mini_corpus):
+def test_huge_file_is_refused(tmp_path, mini_corpus, embedded_idx):
     (mini_corpus / "huge.txt").write_text("word " * 300_000)
-    eng = Engine.open(tmp_path / "idx", overrides=["ingest.max_file_mb=1"])
+    eng = Engine.open(embedded_idx, overrides=["ingest.max_file_mb=1"])
     rep = eng.ingest([mini_corpus])
     reason = dict(rep.failed)[str(mini_corpus / "huge.txt")]
     assert reason.startswith("file too large (1.4 MB > max_file_mb 1)")
     assert rep.documents_total == 4
 
 
-def test_changing_chunking_or_model_needs_rebuild(tmp_path, mini_corpus):
-    Engine.open(tmp_path / "idx").ingest([mini_corpus])
+def test_changing_chunking_or_model_needs_rebuild(tmp_path, mini_corpus, idx):
+    Engine.open(idx).ingest([mini_corpus])
     with pytest.raises(IndexConfigMismatch, match="--rebuild"):
-        Engine.open(tmp_path / "idx", overrides=["chunker.chunk_size=64"]).ingest([mini_corpus])
-    eng = Engine.open(tmp_path / "idx", overrides=["chunker.name=token", "chunker.chunk_size=16"])
+        Engine.open(idx, overrides=["chunker.chunk_size=64"]).ingest([mini_corpus])
+    eng = Engine.open(idx, overrides=["chunker.name=token", "chunker.chunk_size=16"])
     rep = eng.ingest([mini_corpus], rebuild=True)
     assert rep.committed and rep.chunks_total > 4
     assert eng.stats()["config"]["chunker"] == {"name": "token", "chunk_size": 16, "chunk_overlap": 16}
     # reopening without a config uses what the index was built with
-    assert Engine.open(tmp_path / "idx").stats()["config"]["chunker"]["name"] == "token"
+    assert Engine.open(idx).stats()["config"]["chunker"]["name"] == "token"
 
 
 def test_unknown_plugin_and_parameter_errors_list_what_exists(tmp_path):
@@ -109,7 +130,7 @@ def test_unknown_plugin_and_parameter_errors_list_what_exists(tmp_path):
         Engine.open(tmp_path / "i", overrides=["chunker.size=3"])
 
 
-def test_duplicate_document_ids_across_files(tmp_path):
+def test_duplicate_document_ids_across_files(tmp_path, embedded_idx):
     import json
 
     a = tmp_path / "a" / "c.jsonl"
@@ -118,7 +139,7 @@ def test_duplicate_document_ids_across_files(tmp_path):
     b.parent.mkdir()
     a.write_text(json.dumps({"_id": "x", "text": "first copy"}) + "\n")
     b.write_text(json.dumps({"_id": "x", "text": "second copy"}) + "\n")
-    eng = Engine.open(tmp_path / "idx")
+    eng = Engine.open(embedded_idx)
     rep = eng.ingest([a.parent, b.parent])
     assert rep.documents_total == 1
     assert "duplicate document id 'x'" in dict(rep.failed)[str(b.resolve())]
@@ -150,28 +171,28 @@ def test_range_and_exists_filters(mini_index):
     assert {h.doc_id for h in hits} == {"cloud/retention.txt"}
 
 
-def test_empty_index_and_query(tmp_path):
-    eng = Engine.open(tmp_path / "nothing")
+def test_empty_index_and_query(tmp_path, idx):
+    eng = Engine.open(idx)
     assert eng.retrieve("anything").hits == []
     assert eng.stats()["documents"] == 0
 
 
-def test_rebuild_where_every_file_fails_keeps_the_index(tmp_path, mini_corpus):
-    eng = Engine.open(tmp_path / "idx")
+def test_rebuild_where_every_file_fails_keeps_the_index(tmp_path, mini_corpus, idx):
+    eng = Engine.open(idx)
     eng.ingest([mini_corpus])
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.txt").write_bytes(b"\x00\x01")
-    rebuild = Engine.open(tmp_path / "idx", overrides=["chunker.chunk_size=64"])
+    rebuild = Engine.open(idx, overrides=["chunker.chunk_size=64"])
     rep = rebuild.ingest([bad], rebuild=True)
     assert not rep.committed and rep.failed
     assert rebuild.stats()["documents"] == 4 and rebuild.stats()["config"]["chunker"]["chunk_size"] == 200
     assert rebuild.retrieve("rotate api key", k=1).hits[0].doc_id == "cloud/api-keys.md"
 
 
-def test_filters_run_in_config_order_and_show_in_trace(tmp_path, mini_corpus):
+def test_filters_run_in_config_order_and_show_in_trace(tmp_path, mini_corpus, embedded_idx):
     cfg = {"filters": [{"name": "max-per-doc", "max_chunks": 1}, {"name": "keywords", "must_include": ["api"]}]}
-    eng = Engine.open(tmp_path / "idx", cfg)
+    eng = Engine.open(embedded_idx, cfg)
     eng.ingest([mini_corpus])
     r = eng.retrieve("rotate api keys", k=10)
     assert r.trace[-2:] == ["filter max-per-doc", "filter keywords"]

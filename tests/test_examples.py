@@ -16,7 +16,7 @@ def test_example_config_spells_out_the_defaults():
         b = registry.create(section, getattr(defaults, section).as_dict())
         assert a.spec() == b.spec(), section
     assert example.retrieval == defaults.retrieval and example.ingest == defaults.ingest
-    assert example.serve == defaults.serve
+    assert example.serve == defaults.serve and example.store == defaults.store
 
 
 def test_rerank_and_transform_examples_build():

@@ -13,7 +13,9 @@ from rich.console import Console
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-IndexOpt = typer.Option(Path(".ragkit"), "--index", "-i", help="index directory")
+IndexOpt = typer.Option(None, "--index", "-i", "--store",
+                        help="the index: a directory (the embedded store) or a URL such as postgresql://user@host/db "
+                             "(default: [store] url of the config, else .ragkit)")
 ConfigOpt = typer.Option(None, "--config", "-c",
                          help="pipeline config (TOML); default: ./ragkit.toml when it exists")
 SetOpt = typer.Option(None, "--set", help="override a config value, e.g. --set chunker.chunk_size=128 (repeatable)")
@@ -28,7 +30,7 @@ def config_path(config: Optional[Path]) -> Optional[Path]:
     return default if default.is_file() else None
 
 
-def open_engine(index: Path, config: Optional[Path], overrides: Optional[list[str]]):
+def open_engine(index: Optional[str], config: Optional[Path], overrides: Optional[list[str]]):
     from ragkit.engine import Engine
 
     return Engine.open(index, config_path(config), overrides or [])

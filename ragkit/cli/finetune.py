@@ -30,7 +30,7 @@ TrainCacheOpt = typer.Option(None, "--cache-dir", help="where dataset indexes ar
 
 @app.command("queries")
 def finetune_queries(
-    index: Path = IndexOpt,
+    index: Optional[str] = IndexOpt,
     config: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
     out_file: Path = typer.Option(..., "--out", "-o", help="JSONL file to write (an interrupted run resumes)"),

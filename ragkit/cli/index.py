@@ -16,7 +16,7 @@ from ragkit.cli.progress import stage_bars
 
 def ingest(
     paths: list[Path] = typer.Argument(..., help="files or directories to ingest"),
-    index: Path = IndexOpt,
+    index: Optional[str] = IndexOpt,
     config: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
     include: Optional[list[str]] = typer.Option(None, "--include", help="glob of files to take (repeatable)"),
@@ -40,12 +40,12 @@ def ingest(
     if as_json:
         dump(report.to_dict())
     else:
-        _render_report(report, index)
+        _render_report(report, getattr(eng.store, "where", eng.store.location))  # a URL without its password
     if strict and (report.failed or report.warnings):
         raise typer.Exit(1)
 
 
-def _render_report(r, index: Path) -> None:
+def _render_report(r, index: str) -> None:
     t = Table(title=f"ingest into {index}", show_header=False, box=None)
     t.add_row("files", f"{r.files_seen} seen · {r.files_read} read · {r.files_unchanged} unchanged · "
                        f"{len(r.skipped)} skipped · {len(r.failed)} failed")
@@ -61,7 +61,7 @@ def _render_report(r, index: Path) -> None:
             out.print(f"[{style}]{label}[/] {escape(path)}: {escape(reason)}", highlight=False)
 
 
-def info(index: Path = IndexOpt, config: Optional[Path] = ConfigOpt, as_json: bool = JsonOpt) -> None:
+def info(index: Optional[str] = IndexOpt, config: Optional[Path] = ConfigOpt, as_json: bool = JsonOpt) -> None:
     """Show what an index holds and the settings it was built with."""
     eng = open_engine(index, config, [])
     data = eng.stats()

@@ -15,7 +15,7 @@ from ragkit.errors import RagkitError
 
 def query(
     text: str = typer.Argument(..., help="the question"),
-    index: Path = IndexOpt,
+    index: Optional[str] = IndexOpt,
     config: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
     k: Optional[int] = typer.Option(None, "--k", "-k", help="number of sources to return (default: retrieval.k)"),
@@ -34,7 +34,8 @@ def query(
         raise RagkitError("the question is empty: pass the text to ask, e.g. ragkit query \"How do I rotate a key?\"")
     eng = open_engine(index, config, overrides)
     if eng.reader() is None:
-        raise RagkitError(f"{index}: no index here yet; run `ragkit ingest PATH --index {index}` first")
+        where = getattr(eng.store, "where", eng.store.location)  # a URL without its password
+        raise RagkitError(f"{where}: no index here yet; run `ragkit ingest PATH --index {where}` first")
     # load what this query uses first, so the reported timings are the query's own (a BM25-only retrieval
     # without an answer loads no model)
     eng.warm_up(mode=mode, generator=not no_answer)

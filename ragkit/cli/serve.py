@@ -12,7 +12,7 @@ from ragkit.cli.common import ConfigOpt, IndexOpt, SetOpt, config_path
 
 
 def serve(
-    index: Path = IndexOpt,
+    index: Optional[str] = IndexOpt,
     config: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
     host: Optional[str] = typer.Option(None, "--host", help="address to listen on (default: serve.host, "

@@ -194,9 +194,10 @@ def first_stage_engine(index: Path, config: Any = None, overrides: list[str] | N
 
     cfg = load_config(config, overrides)
     cfg = cfg.model_copy(update={"transforms": [], "rerankers": [], "filters": []})
-    if not (Path(index) / "CURRENT").is_file():
-        raise RagkitError(f"{index}: no index here (run ragkit ingest first)")
-    return Engine(index, cfg)
+    engine = Engine(index, cfg)
+    if engine.store.version() is None:
+        raise RagkitError(f"{engine.store.location}: no index here (run ragkit ingest first)")
+    return engine
 
 
 def training_set(sources: list[Path], *, split: str = "train", index: Path | None = None, config: Any = None,

@@ -1,7 +1,7 @@
 """The index: where chunks, their vectors and their BM25 terms live, behind the ``Store`` interface (store.py).
 
 One way names an index: a directory path opens the ``embedded`` store; ``SCHEME://...`` opens the store
-registered for that URL scheme. A store is registered in the ``ragkit.stores`` entry-point group
+registered for that URL scheme (``postgresql://`` and ``postgres://``: the built-in ``postgres`` store). A store is registered in the ``ragkit.stores`` entry-point group
 (``"SCHEME" = "package.module:Class"``, the class taking the location as its one argument) or at run time with
 ``register_store``.
 """
@@ -18,6 +18,8 @@ from ragkit.errors import ConfigError
 
 STORE_ENTRY_POINTS = "ragkit.stores"
 DEFAULT_STORE = "ragkit.index.embedded:EmbeddedStore"
+BUILTIN_STORES = {"postgresql": "ragkit.index.postgres:PostgresStore",
+                  "postgres": "ragkit.index.postgres:PostgresStore"}
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _registered: dict[str, Any] = {}
 
@@ -42,7 +44,9 @@ def store_class(location: str | Path) -> Any:
     for ep in entry_points(group=STORE_ENTRY_POINTS):
         if ep.name.lower() == scheme:
             return _load(ep.value)
-    known = sorted({*_registered, *(ep.name for ep in entry_points(group=STORE_ENTRY_POINTS))})
+    if scheme in BUILTIN_STORES:
+        return _load(BUILTIN_STORES[scheme])
+    known = sorted({*_registered, *BUILTIN_STORES, *(ep.name for ep in entry_points(group=STORE_ENTRY_POINTS))})
     raise ConfigError(f"{location}: no store for URL scheme {scheme!r} "
                       f"(known: {', '.join(known) or 'none'}; a directory path opens the embedded store)")
 

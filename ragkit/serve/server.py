@@ -42,7 +42,8 @@ def prepare(index: Path, config: Any, overrides: list[str], host: str | None, po
     app = create_app(engine, keys, settings=settings)
     gen = engine.reader()
     where = f"http://{settings.host}:{settings.port}"
-    banner = [f"ragkit serve: {where}  (index {index}, "
+    named = getattr(engine.store, "where", engine.store.location)  # a URL without its password
+    banner = [f"ragkit serve: {where}  (index {named}, "
               + (f"generation {gen.name}, {gen.n_chunks} chunks)" if gen else
                  "empty: `ragkit ingest` into it and the server picks the commit up)"),
               f"  docs: {where}/docs   OpenAI base_url: {where}/v1   model: ragkit"]

@@ -131,8 +131,9 @@ def server(tenant_engine, keyring) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def http(server):
+@contextmanager
+def clients_for(server: str) -> Iterator[dict]:
+    """An httpx client per API key name (and None: no key) on the server at ``server``."""
     import httpx
 
     def client(key: str | None = "acme") -> httpx.Client:
@@ -141,6 +142,31 @@ def http(server):
 
     clients = {name: client(name) for name in KEYS}
     clients[None] = client(None)
-    yield clients
-    for c in clients.values():
-        c.close()
+    try:
+        yield clients
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+@pytest.fixture(scope="session")
+def http(server):
+    with clients_for(server) as clients:
+        yield clients
+
+
+@pytest.fixture(scope="session")
+def pg_http(pg_server, keyring, tmp_path_factory):
+    """The same tenant corpus and keys, served from a postgres index."""
+    from ragkit import Engine
+    from ragkit.config import ServeConfig
+    from ragkit.serve import create_app
+
+    url, made = pg_server
+    made.append("serve_tenants")
+    corpus = write_tree(tmp_path_factory.mktemp("pg-tenants") / "docs", tenant_docs())
+    eng = Engine.open(f"{url}{'&' if '?' in url else '?'}schema=serve_tenants")
+    assert eng.ingest([corpus]).documents_total == len(TENANTS) * len(TOPICS)
+    with running(create_app(eng, keyring, settings=ServeConfig(**LIMITS))) as base, clients_for(base) as clients:
+        yield clients
+    eng.close()

@@ -1,0 +1,520 @@
+"""The ``postgres`` store: an index in a PostgreSQL database with pgvector, named by a URL
+(``postgresql://user@host/db``; ``?schema=NAME`` keeps several indexes in one database).
+
+Several processes on several machines read one index; one writer at a time (a session advisory lock) builds
+the next generation inside one transaction and makes it current by committing it. Rows are versioned by
+generation (see ``schema.py``), so an open reader keeps the version it opened. Readers map the chunk ids of
+their generation to rows ``0..n-1`` in id order (the order chunks were added, as in the embedded store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragkit.errors import IndexConfigMismatch, IndexCorruptError, IndexLockedError, RagkitError, first_line
+from ragkit.filter_expr import Filter
+from ragkit.index.embedded.generations import crash_point, now
+from ragkit.index.postgres import search
+from ragkit.index.postgres.connect import StoreUnavailable, connect, explain, pool, redact, split_url
+from ragkit.index.postgres.filters import compile_filter
+from ragkit.index.postgres.schema import RETAIN_SECONDS, SCHEMA_VERSION, migrate, visible
+from ragkit.index.settings import Settings, first_difference
+from ragkit.index.store import Candidates, DocRecord, FileRecord, Ranking
+from ragkit.lru import LRU
+from ragkit.plugins import QueryBundle, registry
+from ragkit.types import Chunk
+
+LOCK_WAIT = 2.0  # seconds a second writer waits for the lock before it is refused
+_EMPTY: Ranking = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+_CHUNK_COLUMNS = ("id", "added_in", "chunk_id", "doc_id", "position", "text", "metadata", "n_tokens", "terms",
+                  "tfs", "embedding")
+_CHUNK_TYPES = ["int8", "int4", "text", "text", "int4", "text", "jsonb", "int4", "text[]", "int4[]", "bytea"]
+
+
+def gen_name(gen: int) -> str:
+    return f"g{gen:06d}"
+
+
+def hnsw_params(dense: dict[str, Any]) -> dict[str, int]:
+    """HNSW graph parameters: the dense spec's (faiss' hnsw_m / ef_construction / ef_search) when it asks for
+    an HNSW index, else pgvector's defaults (m 16, ef_construction 64) with ef_search 100."""
+    if dense.get("index") != "hnsw":
+        return {"m": 16, "ef_construction": 64, "ef_search": 100}
+    return {"m": int(dense.get("hnsw_m", 16)), "ef_construction": int(dense.get("ef_construction", 64)),
+            "ef_search": int(dense.get("ef_search", 100))}
+
+
+class PostgresReader:
+    """One committed generation of a postgres index (read-only; later commits do not change it)."""
+
+    def __init__(self, store: "PostgresStore", row: tuple) -> None:
+        gen, created, settings, model_id, dim, n_docs, n_chunks, n_tokens = row
+        self.store, self.gen, self.name = store, gen, gen_name(gen)
+        self.settings, self.model_id, self.dim = settings, model_id, dim
+        self.n_documents, self.n_chunks, self.created = n_docs, n_chunks, created
+        self.n_tokens = int(n_tokens)
+        self.bm25 = search.bm25_params(settings["sparse"])
+        self.analyzer = registry.create("sparse", settings["sparse"]).analyzer
+        self.hnsw = hnsw_params(settings.get("dense", {}))
+        self._s = f'"{store.schema}"'
+        self._ids: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self._masks: LRU[tuple, Candidates] = LRU(128)
+
+    # --- plumbing ---
+
+    def _q(self, sql: str, params: Any = None) -> list[tuple]:
+        return self.store.query(sql, {"gen": self.gen, **(params or {})})
+
+    def ids(self) -> np.ndarray:
+        """The chunk ids this generation sees, ascending: row r is ``ids()[r]``."""
+        with self._lock:
+            if self._ids is None:
+                sql = (f"COPY (SELECT c.id FROM {self._s}.chunks c WHERE {visible('c', str(int(self.gen)))} "
+                       "ORDER BY c.id) TO STDOUT (FORMAT BINARY)")
+                data = self.store.copy_out(sql)
+                ids = np.frombuffer(data[19:-2], dtype=[("n", ">i2"), ("l", ">i4"), ("v", ">i8")])["v"] \
+                    if len(data) > 21 else np.zeros(0, np.int64)
+                if len(ids) != self.n_chunks:
+                    raise IndexCorruptError(f"{self.store.where}: generation {self.name} holds {len(ids)} chunks, "
+                                            f"its record says {self.n_chunks} (collected? reopen the index)")
+                self._ids = ids.astype(np.int64)
+            return self._ids
+
+    def _rows(self, found: list[tuple]) -> Ranking:
+        if not found:
+            return _EMPTY
+        ids = np.array([r[0] for r in found], dtype=np.int64)
+        rows = np.searchsorted(self.ids(), ids)
+        return rows.astype(np.int64), np.array([r[1] for r in found], dtype=np.float32)
+
+    def warm_up(self) -> None:
+        self.ids()
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the process's pool."""
+
+    # --- contents ---
+
+    def documents(self) -> list[DocRecord]:
+        return [DocRecord(d, s, t or "", m) for d, s, t, m in self._q(
+            f"SELECT doc_id, source, title, metadata FROM {self._s}.documents d WHERE {visible('d')} "
+            "ORDER BY doc_id")]
+
+    def files(self) -> dict[str, FileRecord]:
+        return {s: FileRecord(s, h, size, mtime, list(ids)) for s, h, size, mtime, ids in self._q(
+            f"SELECT source, sha256, size, mtime, doc_ids FROM {self._s}.files f WHERE {visible('f')}")}
+
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]:
+        if not len(rows):
+            return []
+        wanted = self.ids()[np.asarray(rows, dtype=np.int64)].tolist()
+        found = {i: Chunk(cid, did, text, pos, meta) for i, cid, did, pos, text, meta in self._q(
+            f"SELECT id, chunk_id, doc_id, position, text, metadata FROM {self._s}.chunks "
+            "WHERE id = ANY(%(ids)s)", {"ids": sorted(set(wanted))})}
+        if len(found) < len(set(wanted)):
+            raise IndexCorruptError(f"{self.store.where}: chunks of generation {self.name} were collected "
+                                    "(held open too long); reopen the index")
+        return [found[i] for i in wanted]
+
+    def iter_chunks(self) -> list[Chunk]:
+        return [Chunk(cid, did, text, pos, meta) for cid, did, pos, text, meta in self._q(
+            f"SELECT chunk_id, doc_id, position, text, metadata FROM {self._s}.chunks c WHERE {visible('c')} "
+            "ORDER BY id")]
+
+    def neighbours(self, doc_id: str, positions: Sequence[int]) -> dict[int, Chunk]:
+        pos = [int(p) for p in positions]
+        if not pos:
+            return {}
+        return {p: Chunk(cid, did, text, p, meta) for cid, did, p, text, meta in self._q(
+            f"SELECT chunk_id, doc_id, position, text, metadata FROM {self._s}.chunks c WHERE c.doc_id = "
+            f"%(doc)s AND c.position = ANY(%(pos)s) AND {visible('c')}", {"doc": doc_id, "pos": pos})}
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        if not len(rows):
+            return np.zeros((0, self.dim), np.float32)
+        wanted = self.ids()[np.asarray(rows, dtype=np.int64)].tolist()
+        found = dict(self._q(f"SELECT id, embedding::text FROM {self._s}.chunks WHERE id = ANY(%(ids)s)",
+                             {"ids": sorted(set(wanted))}))
+        return np.stack([search.parse_vector(found[i]) for i in wanted])
+
+    # --- search ---
+
+    def candidates(self, flt: Filter) -> Candidates:
+        key = flt.key()
+        cached = self._masks.get(key)
+        if cached is None:
+            condition = compile_filter(flt, self.store.schema)
+            count = self._q(f"SELECT count(*) FROM {self._s}.chunks c WHERE {visible('c')} AND ({condition})")[0][0]
+            cached = Candidates(flt, int(count), self.n_chunks, condition)
+            self._masks.put(key, cached)
+        return cached
+
+    def analyze(self, text: str) -> list[str]:
+        return list(self.analyzer(text))
+
+    def sparse_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
+        tokens = self.analyze(query.text)
+        if not tokens or not self.n_chunks or (candidates is not None and not candidates.count):
+            return _EMPTY
+        terms, qtf = search.term_counts(tokens)
+        condition = "true" if candidates is None else candidates.native
+        sql = search.bm25_sql(self.store.schema, self.bm25["method"], visible("p"), condition)
+        avglen = self.n_tokens / self.n_chunks if self.n_tokens else 1.0
+        return self._rows(self._q(sql, {"terms": terms, "qtf": qtf, "n": self.n_chunks, "k": int(k),
+                                        "k1": self.bm25["k1"], "b": self.bm25["b"], "avglen": avglen}))
+
+    def dense_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
+        passing = self.n_chunks if candidates is None else candidates.count
+        if not passing or k <= 0:
+            return _EMPTY
+        condition = "true" if candidates is None else candidates.native
+        params = {"q": search.vector_text(query.vector), "k": int(k)}
+        want = min(int(k), passing)
+        if passing >= search.EXACT_BELOW and self.store.has_hnsw():
+            ef = max(self.hnsw["ef_search"], min(int(k), 1000))
+            found = self.store.query(search.dense_sql(self.store.schema, visible("c"), condition, exact=False),
+                                     {"gen": self.gen, **params},
+                                     setup=[f"SET LOCAL hnsw.ef_search = {ef}",
+                                            "SET LOCAL hnsw.iterative_scan = strict_order"])
+            if len(found) >= want:
+                return self._rows(found)
+        return self._rows(self._q(search.dense_sql(self.store.schema, visible("c"), condition, exact=True), params))
+
+
+class PostgresWriter:
+    """Builds the next generation inside the writer's transaction; ``commit()`` makes it current."""
+
+    def __init__(self, store: "PostgresStore", conn, settings: Settings, current: PostgresReader | None,
+                 rebuild: bool, model_id: str) -> None:
+        self.store, self.conn, self.settings, self.current = store, conn, settings, current
+        self.previous = None if rebuild else current
+        self._model_id = model_id
+        self._s = f'"{store.schema}"'
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT coalesce(max(gen), 0) + 1 FROM {self._s}.generations")
+            self.gen = cur.fetchone()[0]
+            cur.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self._s}.chunks")
+            self._next_id = cur.fetchone()[0]
+        self._dim = self.previous.dim if self.previous is not None else 0
+        self._removed: set[str] = set()
+        self._added = 0
+        self.analyzer = registry.create("sparse", settings["sparse"]).analyzer
+        self.committed = False
+        self.n_documents = self.n_chunks = 0
+
+    def remove(self, sources: Iterable[str]) -> None:
+        self._removed.update(sources)
+
+    def _check_dim(self, cur, dim: int) -> None:
+        if self._dim and dim != self._dim and self.previous is not None and self.previous.n_chunks:
+            raise IndexConfigMismatch(f"{self.store.where}: the index holds {self._dim}-d vectors, these are "
+                                      f"{dim}-d; re-run ingest with --rebuild to rebuild the index")
+        cur.execute("SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'",
+                    (f"{self._s}.chunks",))
+        if cur.fetchone()[0] != dim:  # a new index, or a rebuild with another embedder: retype the column
+            cur.execute(f"DELETE FROM {self._s}.chunks WHERE embedding IS NOT NULL")
+            cur.execute(f"DELETE FROM {self._s}.postings WHERE added_in < %s", (self.gen,))
+            cur.execute(f"DROP INDEX IF EXISTS {self._s}.chunks_hnsw")
+            cur.execute(f"ALTER TABLE {self._s}.chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
+        self._dim = dim
+
+    def add(self, documents: Sequence[DocRecord], chunks: Sequence[Chunk], vectors: np.ndarray,
+            files: Sequence[FileRecord]) -> None:
+        from psycopg.types.json import Jsonb
+
+        if len(vectors) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must be a 2-d array, not {vectors.ndim}-d")
+        g = self.gen
+        try:
+            with self.conn.cursor() as cur:
+                if len(chunks) and int(vectors.shape[1]) != self._dim or (len(chunks) and not self._added):
+                    self._check_dim(cur, int(vectors.shape[1]))
+                postings = []
+                with cur.copy(f"COPY {self._s}.chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)") \
+                        as copy:
+                    copy.set_types(_CHUNK_TYPES)
+                    for c, v in zip(chunks, vectors):
+                        tokens = self.analyzer(c.text)
+                        terms, tfs = search.term_counts(tokens)
+                        copy.write_row((self._next_id, g, c.chunk_id, c.doc_id, c.position, c.text,
+                                        Jsonb(c.metadata), len(tokens), [], [], search.vector_binary(v)))
+                        postings.append((self._next_id, len(tokens), terms, tfs))
+                        self._next_id += 1
+                with cur.copy(f"COPY {self._s}.postings (term, id, tf, n_tokens, added_in) FROM STDIN "
+                              "(FORMAT BINARY)") as copy:
+                    copy.set_types(["text", "int8", "int4", "int4", "int4"])
+                    for cid, n_tokens, terms, tfs in postings:
+                        for term, tf in zip(terms, tfs):
+                            copy.write_row((term, cid, tf, n_tokens, g))
+                cur.executemany(f"INSERT INTO {self._s}.documents (doc_id, added_in, source, title, metadata) "
+                                "VALUES (%s, %s, %s, %s, %s)",
+                                [(d.doc_id, g, d.source, d.title, Jsonb(d.metadata)) for d in documents])
+                cur.executemany(f"INSERT INTO {self._s}.files (source, added_in, sha256, size, mtime, doc_ids) "
+                                "VALUES (%s, %s, %s, %s, %s, %s)",
+                                [(f.source, g, f.sha256, f.size, f.mtime, Jsonb(list(f.doc_ids))) for f in files])
+        except RagkitError:
+            raise
+        except Exception as exc:
+            raise self.store.failure(exc) from None
+        self._added += len(chunks)
+
+    def commit(self) -> str:
+        g, s = self.gen, self._s
+        live = "removed_in IS NULL AND added_in < %(g)s"
+        try:
+            with self.conn.cursor() as cur:
+                if self.previous is None:  # a rebuild (or the first commit): nothing before this one stays
+                    for table in ("chunks", "documents", "files", "postings"):
+                        cur.execute(f"UPDATE {s}.{table} SET removed_in = %(g)s WHERE {live}", {"g": g})
+                elif self._removed:
+                    src = {"g": g, "src": sorted(self._removed)}
+                    cur.execute(f"SELECT doc_ids FROM {s}.files WHERE {live} AND source = ANY(%(src)s)", src)
+                    doc_ids = sorted({d for (ids,) in cur.fetchall() for d in ids})
+                    ids = {"g": g, "ids": doc_ids}
+                    cur.execute(f"UPDATE {s}.chunks SET removed_in = %(g)s WHERE {live} AND doc_id = ANY(%(ids)s)", ids)
+                    cur.execute(f"UPDATE {s}.documents SET removed_in = %(g)s WHERE {live} AND doc_id = ANY(%(ids)s)",
+                                ids)
+                    cur.execute(f"UPDATE {s}.files SET removed_in = %(g)s WHERE {live} AND source = ANY(%(src)s)", src)
+                    cur.execute(f"UPDATE {s}.postings SET removed_in = %(g)s WHERE {live} AND id IN "
+                                f"(SELECT id FROM {s}.chunks WHERE removed_in = %(g)s)", {"g": g})
+                cur.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {s}.chunks WHERE removed_in IS NULL")
+                n_chunks, n_tokens = cur.fetchone()
+                cur.execute(f"SELECT count(*) FROM {s}.documents WHERE removed_in IS NULL")
+                n_docs = cur.fetchone()[0]
+                if self._added > 1000 and self._added * 5 > n_chunks:
+                    cur.execute(f"ANALYZE {s}.chunks")
+                    cur.execute(f"ANALYZE {s}.postings")
+                self._build_hnsw(cur, n_chunks)
+                cur.execute(f"INSERT INTO {s}.generations VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s)",
+                            (g, now(), _jsonb(self.settings), self._model_id, int(self._dim), n_docs, n_chunks,
+                             n_tokens))
+                self._collect(cur)
+            crash_point("before-commit")
+            self.conn.commit()
+        except RagkitError:
+            raise
+        except Exception as exc:
+            raise self.store.failure(exc) from None
+        self.committed = True
+        if self._added > 1000 and self._added * 5 > n_chunks:
+            self._vacuum()
+        self.n_documents, self.n_chunks = n_docs, n_chunks
+        return gen_name(g)
+
+    def _vacuum(self) -> None:
+        """After a large commit: mark the new postings all-visible, so BM25 reads them by index-only scans at
+        once instead of after autovacuum's next pass (the commit is done; a failure here only costs speed)."""
+        import psycopg
+
+        try:
+            self.conn.autocommit = True
+            self.conn.execute(f"VACUUM (ANALYZE) {self._s}.postings")
+        except psycopg.Error:
+            pass
+
+    def _build_hnsw(self, cur, n_chunks: int) -> None:
+        if n_chunks < search.HNSW_FROM or not self._dim:
+            return
+        cur.execute("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'chunks_hnsw'",
+                    (self.store.schema,))
+        if cur.fetchone() is None:
+            p = hnsw_params(self.settings.get("dense", {}))
+            cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            cur.execute(f"CREATE INDEX chunks_hnsw ON {self._s}.chunks USING hnsw (embedding vector_ip_ops) "
+                        f"WITH (m = {p['m']}, ef_construction = {p['ef_construction']})")
+
+    def _collect(self, cur) -> None:
+        """Delete rows removed by generations committed more than RETAIN_SECONDS ago."""
+        old = (f"removed_in IN (SELECT gen FROM {self._s}.generations "
+               f"WHERE committed_at < now() - interval '{RETAIN_SECONDS} seconds')")
+        for table in ("chunks", "documents", "files", "postings"):
+            cur.execute(f"DELETE FROM {self._s}.{table} WHERE {old}")
+
+
+def _jsonb(value: Any):
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
+
+
+class PostgresStore:
+    """An index in PostgreSQL: ``Engine.open("postgresql://user@host/db")``."""
+
+    def __init__(self, location: str | Path) -> None:
+        self.location = str(location)
+        self.where = redact(self.location)
+        self.conninfo, self.schema = split_url(self.location)
+        self._s = f'"{self.schema}"'
+        self._hnsw: bool | None = None
+
+    # --- plumbing ---
+
+    @property
+    def pool(self):
+        return pool(self.conninfo, self.where)
+
+    def failure(self, exc: BaseException) -> RagkitError:
+        return exc if isinstance(exc, RagkitError) else explain(exc, self.where)
+
+    def query(self, sql: str, params: Any = None, setup: Sequence[str] = ()) -> list[tuple]:
+        import psycopg
+
+        try:
+            with self.pool.connection() as conn:
+                if not setup:  # one statement in autocommit mode: one round trip
+                    return conn.execute(sql, params).fetchall()
+                with conn.transaction():
+                    for stmt in setup:
+                        conn.execute(stmt)
+                    return conn.execute(sql, params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            raise
+        except (psycopg.Error, Exception) as exc:
+            if isinstance(exc, RagkitError):
+                raise
+            raise self.failure(exc) from None
+
+    def copy_out(self, sql: str) -> bytes:
+        try:
+            with self.pool.connection() as conn:
+                with conn.cursor().copy(sql) as copy:
+                    return b"".join(bytes(b) for b in copy)
+        except Exception as exc:
+            raise self.failure(exc) from None
+
+    def _latest(self) -> tuple | None:
+        import psycopg
+
+        try:
+            rows = self.query(f"SELECT gen, created, settings, model_id, dim, n_documents, n_chunks, n_tokens "
+                              f"FROM {self._s}.generations ORDER BY gen DESC LIMIT 1")
+        except psycopg.errors.UndefinedTable:
+            return None
+        return rows[0] if rows else None
+
+    def has_hnsw(self) -> bool:
+        if not self._hnsw:  # once built it stays; until then look again (another process may build it)
+            self._hnsw = bool(self.query("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = "
+                                         "'chunks_hnsw'", (self.schema,)))
+        return self._hnsw
+
+    # --- the Store interface ---
+
+    def version(self) -> str | None:
+        import psycopg
+
+        try:
+            rows = self.query(f"SELECT max(gen) FROM {self._s}.generations")
+        except psycopg.errors.UndefinedTable:
+            return None
+        return None if rows[0][0] is None else gen_name(rows[0][0])
+
+    def settings(self) -> Settings | None:
+        row = self._latest()
+        return None if row is None else row[2]
+
+    def reader(self) -> PostgresReader | None:
+        row = self._latest()
+        if row is None:
+            return None
+        have = self.describe()["schema_version"]
+        if have != SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"{self.where}: index schema version {have} "
+                + (f"is older than this ragkit's ({SCHEMA_VERSION}); run any `ragkit ingest` into it once to migrate "
+                   "it (readers never write)" if (have or 0) < SCHEMA_VERSION else
+                   f"is newer than this ragkit understands ({SCHEMA_VERSION}); upgrade ragkit"))
+        return PostgresReader(self, row)
+
+    def _lock(self, conn) -> None:
+        key = int.from_bytes(hashlib.sha256(f"ragkit index {self.schema}".encode()).digest()[:8], "big",
+                             signed=True)
+        import psycopg
+
+        with conn.cursor() as cur:
+            # wait a moment: a writer that was just killed holds the lock until the server has noticed
+            cur.execute(f"SET lock_timeout = '{int(LOCK_WAIT * 1000)}ms'")
+            try:
+                cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+                cur.execute("RESET lock_timeout")
+                conn.commit()
+                return
+            except psycopg.errors.LockNotAvailable:
+                conn.rollback()
+            cur.execute("SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a "
+                        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s "
+                        "AND l.objid::bigint = %s", ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF))
+            holder = cur.fetchone()
+            conn.rollback()
+        who = f"{holder[0] or 'unnamed client'}" + (f" from {holder[1]}" if holder and holder[1] else "") \
+            if holder else "unknown"
+        raise IndexLockedError(f"{self.where}: index is locked by another writer ({who}); wait for it to finish")
+
+    def _prepare(self, conn) -> None:
+        """The vector extension and the schema, migrated to the current version (committed)."""
+        import psycopg
+
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+            if cur.fetchone() is None:
+                try:
+                    cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                except psycopg.Error as exc:
+                    conn.rollback()
+                    raise StoreUnavailable(
+                        f"{self.where}: the pgvector extension is not enabled in this database and ragkit may not "
+                        f"enable it ({first_line(exc)}); run: CREATE EXTENSION vector; (as the database owner or a "
+                        "superuser; the server needs pgvector installed)") from None
+            migrate(cur, self.schema)
+        conn.commit()
+
+    @contextmanager
+    def writer(self, settings: Settings, *, rebuild: bool = False, model_id: str = "") -> Iterator[PostgresWriter]:
+        search.bm25_params(settings["sparse"])
+        import psycopg
+
+        conn = connect(self.conninfo, self.where, "ingest")
+        try:
+            try:
+                self._lock(conn)
+                self._prepare(conn)
+            except psycopg.Error as exc:
+                raise explain(exc, self.where) from None
+            current = self.reader()
+            if current is not None and not rebuild:
+                diff = first_difference(current.settings, settings)
+                if diff is not None:
+                    raise diff.error(self.location)
+            w = PostgresWriter(self, conn, settings, current, rebuild, model_id)
+            yield w
+        finally:
+            try:
+                if not conn.closed:
+                    conn.rollback()  # an uncommitted writer leaves nothing behind
+            finally:
+                conn.close()  # closing the session releases the advisory lock
+
+    def embedding_cache_path(self) -> Path | None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """What ``ragkit info`` shows about the store: the URL (no password), schema and its version."""
+        import psycopg
+
+        try:
+            rows = self.query(f"SELECT value FROM {self._s}.meta WHERE key = 'schema_version'")
+        except psycopg.errors.UndefinedTable:
+            rows = []
+        return {"store": "postgres", "url": self.where, "schema": self.schema,
+                "schema_version": int(rows[0][0]) if rows else None, "ragkit_schema_version": SCHEMA_VERSION}
