@@ -50,6 +50,8 @@ class IngestConfig(_Strict):
     max_html_elements: int = Field(200_000, ge=1, description="HTML with more tags than this is refused before "
                                                                "parsing")
     embed_batch_size: int = Field(64, ge=1)
+    tables: bool = Field(False, description="also store the tables inside Markdown, HTML and Word documents as SQL "
+                                            "tables (CSV, TSV and XLSX files always are)")
 
 
 class RetrievalConfig(_Strict):

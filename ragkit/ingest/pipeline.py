@@ -21,9 +21,10 @@ from ragkit.embedding.cache import EmbeddingCache, embed_with_cache
 from ragkit.errors import LoadError
 from ragkit.index.store import DocRecord, FileRecord, StoreReader, StoreWriter
 from ragkit.ingest.files import extension, is_under, loaders_by_extension, pick_loader, sha256_file
+from ragkit.ingest.tables import describe, table_name
 from ragkit.ingest.walk import SourceFile, walk
 from ragkit.plugins import Plugin, registry
-from ragkit.types import Chunk, Document, LoadIssue
+from ragkit.types import Chunk, Document, LoadIssue, Table
 
 Progress = Callable[[str, int, int], None]
 
@@ -42,6 +43,7 @@ class IngestReport:
     documents_total: int = 0
     chunks_total: int = 0
     chunks_embedded: int = 0
+    tables_added: int = 0
     generation: str | None = None
     committed: bool = False
     seconds: float = 0.0
@@ -61,6 +63,7 @@ class Loaded:
     file: FileRecord
     documents: list[DocRecord]
     chunks: list[Chunk]
+    tables: list[Table] = field(default_factory=list)
 
 
 class IngestRun:
@@ -73,6 +76,12 @@ class IngestRun:
         self.report = IngestReport()
         self.prev_files = writer.previous.files() if writer.previous is not None else {}
         self.unreadable: list[Path] = []  # set by decide()
+        prev_tables = getattr(writer.previous, "tables", None)
+        # table name -> the source whose document owns it (names stay unique across the index)
+        self.table_owner: dict[str, str] = {}
+        if prev_tables is not None:
+            by_doc = {d: src for src, rec in self.prev_files.items() for d in rec.doc_ids}
+            self.table_owner = {t.name: by_doc.get(t.doc_id, "") for t in prev_tables().tables()}
 
     def run(self, paths: Iterable[str | Path], *, sync: bool = False) -> IngestReport:
         t0 = time.perf_counter()
@@ -148,8 +157,10 @@ class IngestRun:
         loaded: dict[str, Loaded] = {}
         for i, (sf, digest, loader) in enumerate(to_load):
             self.progress("load", i, len(to_load))
+            taken = {n for n, src in self.table_owner.items() if src not in reloading}
             try:
-                docs, chunks, issues = load_file(sf, loader, chunker, budget, digest)
+                docs, chunks, issues, tables = load_file(sf, loader, chunker, budget, digest,
+                                                         tables=self.cfg.tables, taken=taken)
             except LoadError as exc:
                 r.failed.append((str(sf.path), str(exc)))
                 continue
@@ -165,9 +176,10 @@ class IngestRun:
                 r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
                 continue
             owner.update((d.doc_id, sf.key) for d in docs)
+            self.table_owner.update((t.name, sf.key) for t in tables)
             r.files_read += 1
             loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
-                                    docs, chunks)
+                                    docs, chunks, tables)
         self.progress("load", len(to_load), len(to_load))
         r.timings["load_chunk"] = time.perf_counter() - t
         return loaded
@@ -199,6 +211,13 @@ class IngestRun:
         self.progress("index", 0, 2)
         self.writer.add([d for item in items for d in item.documents], chunks, vectors,
                         [item.file for item in items])
+        tables = [t for item in items for t in item.tables]
+        if tables:
+            if hasattr(self.writer, "add_tables"):
+                self.writer.add_tables(tables)
+                r.tables_added = len(tables)
+            else:
+                r.warnings.append(("tables", f"{len(tables)} tables not stored: this index store keeps no tables"))
         r.generation = self.writer.commit()
         self.progress("index", 2, 2)
         r.timings["index_commit"] = time.perf_counter() - t
@@ -227,9 +246,11 @@ def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
 
 # --- one file ------------------------------------------------------------------------------------------------
 
-def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
-              digest: str) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]]]:
-    """Load one file into document records and chunks; per-record problems come back as warnings."""
+def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any, digest: str, *, tables: bool = False,
+              taken: set[str] | None = None) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]], list[Table]]:
+    """Load one file into document records, chunks and tables; per-record problems come back as warnings.
+    Tables are kept from table files (CSV, XLSX) always, from other documents when ``tables`` is true; each gets
+    a name not in ``taken`` (which grows) and a description chunk."""
     docs: list[Document] = []
     issues: list[tuple[str, str]] = []
     try:
@@ -248,13 +269,32 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
         mtime = sf.path.stat().st_mtime
     except OSError as exc:
         raise LoadError(f"unreadable: {exc.strerror or exc}") from None
-    records, chunks = [], []
+    records, chunks, found = [], [], []
+    taken = set() if taken is None else taken
     for doc in docs:
         doc.metadata.update({"source": str(sf.path), "mtime": mtime, "sha256": digest,
                              "format": loader.name, "doc_id": doc.doc_id})
         records.append(DocRecord(doc.doc_id, str(sf.path), doc.title, doc.metadata))
         chunks.extend(chunker.split(doc, budget))
-    return records, chunks, issues
+        if doc.tables and (tables or loader.name == "table"):
+            for i, t in enumerate(doc.tables):
+                found.append(t)
+                chunks.append(table_chunk(doc, t, i, sf.path.stem, taken))
+    return records, chunks, issues, found
+
+
+TABLE_POSITION = 1_000_000  # description chunks sit after a document's text chunks, never next to them
+
+
+def table_chunk(doc: Document, table: Table, i: int, stem: str, taken: set[str]) -> Chunk:
+    """Name ``table`` (unique in ``taken``), attach its document, and make the chunk that describes it."""
+    table.name = table_name(stem, table, taken)
+    table.doc_id, table.source, table.metadata = doc.doc_id, str(doc.metadata.get("source", "")), dict(doc.metadata)
+    table.title = table.title or doc.title
+    pos = TABLE_POSITION + i
+    meta = {**doc.metadata, "title": doc.title, "table": table.name, "position": pos}
+    return Chunk(chunk_id=f"{doc.doc_id}#table-{i}", doc_id=doc.doc_id, text=describe(table), position=pos,
+                 metadata=meta)
 
 
 def duplicate_id(docs: list[DocRecord], source: str, owner: dict[str, str]) -> str | None:

@@ -1,0 +1,40 @@
+"""CSV, TSV and XLSX files: each becomes one document whose tables are typed (see ``ragkit.ingest.tables``) and
+whose text is the table in Markdown (at most 200 rows; the rest are reachable through the SQL tool). XLSX needs
+``openpyxl`` (the ``ragkit[tables]`` extra); a workbook gives one table per non-empty sheet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from ragkit.errors import LoadError
+from ragkit.ingest._read import decode_text, read_bytes, read_sidecar
+from ragkit.ingest.tables import delimited_table, render_markdown, xlsx_tables
+from ragkit.plugins import Plugin
+from ragkit.types import Document
+
+
+class TableFileLoader(Plugin):
+    stage, name = "loader", "table"
+    extensions = (".csv", ".tsv", ".xlsx")
+
+    def load(self, path: Path, doc_id: str) -> Iterator[Document]:
+        data = read_bytes(path)
+        meta = read_sidecar(path)
+        title = str(meta.pop("title", "")) or path.stem.replace("_", " ").replace("-", " ")
+        suffix = path.suffix.lower()
+        if suffix == ".xlsx":
+            try:
+                tables = xlsx_tables(data, title)
+            except ImportError:
+                raise LoadError("reading .xlsx needs openpyxl: pip install 'ragkit[tables]'") from None
+            except Exception as exc:  # openpyxl raises many types for a damaged workbook
+                raise LoadError(f"unreadable workbook ({type(exc).__name__}: {exc})") from None
+        else:
+            table = delimited_table(decode_text(data), "\t" if suffix == ".tsv" else ",", title)
+            tables = [table] if table is not None else []
+        if not tables:
+            raise LoadError("no table (a header row and at least one data row, two columns or more)")
+        text = "\n\n".join(("## " + " > ".join(t.heading) + "\n\n" if t.heading else "") + render_markdown(t)
+                           for t in tables)
+        yield Document(doc_id=doc_id, text=f"# {title}\n\n{text}", title=title, metadata=meta, tables=tables)
