@@ -77,6 +77,46 @@ class ServeConfig(_Strict):
                                            "0 = no limit")
 
 
+SQL_CUES = (r"\bhow (many|much|long|big|large)\b|\bnumber of\b|\b(count|total|sum|average|mean|median)\b|"
+            r"\b(maximum|minimum|most|least|fewest|highest|lowest|largest|smallest|longest|shortest|cheapest|"
+            r"earliest|latest|oldest|newest)\b|\b(more|less|fewer|greater|higher|lower|longer|shorter) than\b|"
+            r"\bat (least|most)\b|\bdifference\b|\bcombined\b|\bper (month|day|minute|gb)\b|"
+            r"\bwhat (is|are) the (price|cost|limit|port|status|percentage|credit|burst|retention)\b|"
+            r"\bwhich .*\b(has|have|offers?|gives?|allows?|costs?) the\b|\bhow (old|recent)\b|\bwhen did .* (launch|open|become available)\b|"
+            r"\bwhat (port|http status|status code|exit code)\b|\blist (all|every)\b")
+
+
+class RouteRule(_Strict):
+    """A routing rule: when ``pattern`` (a regular expression, case-insensitive) or one of ``keywords`` occurs in
+    the question, it goes to ``route``."""
+
+    pattern: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    route: Literal["passages", "sql", "both"] = "sql"
+
+
+class RouterConfig(_Strict):
+    """Which questions go to the SQL tool (``sql``), to today's passages (``passages``) or to both."""
+
+    enabled: bool = Field(False, description="off: every question is answered from passages")
+    classifier: Literal["rules", "llm", "rules+llm"] = Field(
+        "rules", description="rules only; the LLM only; or rules first and the LLM for questions no rule matched")
+    rules: list[RouteRule] = Field(default_factory=lambda: [RouteRule(pattern=SQL_CUES, route="sql")])
+    default: Literal["passages", "sql", "both"] = Field("passages", description="route when nothing matched")
+
+
+class SqlConfig(_Strict):
+    """The SQL tool: one query written by an LLM over the tables retrieval found, checked before it runs."""
+
+    llm: str = Field("", description="make_llm spec (e.g. 'local:qwen1.5b'); empty: the generator's LLM")
+    max_tables: int = Field(3, ge=1, le=20, description="tables whose schema the model sees")
+    sample_rows: int = Field(3, ge=0, le=20, description="example rows shown per table")
+    max_rows: int = Field(50, ge=1, le=10000, description="rows a query may return")
+    timeout: float = Field(5.0, gt=0, description="seconds a query may run")
+    max_tokens: int = Field(160, ge=16, le=2048, description="tokens the model may write for a query")
+    repair: bool = Field(True, description="on an error, give the model one more try with the error text")
+
+
 class Config(_Strict):
     chunker: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence"))
     embedder: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence-transformers"))
@@ -90,6 +130,8 @@ class Config(_Strict):
     filters: list[PluginSpec] = Field(default_factory=list)
     generator: PluginSpec = Field(default_factory=lambda: PluginSpec(name="extractive"))
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    sql: SqlConfig = Field(default_factory=SqlConfig)
 
     @field_validator("chunker", "embedder", "sparse", "dense", "fusion", "generator", mode="before")
     @classmethod

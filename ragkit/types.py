@@ -151,6 +151,7 @@ class Answer:
     retried: bool = False
     packed: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. the SQL tool's route, query, columns and rows
 
     @property
     def trace(self) -> list[str]:
@@ -162,4 +163,5 @@ class Answer:
                 "citations": [asdict(c) for c in self.citations],
                 "sources": [h.to_dict() for h in self.sources],
                 "timings": self.timings, "trace": self.trace, "usage": self.usage, "warnings": self.warnings,
-                "retried": self.retried, "packed": self.packed, "events": [asdict(e) for e in self.events]}
+                "retried": self.retried, "packed": self.packed, "events": [asdict(e) for e in self.events],
+                "extras": self.extras}

@@ -20,6 +20,7 @@ from typing import Any
 from ragkit.types import Table, TableColumn
 
 CATALOG = "ragkit_tables"
+TABLE_POSITION = 1_000_000  # a table's description chunk sits at this position (+ i) in its document
 SQL_TYPES = {"integer": "INTEGER", "decimal": "REAL", "date": "TEXT", "text": "TEXT"}
 SAFE_FUNCTIONS = frozenset({
     "count", "sum", "total", "avg", "min", "max", "group_concat", "abs", "round", "lower", "upper", "length",

@@ -20,6 +20,7 @@ from ragkit.config import IngestConfig
 from ragkit.embedding.cache import EmbeddingCache, embed_with_cache
 from ragkit.errors import LoadError
 from ragkit.index.store import DocRecord, FileRecord, StoreReader, StoreWriter
+from ragkit.index.tables import TABLE_POSITION
 from ragkit.ingest.files import extension, is_under, loaders_by_extension, pick_loader, sha256_file
 from ragkit.ingest.tables import describe, table_name
 from ragkit.ingest.walk import SourceFile, walk
@@ -282,8 +283,6 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any, dige
                 chunks.append(table_chunk(doc, t, i, sf.path.stem, taken))
     return records, chunks, issues, found
 
-
-TABLE_POSITION = 1_000_000  # description chunks sit after a document's text chunks, never next to them
 
 
 def table_chunk(doc: Document, table: Table, i: int, stem: str, taken: set[str]) -> Chunk:
