@@ -158,7 +158,7 @@ class IngestRun:
         loaded: dict[str, Loaded] = {}
         for i, (sf, digest, loader) in enumerate(to_load):
             self.progress("load", i, len(to_load))
-            taken = {n for n, src in self.table_owner.items() if src not in reloading}
+            taken = {n for n, src in self.table_owner.items() if src not in reloading or src in loaded}
             try:
                 docs, chunks, issues, tables = load_file(sf, loader, chunker, budget, digest,
                                                          tables=self.cfg.tables, taken=taken)
@@ -177,6 +177,7 @@ class IngestRun:
                 r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
                 continue
             owner.update((d.doc_id, sf.key) for d in docs)
+            self.table_owner = {n: s for n, s in self.table_owner.items() if s != sf.key}
             self.table_owner.update((t.name, sf.key) for t in tables)
             r.files_read += 1
             loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
