@@ -77,13 +77,15 @@ class ServeConfig(_Strict):
                                            "0 = no limit")
 
 
-SQL_CUES = (r"\bhow (many|much|long|big|large)\b|\bnumber of\b|\b(count|total|sum|average|mean|median)\b|"
-            r"\b(maximum|minimum|most|least|fewest|highest|lowest|largest|smallest|longest|shortest|cheapest|"
-            r"earliest|latest|oldest|newest)\b|\b(more|less|fewer|greater|higher|lower|longer|shorter) than\b|"
-            r"\bat (least|most)\b|\bdifference\b|\bcombined\b|\bper (month|day|minute|gb)\b|"
-            r"\bwhat (is|are) the (price|cost|limit|port|status|percentage|credit|burst|retention)\b|"
-            r"\bwhich .*\b(has|have|offers?|gives?|allows?|costs?) the\b|\bhow (old|recent)\b|\bwhen did .* (launch|open|become available)\b|"
-            r"\bwhat (port|http status|status code|exit code)\b|\blist (all|every)\b")
+SQL_CUES = "|".join([
+    r"\bhow (many|much|long|big|large|old)\b", r"\bnumber of\b", r"\b(count|total|sum|average|median)\b",
+    r"\b(maximum|minimum|most|least|fewest|highest|lowest|largest|smallest|longest|shortest|cheapest|earliest|"
+    r"latest|oldest|newest)\b", r"\b(more|less|fewer|greater|higher|lower|longer|shorter) than\b",
+    r"\bat (least|most)\b", r"\bdifference\b", r"\bcombined\b", r"\bpercentage\b",
+    r"\bper (second|minute|hour|day|month|year|gb)\b", r"\bin (seconds|minutes|hours|days|weeks|months|years)\b",
+    r"\bwhat (is|are|was|were) the (\w+ ){0,2}(price|cost|limit|timeout|port|status|credit|burst|retention|quota)s?\b",
+    r"\bwhat (port|http status|status code|exit code)\b", r"\bwhich\b.*\b(first|last)\b",
+    r"\bwhich .*\b(has|have|offers?|gives?|allows?|costs?) the\b"])
 
 
 class RouteRule(_Strict):
