@@ -4,6 +4,7 @@ whose text is the table in Markdown (at most 200 rows; the rest are reachable th
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,10 @@ class TableFileLoader(Plugin):
             except Exception as exc:  # openpyxl raises many types for a damaged workbook
                 raise LoadError(f"unreadable workbook ({type(exc).__name__}: {exc})") from None
         else:
-            table = delimited_table(decode_text(data), "\t" if suffix == ".tsv" else ",", title)
+            try:
+                table = delimited_table(decode_text(data), "\t" if suffix == ".tsv" else ",", title)
+            except csv.Error as exc:
+                raise LoadError(f"malformed {suffix[1:].upper()}: {exc}") from None
             tables = [table] if table is not None else []
         if not tables:
             raise LoadError("no table (a header row and at least one data row, two columns or more)")
