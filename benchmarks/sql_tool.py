@@ -55,6 +55,7 @@ def run_model(index: Path, model: str, questions: list[dict], llm_router: bool) 
     routed = Engine.open(index, config={"generator": gen, "router": {"enabled": True}})
     plain = Engine.open(index, config={"generator": gen})
     plain.generator = routed.generator  # one loaded model serves both
+    routed.warm_up()  # load the model and the index before the clock runs
     rows = []
     for i, q in enumerate(questions, 1):
         t = time.perf_counter()

@@ -69,6 +69,10 @@ class Engine:
         self.router: Router | None = None
         self.sql_tool: SqlTool | None = None
         if config.router.enabled:
+            if not config.sql.llm and not hasattr(type(self.generator), "llm"):
+                raise ConfigError(f"router.enabled: the SQL tool needs an LLM, and generator "
+                                  f"{config.generator.name!r} has none: set sql.llm (e.g. 'local:qwen1.5b') or an "
+                                  "LLM generator (llama-cpp, openai, cohere)")
             sql_llm = LazyLLM("sql", config.sql.llm or None)
             sql_llm.bind(self.resources)
             self.router, self.sql_tool = Router(config.router, sql_llm.get), SqlTool(config.sql, sql_llm.get)

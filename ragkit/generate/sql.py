@@ -214,8 +214,10 @@ class SqlTool:
                                     {"sql": sql, "error": error, "attempt": attempt + 1, "refused":
                                      isinstance(exc, SqlRejected)}))
                 result = None
+                columns = "; ".join(f"{t.name}({', '.join(c.name for c in t.columns)})" for t, _ in chosen)
                 messages += [{"role": "assistant", "content": f"```sql\n{sql}\n```"},
-                             {"role": "user", "content": f"That query failed: {error}\nWrite a corrected query."}]
+                             {"role": "user", "content": f"That query failed: {error}\nThe tables you may use and "
+                                                         f"their columns: {columns}\nWrite a corrected query."}]
         seconds = time.perf_counter() - t0
         if result is None:
             return SqlOutcome(None, f"the SQL query failed: {error}", events)

@@ -129,3 +129,11 @@ def test_ragkit_tables_lists_columns_and_sources(routed):
     assert t["name"] == "plans__limits" and t["rows"] == 2 and t["source"].endswith("plans.md")
     assert [(c["name"], c["type"], c["unit"]) for c in t["columns"]] == [
         ("plan", "text", ""), ("alert_rules", "integer", ""), ("price", "integer", "$")]
+
+
+def test_router_without_any_llm_is_a_config_error(tmp_path):
+    from ragkit import Engine
+    from ragkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sql.llm"):
+        Engine.open(tmp_path / "idx", overrides={"router.enabled": True})
