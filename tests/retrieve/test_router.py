@@ -137,3 +137,16 @@ def test_router_without_any_llm_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="sql.llm"):
         Engine.open(tmp_path / "idx", overrides={"router.enabled": True})
+
+
+def test_both_keeps_the_passages_as_further_sources(routed):
+    eng, _ = routed
+    saved = eng.router
+    eng.router = Router(RouterConfig(rules=[{"pattern": "SQL:", "route": "both"}]))
+    try:
+        a = eng.query("Rotate keys, and the Team price? SQL: SELECT price FROM plans__limits WHERE plan = 'Team'")
+    finally:
+        eng.router = saved
+    assert a.extras["route"] == "both" and a.extras["rows"] == [[299]]
+    assert a.sources[0].chunk.metadata["table"] == "plans__limits" and len(a.sources) > 1
+    assert len({h.chunk_id for h in a.sources}) == len(a.sources)
