@@ -10,16 +10,16 @@ from pathlib import Path
 
 from ragkit.errors import LoadError
 from ragkit.ingest._read import decode_text, read_bytes, read_sidecar
-from ragkit.ingest.tables import delimited_table, render_markdown, xlsx_tables
+from ragkit.ingest.tables import MAX_ROWS, delimited_table, render_markdown, xlsx_tables
 from ragkit.plugins import Plugin
-from ragkit.types import Document
+from ragkit.types import Document, LoadIssue
 
 
 class TableFileLoader(Plugin):
     stage, name = "loader", "table"
     extensions = (".csv", ".tsv", ".xlsx")
 
-    def load(self, path: Path, doc_id: str) -> Iterator[Document]:
+    def load(self, path: Path, doc_id: str) -> Iterator[Document | LoadIssue]:
         data = read_bytes(path)
         meta = read_sidecar(path)
         title = str(meta.pop("title", "")) or path.stem.replace("_", " ").replace("-", " ")
@@ -42,3 +42,7 @@ class TableFileLoader(Plugin):
         text = "\n\n".join(("## " + " > ".join(t.heading) + "\n\n" if t.heading else "") + render_markdown(t)
                            for t in tables)
         yield Document(doc_id=doc_id, text=f"# {title}\n\n{text}", title=title, metadata=meta, tables=tables)
+        for t in tables:
+            if len(t.rows) >= MAX_ROWS:
+                where = " > ".join(t.heading) or "table"
+                yield LoadIssue(f"{path}:{where}", f"kept the first {MAX_ROWS} rows of {where}")
