@@ -150,8 +150,8 @@ class SqlOutcome:
 
 
 class SqlTool:
-    """``tables()`` the visible catalog entries; ``find(query, flt)`` the table description hits retrieval finds;
-    ``describe_hit(table)`` a hit for a table's description chunk; ``llm()`` the model; ``view`` the TableDB."""
+    """Picks the tables for a question (:meth:`pick`) and asks ``llm()`` for one checked query over them
+    (:meth:`run`); the caller supplies the visible tables, the hits and the table database."""
 
     def __init__(self, cfg: SqlConfig, llm: Callable[[], Any]) -> None:
         self.cfg = cfg
