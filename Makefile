@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_INDEX ?= .demo-index
 
-.PHONY: install demo test test-fast docs results bench clean
+.PHONY: install demo test test-fast docs results bench peers clean
 
 # The demo's install: the core package only (no LLM runtime, no test tools), so the first command is quick.
 $(BIN)/.demo-installed: pyproject.toml
@@ -46,6 +46,10 @@ results:
 bench: install
 	$(BIN)/python benchmarks/scifact_retrieval.py
 	$(BIN)/python benchmarks/ingest_query.py
+
+# The benchmark suite's peers (LlamaIndex, Haystack, raw libraries) in their own venv, benchmarks/peers/.venv.
+peers:
+	bash benchmarks/peers/setup.sh
 
 clean:
 	rm -rf $(DEMO_INDEX) .ragkit .pytest_cache site

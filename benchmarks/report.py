@@ -440,6 +440,108 @@ def hostile_ingest() -> str:
                   f"{'; '.join(reasons)}. (load average {d['load_avg_1min']}; measured {d['date']})")
 
 
+def html_parsers() -> str:
+    """Three HTML parsers and the HTML loader on the bundled pages and adversarial pages: html_parsers.json."""
+    d = load("html_parsers")
+    names = [k for k in next(iter(d["parsers"].values())) if not k.startswith("bundled")]
+
+    def cell(r: dict) -> str:
+        if r["seconds"] is None:
+            return f"stopped at {r['stopped_after']:g} s"
+        return "refused by the pre-scan" if r["text_chars"] < 0 else f"{r['seconds']:.2f}"
+
+    rows = [[parser, f"{r[next(k for k in r if k.startswith('bundled'))]:.1f}", *(cell(r[n]) for n in names)]
+            for parser, r in d["parsers"].items()]
+    return table(["parser", f"{d['pages']} bundled pages, ms", *(f"{n}, s" for n in names)], rows) + (
+        f"\n\nEach parse runs in the ingest's parse worker with a {d['deadline_seconds']:g} s deadline. \"ragkit "
+        "loader\" is the whole HTML loader (depth/element pre-scan, html.parser, boilerplate removal, one-pass text "
+        "extraction). Notes: benchmarks/html_parsers.md. "
+        f"(load average {d['load_avg_1min']}; measured {d['date']})")
+
+
+def fuzz() -> str:
+    """The Hypothesis loader fuzz and the Schemathesis server fuzz: fuzz.json (CI profile), fuzz_long.json."""
+    runs = [load(n) for n in ("fuzz", "fuzz_long") if (RESULTS / f"{n}.json").exists()]
+    rows = [[d["profile"], "passed" if d["passed"] else "FAILED", d["loader_inputs"], d["loader_crashes_or_limits"],
+             d["server_requests"], d["server_5xx"], f"{d['seconds']:.0f}"] for d in runs]
+    out = table(["profile", "pytest", "loader inputs", "crashes / limits hit", "server requests", "5xx",
+                 "seconds"], rows)
+    d = runs[0]
+    per_format: dict[str, dict[str, int]] = {}
+    for target, outcomes in d["loader"].items():
+        fmt = target.split()[0]
+        for outcome, n in outcomes.items():
+            per_format.setdefault(fmt, {}).setdefault(outcome, 0)
+            per_format[fmt][outcome] += n
+    out += "\n\n" + table(["format (CI profile)", "inputs", "documents", "load error (one line)"],
+                           [[f, sum(o.values()), o.get("documents", 0), o.get("load_error", 0)]
+                            for f, o in sorted(per_format.items())])
+    statuses = sorted({s for c in d["server"].values() for s in c})
+    out += "\n\n" + table(["endpoint (CI profile)", *statuses],
+                           [[t, *(c.get(s, 0) for s in statuses)] for t, c in sorted(d["server"].items())])
+    return out + ("\n\nEvery loader input gives documents or a one-line load error inside the ingest's parse worker; "
+                  "every request gets a non-5xx answer that matches the OpenAPI schema. The CI profile is what "
+                  f"`make test` runs (fixed seeds). (load average {d['load_avg_1min']}; measured {d['date']})")
+
+
+# --- the benchmark suite -----------------------------------------------------------------------------------------
+
+SUITE_SYSTEMS = {"ragkit": "ragkit", "raw": "raw library", "llamaindex": "LlamaIndex", "haystack": "Haystack"}
+
+
+def suite_dataset(name: str, d: dict) -> str:
+    rows = []
+    for system, s in d["systems"].items():
+        for pipeline, p in s["scored"].items():
+            m, lat = p["metrics"], p["latency_ms"]
+            build = p.get("build_s")
+            rows.append([SUITE_SYSTEMS.get(system, system), f"`{pipeline}`", f"{m['ndcg@10']:.4f}",
+                         f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}", lat["p50"], lat["p95"], p["batch"]["qps"],
+                         "–" if build is None else build, "–" if not build else round(d["documents"] / build),
+                         s["peak_rss_mb"]])
+    out = f"**{name}** ({d['documents']} documents, {d['queries']} test queries)\n\n" + table(
+        ["system", "pipeline", "nDCG@10", "R@100", "MRR@10", "p50 ms", "p95 ms", "batch q/s", "build s", "docs/s",
+         "peak RSS MB"], rows)
+    if d["comparisons"]:
+        rows = [[f"`{c['ragkit']}`", f"{SUITE_SYSTEMS[c['system']]} `{c['pipeline']}`", f"{c['p50_speedup']}x",
+                 f"{c['batch_qps_ratio']}x", "–" if c["build_speedup"] is None else f"{c['build_speedup']}x",
+                 versus(c)] for c in d["comparisons"]]
+        out += "\n\nragkit against the same pipeline elsewhere (above 1x: ragkit is faster):\n\n" + table(
+            ["ragkit", "against", "p50 speed-up", "batch q/s ratio", "build speed-up",
+             "Δ nDCG@10 [95% CI] p"], rows)
+    if d.get("goals"):
+        out += "\n\nGoals, each a ratio measured in this run:\n\n" + table(
+            ["goal", "measured", "target", ""],
+            [[g, v["value"], v["target"], "–" if v["met"] is None else "met" if v["met"] else "**missed**"]
+             for g, v in d["goals"].items()])
+    return out
+
+
+def suite() -> str:
+    """benchmarks/run.py: quick.json (ragkit's pipelines on SciFact) and full.json (every set, peers included)."""
+    parts = []
+    for name in ("quick", "full"):
+        if not (RESULTS / f"{name}.json").is_file():
+            parts.append(f"`--suite {name}`: not measured yet (`python benchmarks/run.py --suite {name}`).")
+            continue
+        d = load(name)
+        h = d["host"]
+        vers = d["datasets"][next(iter(d["datasets"]))]["systems"]["ragkit"]["versions"]
+        check = d.get("expected_check", {})
+        verdict = ("every expected score met" if check.get("checked") and not check.get("failures") else
+                   "; ".join(check.get("failures", [])) or "not checked")
+        head = (f"`--suite {name}`, measured {d['date']} on {h['cpu']} ({h['cores']} cores), ragkit "
+                f"{vers.get('ragkit')}, torch {vers.get('torch')}, sentence-transformers "
+                f"{vers.get('sentence-transformers')}; load average {d['load_avg_before'][0]} before, "
+                f"{d['load_avg_after'][0]} after; {d['seconds']:.0f} s in all. Index builds "
+                f"{'embed every document' if d['cold_build'] else 'take embeddings from the cache where present'}; "
+                f"queries one at a time after {d['warmup_queries']} warm-up queries, k = {d['k']}. "
+                + (f"{d['cross_encoder_note']}. " if d.get("cross_encoder_note") else "")
+                + f"benchmarks/expected.toml: {verdict}.")
+        parts.append(head + "\n\n" + "\n\n".join(suite_dataset(n, x) for n, x in d["datasets"].items()))
+    return "\n\n".join(parts)
+
+
 # --- numbers from tables -----------------------------------------------------------------------------------------
 
 def sql_tool() -> str:
@@ -480,6 +582,7 @@ class Section:
 def sections() -> list[Section]:
     gen_runs = tuple(other_generation_runs())
     return [
+        Section("Benchmark suite: ragkit, its peers and the raw libraries", "run.py", ("quick", "full"), suite),
         Section("Retrieval on SciFact", "scifact_retrieval.py", ("scifact_retrieval",), scifact),
         Section("Ingest and query speed", "ingest_query.py", ("ingest_query",), ingest_query),
         Section("Retrieval on the bundled Beacon set", "beacon_eval.py", ("beacon_eval",), beacon),
@@ -503,6 +606,8 @@ def sections() -> list[Section]:
         Section("Answer metrics on COVID-QA", "ragkit eval --answers", (), covidqa_answers),
         Section("Fine-tuning on SciFact", "finetune_scifact.py", ("finetune_scifact",), finetune),
         Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
+        Section("Fuzzing loaders and the server", "fuzz.py", ("fuzz", "fuzz_long"), fuzz),
+        Section("HTML parsers on adversarial pages", "html_parsers.py", ("html_parsers",), html_parsers),
         Section("Numbers from tables: the SQL tool", "sql_tool.py", ("sql_tool",), sql_tool),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),

@@ -49,6 +49,15 @@ class IngestConfig(_Strict):
     max_html_depth: int = Field(512, ge=1, description="HTML nested deeper than this is refused before parsing")
     max_html_elements: int = Field(200_000, ge=1, description="HTML with more tags than this is refused before "
                                                                "parsing")
+    max_line_chars: int = Field(5_000_000, ge=1, description="text, Markdown, HTML and JSONL files with a longer "
+                                                             "line are refused")
+    max_expanded_mb: float = Field(256, gt=0, description="a .docx or .jsonl.gz that expands past this is refused")
+    max_pdf_pages: int = Field(2000, ge=1, description="PDFs with more pages than this are refused before text "
+                                                       "extraction")
+    max_parse_seconds: float = Field(120.0, ge=0, description="a file whose loading and chunking takes longer is "
+                                                              "stopped and reported (0: parse in-process, no limit)")
+    max_parse_memory_mb: int = Field(4096, ge=0, description="memory a file's parser may add before it is stopped "
+                                                             "and reported (0: no cap)")
     embed_batch_size: int = Field(64, ge=1)
     tables: bool = Field(False, description="also store the tables inside Markdown, HTML and Word documents as SQL "
                                             "tables (CSV, TSV and XLSX files always are)")

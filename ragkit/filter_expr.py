@@ -122,25 +122,37 @@ class Filter:
         conds = []
         for field, want in spec.items():
             if isinstance(want, list):
-                conds.append(Condition(field, "in", list(want)))
+                conds.append(Condition(field, "in", _values(field, want)))
             elif isinstance(want, dict):
                 for op, v in want.items():
                     op = {"$" + k: k for k in ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")}.get(op, op)
                     if op == "exists":
                         conds.append(Condition(field, "exists" if v else "missing"))
                     elif op in ("eq", "ne", "gt", "gte", "lt", "lte"):
-                        conds.append(Condition(field, op, v))
+                        conds.append(Condition(field, op, _value(field, v)))
                     elif op in ("in", "nin"):
                         if not isinstance(v, (list, tuple, set)):
                             raise ConfigError(f"filter on {field!r}: {op!r} takes a list of values, "
                                               f"not {type(v).__name__} {v!r}")
-                        conds.append(Condition(field, op, list(v)))
+                        conds.append(Condition(field, op, _values(field, v)))
                     else:
                         raise ConfigError(f"filter on {field!r}: unknown operator {op!r} "
                                           "(eq, ne, gt, gte, lt, lte, in, nin, exists)")
             else:
-                conds.append(Condition(field, "eq", want))
+                conds.append(Condition(field, "eq", _value(field, want)))
         return cls(tuple(conds))
+
+
+def _value(field: str, value: Any) -> Any:
+    """A filter value must be text, a number, a boolean or null: nested tables and lists are refused."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ConfigError(f"filter on {field!r}: a value must be text, a number or a boolean, not {type(value).__name__} "
+                      "(filters are field: value pairs, ANDed; there is no nesting)")
+
+
+def _values(field: str, values: Any) -> list[Any]:
+    return [_value(field, v) for v in values]
 
 
 def _scalar(text: str) -> Any:

@@ -246,6 +246,10 @@ class Registry:
         self._classes[(cls.stage, cls.name)] = cls
         return cls
 
+    def unregister(self, stage: str, name: str) -> None:
+        """Forget a class added with ``register`` (tests, notebooks); unknown names are ignored."""
+        self._classes.pop((stage, name), None)
+
     def names(self, stage: str) -> list[str]:
         self._ensure_entry_points()
         return sorted({n for s, n in [*self._lazy, *self._classes] if s == stage})

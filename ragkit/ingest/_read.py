@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import LoadError
 from ragkit.types import LoadIssue
@@ -41,6 +42,12 @@ class Decoded:
     def issue(self, path: Path) -> LoadIssue | None:
         """The warning as an entry for the ingest report, or None."""
         return LoadIssue(f"{path.name}:{self.offset}", self.warning) if self.warning else None
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message as one line of at most ``limit`` characters (for a report's reason)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def read_bytes(path: Path) -> bytes:
@@ -100,21 +107,36 @@ def _utf8(data: bytes, start: int, label: str) -> Decoded:
     return Decoded(text, label, n, first, f"{what} (the first at byte offset {first}) replaced with U+FFFD")
 
 
-def decode_text(data: bytes) -> str:
-    """Text of ``data`` as ``decode`` finds it; bytes that would be replaced are refused with their offset."""
-    dec = decode(data)
-    if dec.invalid:
-        raise LoadError(f"not valid UTF-8 (byte 0x{data[dec.offset]:02x} at offset {dec.offset}); "
-                        "re-encode the file as UTF-8")
-    return dec.text
-
-
-def read_decoded(path: Path) -> Decoded:
-    """A text file decoded by ``decode``; an empty or blank file is refused."""
+def read_decoded(path: Path, max_line_chars: int | None = None) -> Decoded:
+    """A text file decoded by ``decode``; an empty or blank file is refused, and so is one with a line longer than
+    ``max_line_chars`` (ingest.max_line_chars)."""
     dec = decode(read_bytes(path))
     if not dec.text.strip():
         raise LoadError("empty document")
+    if max_line_chars is not None and len(dec.text) > max_line_chars:
+        start = 0
+        for lineno, end in enumerate(_line_ends(dec.text), 1):
+            if end - start > max_line_chars:
+                raise LoadError(f"line {lineno} is longer than {max_line_chars} characters "
+                                "(limit: ingest.max_line_chars)")
+            start = end + 1
     return dec
+
+
+def _line_ends(text: str):
+    """Offsets of every line end, and the text's end."""
+    pos = text.find("\n")
+    while pos >= 0:
+        yield pos
+        pos = text.find("\n", pos + 1)
+    yield len(text)
+
+
+class LineLimit(BaseModel):
+    """Params of the loaders that read text: the longest line they accept."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_line_chars: int = Field(5_000_000, ge=1, description="a file with a longer line is refused")
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:

@@ -12,25 +12,31 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ragkit.errors import LoadError
-from ragkit.ingest._read import read_bytes, read_sidecar
+from ragkit.ingest._read import one_line, read_bytes, read_sidecar
 from ragkit.ingest.tables import docx_tables
 from ragkit.plugins import Plugin
 from ragkit.types import Document
 
 _HEADING = re.compile(r"^heading (\d)$")
-# A .docx is a ZIP of XML: a small file can expand to gigabytes (a "ZIP bomb"). Word documents whose parts add up
-# to more than this, uncompressed, are refused before any XML is parsed (images count too; they barely compress).
-MAX_EXPANDED_MB = 256
 
 
 class DocxLoader(Plugin):
     stage, name = "loader", "docx"
     extensions = (".docx",)
+
+    class Params(BaseModel):
+        # A .docx is a ZIP of XML: a small file can expand to gigabytes (a "ZIP bomb"). Word documents whose parts
+        # add up to more than this, uncompressed, are refused before any XML is parsed (images count too).
+        model_config = ConfigDict(extra="forbid")
+        max_expanded_mb: float = Field(256, gt=0, description="parts adding up to more than this are refused")
 
     def load(self, path: Path, doc_id: str) -> Iterator[Document]:
         try:
@@ -45,18 +51,23 @@ class DocxLoader(Plugin):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as package:
                 expanded = sum(item.file_size for item in package.infolist())
-            if expanded > MAX_EXPANDED_MB * 2**20:
-                raise LoadError(f"expands to {expanded / 2**20:.0f} MB uncompressed (more than {MAX_EXPANDED_MB} MB; "
-                                "refused as a possible ZIP bomb)")
+            limit = self.params.max_expanded_mb
+            if expanded > limit * 2**20:
+                raise LoadError(f"expands to {expanded / 2**20:.0f} MB uncompressed (more than {limit:g} MB, "
+                                "limit: ingest.max_expanded_mb; refused as a possible ZIP bomb)")
             document = docx.Document(io.BytesIO(data))
             lines, first_heading = _render(document)
             props = document.core_properties
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError):
             raise LoadError("truncated or corrupt .docx (not a readable ZIP package)") from None
         except (PackageNotFoundError, KeyError):
             raise LoadError("not a Word document (the ZIP package has no Word body)") from None
         except (XMLSyntaxError, ValueError) as exc:
             raise LoadError(f"corrupt .docx: a damaged part ({type(exc).__name__})") from None
+        except (LoadError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - python-docx raises many kinds on damaged parts; all mean a bad file
+            raise LoadError(f"damaged .docx ({type(exc).__name__}: {one_line(exc)})") from None
         text = "\n".join(lines).strip()
         if not text:
             raise LoadError("empty document (no text in the body)")

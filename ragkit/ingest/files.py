@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from ragkit.errors import LoadError
@@ -15,7 +16,11 @@ def sha256_file(path: Path) -> str:
     fingerprints); an unreadable file is a LoadError saying why."""
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        # non-blocking open + fstat: a path swapped for a FIFO after the walk is refused instead of blocking
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LoadError("not a regular file (it changed since the folder was listed)")
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     except PermissionError:

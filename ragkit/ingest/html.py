@@ -14,10 +14,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import LoadError
-from ragkit.ingest._read import decode_text, read_bytes, read_sidecar
+from ragkit.ingest._read import read_decoded, read_sidecar
 from ragkit.ingest.tables import html_tables
 from ragkit.plugins import Plugin
-from ragkit.types import Document
+from ragkit.types import Document, LoadIssue
 
 _DROP = ["script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside", "form",
          "iframe", "button"]
@@ -40,14 +40,15 @@ class HtmlLoader(Plugin):
         model_config = ConfigDict(extra="forbid")
         max_depth: int = Field(512, ge=1, description="nesting depth above which a page is refused")
         max_elements: int = Field(200_000, ge=1, description="element count above which a page is refused")
+        max_line_chars: int = Field(5_000_000, ge=1, description="a page with a longer line is refused")
 
-    def load(self, path: Path, doc_id: str) -> Iterator[Document]:
+    def load(self, path: Path, doc_id: str) -> Iterator[Document | LoadIssue]:
         from bs4 import BeautifulSoup
 
-        text = decode_text(read_bytes(path))
-        check_shape(text, self.params.max_depth, self.params.max_elements)
-        soup = BeautifulSoup(text, "html.parser")
-        meta = {}
+        dec = read_decoded(path, self.params.max_line_chars)
+        check_shape(dec.text, self.params.max_depth, self.params.max_elements)
+        soup = BeautifulSoup(dec.text, "html.parser")
+        meta = dec.metadata()
         for tag in soup.find_all("meta"):
             key, content = tag.get("name") or tag.get("property"), tag.get("content")
             if key and content is not None and key.lower() not in _IGNORED_META:
@@ -67,6 +68,8 @@ class HtmlLoader(Plugin):
             raise LoadError("empty document (no visible text)")
         yield Document(doc_id=doc_id, text=text, title=title, metadata=meta,
                        tables=html_tables(root, title, dropped))
+        if issue := dec.issue(path):
+            yield issue
 
 
 def dropped_tags(soup) -> set[int]:

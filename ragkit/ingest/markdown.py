@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ragkit.ingest._read import read_decoded, read_sidecar, split_front_matter
+from ragkit.ingest._read import LineLimit, read_decoded, read_sidecar, split_front_matter
 from ragkit.ingest.tables import markdown_tables
 from ragkit.errors import LoadError
 from ragkit.plugins import Plugin
@@ -18,9 +18,10 @@ _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
 class MarkdownLoader(Plugin):
     stage, name = "loader", "markdown"
     extensions = (".md", ".markdown")
+    Params = LineLimit
 
     def load(self, path: Path, doc_id: str) -> Iterator[Document | LoadIssue]:
-        dec = read_decoded(path)
+        dec = read_decoded(path, self.params.max_line_chars)
         front, body = split_front_matter(dec.text)
         meta = dec.metadata() | front | read_sidecar(path)
         if not body.strip():

@@ -21,9 +21,11 @@ from ragkit.embedding.cache import EmbeddingCache, embed_with_cache
 from ragkit.errors import LoadError
 from ragkit.index.store import DocRecord, FileRecord, StoreReader, StoreWriter
 from ragkit.index.tables import TABLE_POSITION
+from ragkit.ingest._read import one_line
 from ragkit.ingest.files import extension, is_under, loaders_by_extension, pick_loader, sha256_file
 from ragkit.ingest.tables import describe, table_name
 from ragkit.ingest.walk import SourceFile, walk
+from ragkit.ingest.worker import ParseWorker
 from ragkit.plugins import Plugin, registry
 from ragkit.types import Chunk, Document, LoadIssue, Table
 
@@ -156,35 +158,49 @@ class IngestRun:
         # document id -> the source that owns it (files not being reloaded keep theirs)
         owner = {d: src for src, rec in self.prev_files.items() if src not in reloading for d in rec.doc_ids}
         loaded: dict[str, Loaded] = {}
-        for i, (sf, digest, loader) in enumerate(to_load):
-            self.progress("load", i, len(to_load))
-            taken = {n for n, src in self.table_owner.items() if src not in reloading or src in loaded}
-            try:
-                docs, chunks, issues, tables = load_file(sf, loader, chunker, budget, digest,
-                                                         tables=self.cfg.tables, taken=taken)
-            except LoadError as exc:
-                r.failed.append((str(sf.path), str(exc)))
-                continue
-            r.warnings.extend(issues)
-            clash = duplicate_id(docs, sf.key, owner)
-            if clash is not None:
-                r.failed.append((str(sf.path), f"duplicate document id {clash!r} "
-                                                f"(also from {owner.get(clash, sf.path.name)})"))
-                continue
-            try:
-                st = sf.path.stat()
-            except OSError as exc:  # removed while it was loading
-                r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
-                continue
-            owner.update((d.doc_id, sf.key) for d in docs)
-            self.table_owner = {n: s for n, s in self.table_owner.items() if s != sf.key}
-            self.table_owner.update((t.name, sf.key) for t in tables)
-            r.files_read += 1
-            loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
-                                    docs, chunks, tables)
+
+        def parse(i: int) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]], list[Table]]:
+            sf, digest, loader = to_load[i]
+            return load_file(sf, loader, chunker, budget, digest, tables=self.cfg.tables)
+
+        with ParseWorker(parse, self.cfg.max_parse_seconds, self.cfg.max_parse_memory_mb) as worker:
+            for i, (sf, digest, loader) in enumerate(to_load):
+                self.progress("load", i, len(to_load))
+                try:
+                    docs, chunks, issues, tables = worker.run(i)
+                except LoadError as exc:
+                    r.failed.append((str(sf.path), str(exc)))
+                    continue
+                self.keep(loaded, owner, sf, digest, docs, chunks, issues, tables, reloading)
         self.progress("load", len(to_load), len(to_load))
         r.timings["load_chunk"] = time.perf_counter() - t
         return loaded
+
+    def keep(self, loaded: dict[str, Loaded], owner: dict[str, str], sf: SourceFile, digest: str,
+             docs: list[DocRecord], chunks: list[Chunk], issues: list[tuple[str, str]], tables: list[Table],
+             reloading: set[str]) -> None:
+        """Add one parsed file to ``loaded`` unless its document ids clash or it vanished meanwhile; its tables
+        get names unique in the index and description chunks."""
+        r = self.report
+        r.warnings.extend(issues)
+        clash = duplicate_id(docs, sf.key, owner)
+        if clash is not None:
+            r.failed.append((str(sf.path), f"duplicate document id {clash!r} "
+                                            f"(also from {owner.get(clash, sf.path.name)})"))
+            return
+        try:
+            st = sf.path.stat()
+        except OSError as exc:  # removed while it was loading
+            r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
+            return
+        owner.update((d.doc_id, sf.key) for d in docs)
+        taken = {n for n, src in self.table_owner.items() if src not in reloading or src in loaded}
+        chunks = chunks + table_chunks(tables, sf.path.stem, taken)
+        self.table_owner = {n: s for n, s in self.table_owner.items() if s != sf.key}
+        self.table_owner.update((t.name, sf.key) for t in tables)
+        r.files_read += 1
+        loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
+                                docs, chunks, tables)
 
     def assemble(self, loaded: dict[str, Loaded], removed: set[str]) -> None:
         """Tell the writer which sources the next version drops, and count documents added / updated / removed."""
@@ -235,8 +251,13 @@ class IngestRun:
 
 
 def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
-    """Every loader by extension; loaders with limits in the ingest config get them (HTML depth and elements)."""
-    params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements}}
+    """Every loader by extension; the built-in loaders get the limits of the ingest config (line length, expanded
+    size, HTML depth and elements, PDF pages)."""
+    lines = {"max_line_chars": cfg.max_line_chars}
+    params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements, **lines},
+              "pdf": {"max_pages": cfg.max_pdf_pages}, "text": lines, "markdown": lines, "table": lines,
+              "beir": {**lines, "max_expanded_mb": cfg.max_expanded_mb},
+              "docx": {"max_expanded_mb": cfg.max_expanded_mb}}
     table, made = loaders_by_extension(), {}
     for ext, loader in table.items():
         if loader.name in params:
@@ -248,11 +269,10 @@ def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
 
 # --- one file ------------------------------------------------------------------------------------------------
 
-def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any, digest: str, *, tables: bool = False,
-              taken: set[str] | None = None) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]], list[Table]]:
-    """Load one file into document records, chunks and tables; per-record problems come back as warnings.
-    Tables are kept from table files (CSV, XLSX) always, from other documents when ``tables`` is true; each gets
-    a name not in ``taken`` (which grows) and a description chunk."""
+def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any, digest: str, *,
+              tables: bool = False) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]], list[Table]]:
+    """Load one file into document records, chunks and tables (not yet named); per-record problems come back as
+    warnings. Tables are kept from table files (CSV, XLSX) always, from other documents when ``tables`` is true."""
     docs: list[Document] = []
     issues: list[tuple[str, str]] = []
     try:
@@ -261,10 +281,10 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any, dige
                 issues.append((f"{sf.path}:{item.location.split(':')[-1]}", item.reason))
             else:
                 docs.append(item)
-    except LoadError:
+    except (LoadError, MemoryError):  # a MemoryError is the parse worker's to name (its memory cap)
         raise
     except Exception as exc:  # a loader bug or an unexpected format quirk: report it, do not crash ingest
-        raise LoadError(f"{type(exc).__name__}: {exc}") from None
+        raise LoadError(f"{type(exc).__name__}: {one_line(exc)}") from None
     if not docs:
         raise LoadError("no documents")
     try:
@@ -272,29 +292,31 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any, dige
     except OSError as exc:
         raise LoadError(f"unreadable: {exc.strerror or exc}") from None
     records, chunks, found = [], [], []
-    taken = set() if taken is None else taken
     for doc in docs:
         doc.metadata.update({"source": str(sf.path), "mtime": mtime, "sha256": digest,
                              "format": loader.name, "doc_id": doc.doc_id})
         records.append(DocRecord(doc.doc_id, str(sf.path), doc.title, doc.metadata))
         chunks.extend(chunker.split(doc, budget))
         if doc.tables and (tables or loader.name == "table"):
-            for i, t in enumerate(doc.tables):
+            for t in doc.tables:
+                t.doc_id, t.source, t.metadata = doc.doc_id, str(sf.path), dict(doc.metadata)
+                t.title = t.title or doc.title
                 found.append(t)
-                chunks.append(table_chunk(doc, t, i, sf.path.stem, taken))
     return records, chunks, issues, found
 
 
-
-def table_chunk(doc: Document, table: Table, i: int, stem: str, taken: set[str]) -> Chunk:
-    """Name ``table`` (unique in ``taken``), attach its document, and make the chunk that describes it."""
-    table.name = table_name(stem, table, taken)
-    table.doc_id, table.source, table.metadata = doc.doc_id, str(doc.metadata.get("source", "")), dict(doc.metadata)
-    table.title = table.title or doc.title
-    pos = TABLE_POSITION + i
-    meta = {**doc.metadata, "title": doc.title, "table": table.name, "position": pos}
-    return Chunk(chunk_id=f"{doc.doc_id}#table-{i}", doc_id=doc.doc_id, text=describe(table), position=pos,
-                 metadata=meta)
+def table_chunks(tables: list[Table], stem: str, taken: set[str]) -> list[Chunk]:
+    """Name each table (unique in ``taken``, which grows) and make the chunk that describes it, at the
+    document's table positions (after its text chunks)."""
+    out, index = [], {}
+    for t in tables:
+        i = index[t.doc_id] = index.get(t.doc_id, -1) + 1
+        t.name = table_name(stem, t, taken)
+        pos = TABLE_POSITION + i
+        meta = {**t.metadata, "title": t.title, "table": t.name, "position": pos}
+        out.append(Chunk(chunk_id=f"{t.doc_id}#table-{i}", doc_id=t.doc_id, text=describe(t), position=pos,
+                         metadata=meta))
+    return out
 
 
 def duplicate_id(docs: list[DocRecord], source: str, owner: dict[str, str]) -> str | None:

@@ -1,6 +1,8 @@
 """Acceptance on BEIR SciFact (300 test queries, one document = one chunk), scored with ranx.
 
-The expected floors are the foundation issue's; the index is built once per machine (.cache/indexes)."""
+The expected floors are the foundation issue's; the index is built once per machine (.cache/indexes). The same
+index also checks every SciFact pipeline of benchmarks/expected.toml (the guard `benchmarks/run.py --suite quick`
+enforces too), with each query embedded once for all pipelines."""
 
 from __future__ import annotations
 
@@ -18,12 +20,26 @@ def scifact(shared_datasets):
 
 
 @pytest.fixture(scope="module")
-def ndcg(scifact_engine, scifact):
+def pipeline_ndcg(scifact_engine, scifact):
+    """nDCG@10 of every pipeline benchmarks/expected.toml names for SciFact, on the session's SciFact index."""
+    from _common import BEIR_OVERRIDES
+    from suite import PIPELINES, load_expected
+
+    from ragkit.embedding.query_cache import QueryVectorCache
+    from ragkit.engine import Engine
+
+    vectors = QueryVectorCache()  # one embedding per query, shared by the dense and hybrid pipelines
     out = {}
-    for mode in ("bm25", "dense", "hybrid"):
-        out[mode] = score(scifact.qrels, run_queries(scifact_engine, scifact, k=100, mode=mode).run,
-                          ("ndcg@10",))["ndcg@10"]
+    for name in sorted({e.pipeline for e in load_expected() if e.dataset == "scifact"}):
+        with Engine.open(scifact_engine.store.location, PIPELINES[name].config(), BEIR_OVERRIDES,
+                         query_cache=vectors) as eng:
+            out[name] = score(scifact.qrels, run_queries(eng, scifact, k=100).run, ("ndcg@10",))["ndcg@10"]
     return out
+
+
+@pytest.fixture(scope="module")
+def ndcg(pipeline_ndcg):
+    return {"bm25": pipeline_ndcg["bm25"], "dense": pipeline_ndcg["dense"], "hybrid": pipeline_ndcg["hybrid-rrf"]}
 
 
 def test_dataset_counts(scifact, scifact_engine):
@@ -42,6 +58,14 @@ def test_dense_minilm(ndcg):
 
 def test_hybrid_at_least_the_better_branch(ndcg):
     assert ndcg["hybrid"] >= max(ndcg["bm25"], ndcg["dense"])
+
+
+def test_scores_meet_benchmarks_expected_toml(pipeline_ndcg):
+    from suite import check_scores, load_expected
+
+    expected = [e for e in load_expected() if e.dataset == "scifact"]
+    assert {e.pipeline for e in expected} >= {"bm25", "dense", "hybrid-rrf"}
+    assert check_scores({"scifact": pipeline_ndcg}, expected) == []
 
 
 def test_ndcg_equals_ranx_on_a_hand_made_example():

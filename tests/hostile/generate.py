@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
+import random
 import socket
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +50,7 @@ def write_hostile(root: Path) -> Hostile:
 
 def add_hostile(root: Path, good: list[str]) -> Hostile:
     """Every hostile kind beside the good files already in ``root``."""
-    h = Hostile(root, good)
+    h = Hostile(root, list(good))
     (root / "dangling.md").symlink_to(root / "deleted.md")
     h.skipped["dangling.md"] = f"dangling symlink -> {root / 'deleted.md'}"
     (root / "markup.md").symlink_to("[/]gone")  # a reason that is also console markup
@@ -71,4 +75,64 @@ def add_hostile(root: Path, good: list[str]) -> Hostile:
     h.failed["nul.txt"] = "binary content (NUL bytes); not a text file"
     (root / "fake.pdf").write_bytes(b"this is not a PDF at all\n" * 4)
     h.failed["fake.pdf"] = ""  # any reason
+    add_broken_files(root, h)
     return h
+
+
+def add_broken_files(root: Path, h: Hostile) -> None:
+    """Files whose content is broken: noise, truncated or fake containers, bombs, bad JSONL, an over-long line."""
+    rng = random.Random(29)
+    (root / "noise.txt").write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
+    h.failed["noise.txt"] = "binary content"
+    pdf = small_pdf()
+    (root / "truncated.pdf").write_bytes(pdf[: len(pdf) // 2])
+    h.failed["truncated.pdf"] = ""
+    (root / "fake.docx").write_text("a text file with a Word name\n")
+    h.failed["fake.docx"] = "not a .docx file (not a ZIP package)"
+    docx = small_docx()
+    (root / "truncated.docx").write_bytes(docx[: len(docx) // 2])
+    h.failed["truncated.docx"] = "truncated or corrupt .docx"
+    (root / "bomb.docx").write_bytes(zip_bomb(docx))
+    h.failed["bomb.docx"] = "expands to"
+    (root / "bad.jsonl").write_text('{"_id": 1, "text": \n[1, 2]\nnot json\n')
+    h.failed["bad.jsonl"] = "no documents (empty JSONL)"
+    (root / "corrupt.jsonl.gz").write_bytes(gzip.compress(b'{"_id": "1", "text": "x"}\n' * 100)[:60])
+    h.failed["corrupt.jsonl.gz"] = "truncated or corrupt gzip"
+    (root / "gzip-bomb.jsonl.gz").write_bytes(gzip.compress(b"\n" * (300 * 2**20), compresslevel=1))
+    h.failed["gzip-bomb.jsonl.gz"] = "expands past 256 MB uncompressed"
+    (root / "long-line.txt").write_text("word " * 1_200_000)  # 6 MB on one line
+    h.failed["long-line.txt"] = "line 1 is longer than 5000000 characters"
+    (root / "one-line.md").write_text("# One line\n\n" + "word " * 200_000)  # 1 MB line: read
+    h.good.append("one-line.md")
+
+
+def small_pdf() -> bytes:
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    c.drawString(72, 720, "A page of text that the truncated copy loses.")
+    c.save()
+    return buf.getvalue()
+
+
+def small_docx() -> bytes:
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("A Word document whose copy is cut in half.")
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+def zip_bomb(docx_bytes: bytes) -> bytes:
+    """The Word document with 300 MB of spaces appended to its body part (a few hundred KB compressed)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(docx_bytes)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "word/document.xml":
+                data += b" " * (300 * 2**20)
+            z.writestr(item.filename, data, zipfile.ZIP_DEFLATED)
+    return out.getvalue()

@@ -91,9 +91,7 @@ def test_damaged_packages_name_the_cause(tmp_path):
         assert "\n" not in str(exc.value)
 
 
-def test_a_package_that_expands_too_far_is_refused_before_parsing(tmp_path, monkeypatch):
-    import ragkit.ingest.docx as loader_module
-
+def test_a_package_that_expands_too_far_is_refused_before_parsing(tmp_path):
     good = runbook(tmp_path / "good.docx")
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "bomb.docx", "w", zipfile.ZIP_DEFLATED) as z:
         for item in src.infolist():
@@ -101,9 +99,9 @@ def test_a_package_that_expands_too_far_is_refused_before_parsing(tmp_path, monk
                                                          else b""), zipfile.ZIP_DEFLATED)
     assert (tmp_path / "bomb.docx").stat().st_size < 2**20 // 4  # over 3 MB of XML in a small file
     assert load(tmp_path / "bomb.docx").title == "Collector runbook"  # under the default limit it loads
-    monkeypatch.setattr(loader_module, "MAX_EXPANDED_MB", 2)
-    with pytest.raises(LoadError, match=r"expands to [34] MB uncompressed \(more than 2 MB"):
-        load(tmp_path / "bomb.docx")
+    with pytest.raises(LoadError, match=r"expands to [34] MB uncompressed \(more than 2 MB, limit: "
+                                        r"ingest.max_expanded_mb"):
+        list(DocxLoader(max_expanded_mb=2).load(tmp_path / "bomb.docx", "bomb.docx"))
 
 
 def test_without_python_docx_the_error_names_the_extra(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from ragkit import Engine
 from ragkit.errors import LoadError
-from ragkit.ingest._read import decode, decode_text
+from ragkit.ingest._read import decode
 from ragkit.ingest.html import HtmlLoader
 from ragkit.ingest.markdown import MarkdownLoader
 from ragkit.ingest.text import TextLoader
@@ -58,7 +58,7 @@ def test_html_loader_decodes(tmp_path, label, data, text, encoding):
     p = tmp_path / "f.html"
     p.write_bytes(_encode_like(f"<html><body><p>{text}</p></body></html>", data, text))
     (doc,) = HtmlLoader().load(p, "f.html")
-    assert doc.text == text.strip()
+    assert doc.text == text.strip() and doc.metadata.get("encoding") == encoding
 
 
 def _encode_like(new: str, data: bytes, text: str) -> bytes:
@@ -104,12 +104,14 @@ def test_markdown_reports_invalid_bytes_too(tmp_path):
     assert issue.reason == f"an invalid UTF-8 sequence (the first at byte offset {len(head)}) replaced with U+FFFD"
 
 
-def test_html_refuses_invalid_utf8_with_the_offset(tmp_path):
+def test_html_reports_invalid_bytes_like_text(tmp_path):
     p = tmp_path / "f.html"
     head = "<p>Café crème brûlée ".encode()
     p.write_bytes(head + b"\xff</p>")
-    with pytest.raises(LoadError, match=rf"^not valid UTF-8 \(byte 0xff at offset {len(head)}\); re-encode the file"):
-        list(HtmlLoader().load(p, "f.html"))
+    doc, issue = HtmlLoader().load(p, "f.html")
+    assert doc.text == "Café crème brûlée \ufffd" and "encoding" not in doc.metadata
+    assert issue.location == f"f.html:{len(head)}"
+    assert issue.reason == f"an invalid UTF-8 sequence (the first at byte offset {len(head)}) replaced with U+FFFD"
 
 
 def test_a_legacy_file_holding_some_utf8_is_read_as_legacy_with_a_warning(tmp_path):
@@ -150,7 +152,7 @@ def test_binary_and_broken_text_are_refused_in_one_line(tmp_path, data, message)
             list(loader.load(p, name))
         assert str(exc.value) == message
     with pytest.raises(LoadError, match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
-        decode_text(data)
+        decode(data)
 
 
 def test_ingest_finds_words_of_a_cp1252_file(tmp_path, mini_corpus):
