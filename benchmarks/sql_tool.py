@@ -66,6 +66,7 @@ def run_model(index: Path, model: str, questions: list[dict], llm_router: bool) 
         row = {"id": q["id"], "kind": q["kind"], "gold_route": q["route"], "route": route,
                "route_ok": (route != "passages") == (q["route"] == "sql"), "sql": a.extras.get("sql"),
                "executed": bool(a.extras.get("sql")), "fallback": a.extras.get("fallback"),
+               "attempts": [e.data for e in a.events if e.kind == "sql" and "error" in e.data],
                "gold_table_shown": bool(q["tables"]) and set(q["tables"]) <= set(tables),
                "answer": a.text, "seconds": round(sql_s, 3)}
         if llm_router:

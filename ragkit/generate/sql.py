@@ -91,6 +91,31 @@ def check_sql(sql: str, allowed: Iterable[str]) -> str:
     return tree.sql(dialect="sqlite")
 
 
+def relax_text_equality(sql: str) -> str | None:
+    """``col = 'Team'`` -> ``col LIKE '%Team%'`` (case-insensitive, a substring) for every comparison of a column
+    with a text literal; None when the query has none. Tried when a checked query returns nothing: small models
+    compare with the exact label they guess ("REST API") where the cell says more ("REST API (management)")."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    changed = False
+
+    def relax(node: exp.Expression) -> exp.Expression:
+        nonlocal changed
+        if isinstance(node, exp.EQ):
+            a, b = node.left, node.right
+            if isinstance(b, exp.Column) and isinstance(a, exp.Literal):
+                a, b = b, a
+            if isinstance(a, exp.Column) and isinstance(b, exp.Literal) and b.is_string:
+                changed = True
+                return exp.Like(this=a.copy(), expression=exp.Literal.string(f"%{b.this.strip()}%"))
+        return node
+
+    out = tree.transform(relax)
+    return out.sql(dialect="sqlite") if changed else None
+
+
 def extract_sql(reply: str) -> str:
     """The query in a model's reply: the first fenced block, else the text from the first SELECT or WITH."""
     m = re.search(r"```[a-zA-Z]*\s*\n?(.*?)(```|$)", reply, re.S)
@@ -200,7 +225,13 @@ class SqlTool:
             try:
                 checked = check_sql(sql, names)
                 result = view.run(checked, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)
-                if not result.rows or all(v is None for v in result.rows[0]) and len(result.rows) == 1:
+                if _empty(result) and (relaxed := relax_text_equality(checked)) is not None:
+                    relaxed = check_sql(relaxed, names)
+                    events.append(Event("sql", f"sql: no rows; text comparisons relaxed to LIKE: {relaxed}",
+                                        {"sql": checked, "relaxed": relaxed}))
+                    checked, result = relaxed, view.run(relaxed, names, max_rows=self.cfg.max_rows,
+                                                        timeout=self.cfg.timeout)
+                if _empty(result):
                     raise QueryError("the query returned no rows (or only NULL): check the values you compare "
                                      "with (spelling, case: use LIKE) and the columns")
                 events.append(Event("sql", f"sql: {checked}", {"sql": checked, "attempt": attempt + 1}))
@@ -232,6 +263,10 @@ class SqlTool:
         answer = Answer(query=query, text=text, citations=[citation_for(1, hit)], sources=[hit],
                         timings={"sql": seconds}, usage=usage, packed=[1], events=events, extras=extras)
         return SqlOutcome(answer, "", events)
+
+
+def _empty(result: Result) -> bool:
+    return not result.rows or (len(result.rows) == 1 and all(v is None for v in result.rows[0]))
 
 
 def _read_tables(sql: str) -> set[str]:

@@ -145,3 +145,16 @@ def test_two_failures_fall_back_with_the_reason(db):
     assert out.answer is None and "no such column" in out.reason
     assert [e.data.get("refused") for e in out.events if "error" in e.data] == [True, False]
     assert db.n_rows("plans") == 3
+
+
+def test_an_empty_result_relaxes_text_equality_before_asking_again(db):
+    from ragkit.generate.sql import relax_text_equality
+
+    assert relax_text_equality("SELECT price FROM plans WHERE plan = 'team'") == \
+        "SELECT price FROM plans WHERE plan LIKE '%team%'"
+    assert relax_text_equality("SELECT price FROM plans WHERE price = 299") is None
+    llm = ScriptedLLM("SELECT price FROM plans WHERE 'TEAM' = plan")
+    plans = next(t for t in db.tables() if t.name == "plans")
+    out = SqlTool(SqlConfig(), lambda: llm).run("Team price?", [(plans, _hit("plans"))], db)
+    assert out.answer.extras["rows"] == [[299]] and "LIKE '%TEAM%'" in out.answer.extras["sql"]
+    assert len(llm.prompts) == 1  # no second model call
