@@ -121,8 +121,8 @@ class SqlConfig(_Strict):
 
     llm: str = Field("", description="make_llm spec (e.g. 'local:qwen1.5b'); empty: the generator's LLM")
     max_tables: int = Field(3, ge=1, le=20, description="tables whose schema the model sees")
-    sample_rows: int = Field(8, ge=0, le=50, description="example rows shown per table (all rows of a table "
-                                                         "this small: the model sees the exact labels)")
+    sample_rows: int = Field(8, ge=0, le=50, description="example rows shown per table (every row of a table "
+                                                         "at most twice this long: the model sees the exact labels)")
     max_rows: int = Field(50, ge=1, le=10000, description="rows a query may return")
     timeout: float = Field(5.0, gt=0, description="seconds a query may run")
     max_tokens: int = Field(160, ge=16, le=2048, description="tokens the model may write for a query")

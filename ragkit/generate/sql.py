@@ -202,14 +202,20 @@ class SqlTool:
                         out[t.name] = (t, th)
         return list(out.values())[: self.cfg.max_tables]
 
+    def _sample(self, view: Any, name: str) -> list[list[Any]]:
+        """``sample_rows`` rows, or every row of a table at most twice that long."""
+        n = self.cfg.sample_rows
+        if not n:
+            return []
+        return view.rows(name, None if view.n_rows(name) <= 2 * n else n)
+
     def run(self, query: str, chosen: list[tuple[Table, Hit]], view: Any) -> SqlOutcome:
         if not chosen:
             return SqlOutcome(None, "no table fits the question",
                               [Event("sql", "sql: no table fits the question", {"tables": []})])
         names = [t.name for t, _ in chosen]
         events = [Event("sql", "sql: tables " + ", ".join(names), {"tables": names})]
-        schema = "\n\n".join(schema_text(t, view.rows(t.name, self.cfg.sample_rows) if self.cfg.sample_rows else [])
-                             for t, _ in chosen)
+        schema = "\n\n".join(schema_text(t, self._sample(view, t.name)) for t, _ in chosen)
         messages = [{"role": "system", "content": SYSTEM_PROMPT},
                     {"role": "user", "content": f"{schema}\n\nQuestion: {query}"}]
         llm = self._llm()
