@@ -247,7 +247,7 @@ class SqlTool:
             except (SqlRejected, QueryError) as exc:
                 error = str(exc)
                 kind = "refused" if isinstance(exc, SqlRejected) else "failed"
-                events.append(Event("sql", f"sql {kind} (attempt {attempt + 1}): {error}",
+                events.append(Event("sql", f"sql {kind} (attempt {attempt + 1}): {error} in: {sql[:300]}",
                                     {"sql": sql, "error": error, "attempt": attempt + 1, "refused":
                                      isinstance(exc, SqlRejected)}))
                 result = None
