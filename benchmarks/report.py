@@ -548,7 +548,7 @@ def sql_tool() -> str:
     """The SQL tool against passages-only answers on eval_sets/beacon-numeric: sql_tool.json."""
     path = RESULTS / "sql_tool.json"
     if not path.exists():
-        return "Not measured yet: `python benchmarks/sql_tool.py` (about 40 to 60 minutes for both models)."
+        return "Not measured yet: `python benchmarks/sql_tool.py` (one model per run with `--models`)."
     d = load("sql_tool")
     rows = []
     for r in d["runs"]:

@@ -2,6 +2,7 @@
 numbers) and latency, beside today's passages-only answers to the same questions, per local model.
 
     python benchmarks/sql_tool.py                        # qwen0.5b and qwen1.5b (those fetched), every question
+    python benchmarks/sql_tool.py --models qwen1.5b      # one model; the other's run in the results is kept
     python benchmarks/sql_tool.py --limit 5 --out /tmp/sql_tool.json     # a smoke run
 
 The index (corpora/beacon with ``ingest.tables = true``) is built once under .cache/indexes/beacon-tables.
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, ROOT, write_result  # noqa: E402
+from _common import CACHE, RESULTS, ROOT, write_result  # noqa: E402
 
 SET = ROOT / "eval_sets" / "beacon-numeric" / "questions.jsonl"
 _NUM = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
@@ -133,6 +134,13 @@ def main() -> None:
             print(f"skipping {model}: not fetched (../shared/models/fetch.sh {model})", file=sys.stderr)
             continue
         runs.append(run_model(index, model, questions, not args.no_llm_router))
+    out = args.out or RESULTS / "sql_tool.json"
+    if out.exists() and not args.limit:  # keep the runs of models not run this time (one model per invocation)
+        done = {r["model"] for r in runs}
+        old = json.loads(out.read_text())
+        if not old.get("limit"):
+            runs = [r for r in old.get("runs", []) if r["model"] not in done] + runs
+            missing = [m for m in missing if m not in {r["model"] for r in runs}]
     data = {"set": "eval_sets/beacon-numeric", "limit": args.limit or None, "models_missing": missing,
             "router": "default rules (config.SQL_CUES)", "runs": runs}
     if args.out:
