@@ -116,6 +116,29 @@ def relax_text_equality(sql: str) -> str | None:
     return out.sql(dialect="sqlite") if changed else None
 
 
+def retarget(sql: str, tables: Sequence[Table]) -> str | None:
+    """A query over one table that names columns it lacks, rewritten over the one candidate table that has them
+    all (small models mix up look-alike tables, e.g. this year's limits and 2022's); None when there is no such
+    single table."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    read = {t.name.lower() for t in tree.find_all(exp.Table)}
+    aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    wanted = {c.name.lower() for c in tree.find_all(exp.Column)} - aliases
+    if len(read) != 1 or not wanted:
+        return None
+    fits = [t.name for t in tables if wanted <= {c.name.lower() for c in t.columns}]
+    if len(fits) != 1 or fits[0].lower() in read:
+        return None
+    (old,) = read
+    for t in tree.find_all(exp.Table):
+        if t.name.lower() == old:
+            t.set("this", exp.to_identifier(fits[0]))
+    return tree.sql(dialect="sqlite")
+
+
 def extract_sql(reply: str) -> str:
     """The query in a model's reply: the first fenced block, else the text from the first SELECT or WITH."""
     m = re.search(r"```[a-zA-Z]*\s*\n?(.*?)(```|$)", reply, re.S)
@@ -209,6 +232,36 @@ class SqlTool:
             return []
         return view.rows(name, None if view.n_rows(name) <= 2 * n else n)
 
+    def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any,
+                 events: list[Event]) -> tuple[str, Result]:
+        """Check and run one query; an empty result is retried with text comparisons relaxed, a missing column on
+        the one candidate table that has every column named. Raises SqlRejected or QueryError."""
+        names = [t.name for t, _ in chosen]
+        checked = check_sql(sql, names)
+
+        def run(q: str) -> Result:
+            return view.run(q, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)
+
+        try:
+            result = run(checked)
+        except QueryError as exc:
+            moved = retarget(checked, [t for t, _ in chosen]) if "no such column" in str(exc) else None
+            if moved is None:
+                raise
+            moved = check_sql(moved, names)
+            events.append(Event("sql", f"sql: {exc}; moved to the table that has those columns: {moved}",
+                                {"sql": checked, "retargeted": moved}))
+            checked, result = moved, run(moved)
+        if _empty(result) and (relaxed := relax_text_equality(checked)) is not None:
+            relaxed = check_sql(relaxed, names)
+            events.append(Event("sql", f"sql: no rows; text comparisons relaxed to LIKE: {relaxed}",
+                                {"sql": checked, "relaxed": relaxed}))
+            checked, result = relaxed, run(relaxed)
+        if _empty(result):
+            raise QueryError("the query returned no rows (or only NULL): check the values you compare with "
+                             "(spelling, case: use LIKE) and the columns")
+        return checked, result
+
     def run(self, query: str, chosen: list[tuple[Table, Hit]], view: Any) -> SqlOutcome:
         if not chosen:
             return SqlOutcome(None, "no table fits the question",
@@ -229,28 +282,16 @@ class SqlTool:
             usage["completion_tokens"] += reply.usage.completion_tokens
             sql = extract_sql(reply.text)
             try:
-                checked = check_sql(sql, names)
-                result = view.run(checked, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)
-                if _empty(result) and (relaxed := relax_text_equality(checked)) is not None:
-                    relaxed = check_sql(relaxed, names)
-                    events.append(Event("sql", f"sql: no rows; text comparisons relaxed to LIKE: {relaxed}",
-                                        {"sql": checked, "relaxed": relaxed}))
-                    checked, result = relaxed, view.run(relaxed, names, max_rows=self.cfg.max_rows,
-                                                        timeout=self.cfg.timeout)
-                if _empty(result):
-                    raise QueryError("the query returned no rows (or only NULL): check the values you compare "
-                                     "with (spelling, case: use LIKE) and the columns")
-                events.append(Event("sql", f"sql: {checked}", {"sql": checked, "attempt": attempt + 1}))
-                sql = checked
+                sql, result = self._execute(sql, chosen, view, events)
+                events.append(Event("sql", f"sql: {sql}", {"sql": sql, "attempt": attempt + 1}))
                 error = ""
                 break
             except (SqlRejected, QueryError) as exc:
-                error = str(exc)
+                result, error = None, str(exc)
                 kind = "refused" if isinstance(exc, SqlRejected) else "failed"
                 events.append(Event("sql", f"sql {kind} (attempt {attempt + 1}): {error} in: {sql[:300]}",
-                                    {"sql": sql, "error": error, "attempt": attempt + 1, "refused":
-                                     isinstance(exc, SqlRejected)}))
-                result = None
+                                    {"sql": sql, "error": error, "attempt": attempt + 1,
+                                     "refused": isinstance(exc, SqlRejected)}))
                 columns = "; ".join(f"{t.name}({', '.join(c.name for c in t.columns)})" for t, _ in chosen)
                 messages += [{"role": "assistant", "content": f"```sql\n{sql}\n```"},
                              {"role": "user", "content": f"That query failed: {error}\nThe tables you may use and "

@@ -158,3 +158,22 @@ def test_an_empty_result_relaxes_text_equality_before_asking_again(db):
     out = SqlTool(SqlConfig(), lambda: llm).run("Team price?", [(plans, _hit("plans"))], db)
     assert out.answer.extras["rows"] == [[299]] and "LIKE '%TEAM%'" in out.answer.extras["sql"]
     assert len(llm.prompts) == 1  # no second model call
+
+
+def test_a_missing_column_moves_the_query_to_the_one_table_that_has_it(tmp_path):
+    from ragkit.generate.sql import retarget
+
+    now = build_table(["API", "Limit", "Burst"], [["Query API (/v2/query)", "120", "20"], ["REST API", "1,200", "200"]])
+    old = build_table(["API", "Limit"], [["Query API", "30"], ["REST API", "600"]])
+    for t, name in ((now, "limits"), (old, "limits_2022")):
+        t.name, t.doc_id, t.source = name, f"{name}.md", f"{name}.md"
+    write_tables(tmp_path / "t.sqlite", [now, old])
+    db = TableDB(tmp_path / "t.sqlite")
+    assert retarget("SELECT burst FROM limits_2022", [now, old]) == "SELECT burst FROM limits"
+    assert retarget("SELECT nope FROM limits_2022", [now, old]) is None
+    llm = ScriptedLLM("SELECT burst FROM limits_2022 WHERE api = 'Query API'")
+    chosen = [(t, _hit(t.name)) for t in db.tables()]
+    out = SqlTool(SqlConfig(), lambda: llm).run("Burst of the Query API?", chosen, db)
+    assert out.answer.extras["rows"] == [[20]]
+    assert out.answer.extras["sql"] == "SELECT burst FROM limits WHERE api LIKE '%Query API%'"
+    assert len(llm.prompts) == 1
