@@ -114,6 +114,8 @@ class RouterConfig(_Strict):
         "rules", description="rules only; the LLM only; or rules first and the LLM for questions no rule matched")
     rules: list[RouteRule] = Field(default_factory=lambda: [RouteRule(pattern=SQL_CUES, route="sql")])
     default: Literal["passages", "sql", "both"] = Field("passages", description="route when nothing matched")
+    llm_threshold: float = Field(0.45, ge=0.0, le=1.0, description="the LLM classifier routes to SQL at this "
+                                 "P(yes) or above (small models answer yes at well under 0.5)")
 
 
 class SqlConfig(_Strict):

@@ -3,7 +3,7 @@ the index's tables) or ``both`` (SQL when it works, with the passages kept as fu
 
 Rules are regular expressions or keywords (like the ``classify`` transform's); the first matching rule decides.
 With ``classifier = "llm"`` the configured LLM is asked whether the question needs a number looked up or computed
-from a table (P(yes) >= 0.5: ``sql``); ``"rules+llm"`` asks it only for questions no rule matched.
+from a table (P(yes) >= ``router.llm_threshold``: ``sql``); ``"rules+llm"`` asks it only for questions no rule matched.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from typing import Any
 from ragkit.config import RouterConfig
 
 ROUTES = ("passages", "sql", "both")
-_CLASSIFY_PROMPT = ("You sort questions about a product's documentation. Answer 'yes' if answering the question "
-                    "needs a number or a list looked up, counted, summed, averaged or compared in a table (prices, "
-                    "limits, counts, dates, percentages); answer 'no' if it asks how to do something, why, or what "
-                    "something means.\n\nQuestion: {q}\nAnswer yes or no.")
+_CLASSIFY_SYSTEM = ("Does answering the user's question need a value looked up, counted, summed, averaged or "
+                    "compared in a table (a price, limit, quota, count, date, percentage, port or code)? "
+                    "Reply with one word: yes or no.")
+_CLASSIFY_SHOTS = [("How many seats does the Pro plan include?", "yes"), ("How do I reset my password?", "no"),
+                   ("What is the largest file I can upload, in MB?", "yes"),
+                   ("Why does the export fail with a timeout?", "no"), ("Which region opened last?", "yes"),
+                   ("What does the audit log record?", "no")]
 
 
 @dataclass
@@ -52,8 +55,11 @@ class Router:
             from ragkit.errors import ConfigError
 
             raise ConfigError("router.classifier uses an LLM: configure an LLM generator or sql.llm")
-        p = float(self._llm().yes_probability([{"role": "user", "content": _CLASSIFY_PROMPT.format(q=question)}]))
-        return Decision("sql" if p >= 0.5 else "passages", f"LLM classifier P(table)={p:.2f}", p)
+        messages = [{"role": "system", "content": _CLASSIFY_SYSTEM}]
+        for q, a in _CLASSIFY_SHOTS:
+            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        p = float(self._llm().yes_probability(messages + [{"role": "user", "content": question}]))
+        return Decision("sql" if p >= self.cfg.llm_threshold else "passages", f"LLM classifier P(table)={p:.2f}", p)
 
     def route(self, question: str) -> Decision:
         mode = self.cfg.classifier
