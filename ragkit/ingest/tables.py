@@ -25,6 +25,7 @@ from typing import Any
 from ragkit.types import Table, TableColumn
 
 MAX_ROWS = 200_000  # rows kept per table; a bigger sheet is cut (and the loader says so)
+MAX_COLUMNS = 100  # columns kept per table (each may store up to three SQL columns; SQLite allows 2000)
 NUMERIC_SHARE = 0.6  # a column is numeric when at least this share of its non-empty cells are numbers
 _NULLS = {"", "-", "–", "—", "n/a", "na", "null", "none", "?"}
 _NUMBER = re.compile(
@@ -146,7 +147,7 @@ def build_table(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, title: 
                 heading: Sequence[str] = ()) -> Table | None:
     """Type the columns of one table (rows padded or cut to the header's width). None when it has fewer than two
     columns or no data row."""
-    header = [clean_cell(h) for h in header]
+    header = [clean_cell(h) for h in header][:MAX_COLUMNS]
     width = len(header)
     body = [list(r[:width]) + [None] * (width - len(r)) for r in rows]
     body = [r for r in body if any(clean_cell(c) for c in r)][:MAX_ROWS]

@@ -146,3 +146,14 @@ def test_sql_names_avoid_reserved_words_and_leading_digits():
     assert sql_name("2xx responses", "x") == "c_2xx_responses"
     assert sql_name("  ", "col_3") == "col_3"
     assert delimited_table("only,header\n", ",") is None
+
+
+def test_a_very_wide_table_is_cut_to_what_sqlite_can_store(tmp_path):
+    from ragkit.index.tables import TableDB, write_tables
+    from ragkit.ingest.tables import MAX_COLUMNS
+
+    t = build_table([f"c{i}" for i in range(3000)], [[f"{i} ms" if i % 2 else f"x{i}" for i in range(3000)]])
+    assert len({c.header.split(" (")[0] for c in t.columns}) == MAX_COLUMNS
+    t.name, t.doc_id, t.source = "wide", "w.csv", "w.csv"
+    write_tables(tmp_path / "t.sqlite", [t])
+    assert TableDB(tmp_path / "t.sqlite").rows("wide")[0][:2] == ["x0", 1]
