@@ -656,6 +656,33 @@ def store_scale() -> str:
                   f"{d['queries']} queries; measured {d['date']})")
 
 
+# --- numbers from tables -----------------------------------------------------------------------------------------
+
+def sql_tool() -> str:
+    """The SQL tool against passages-only answers on eval_sets/beacon-numeric: sql_tool.json."""
+    path = RESULTS / "sql_tool.json"
+    if not path.exists():
+        return "Not measured yet: `python benchmarks/sql_tool.py` (one model per run with `--models`)."
+    d = load("sql_tool")
+    rows = []
+    for r in d["runs"]:
+        rows.append([r["model"], f"{r['numeric']} + {r['non_numeric']}", pct(r["routing_accuracy"]),
+                     pct(r["routing_accuracy_llm"]) if r.get("routing_accuracy_llm") is not None else "–",
+                     pct(r["sql_execution_success"]), pct(r["exact_match_sql_route"]),
+                     pct(r["exact_match_passages_only"]), f"{r['latency_s_sql_route']['p50']:.1f}",
+                     f"{r['latency_s_passages_only']['p50']:.1f}"])
+    out = table(["model", "questions (numeric + other)", "routing (rules)", "routing (LLM classifier)",
+                 "SQL ran", "exact match, routed", "exact match, passages only", "p50 s, routed",
+                 "p50 s, passages only"], rows)
+    missing = f" Not run (model not fetched): {', '.join(d['models_missing'])}." if d.get("models_missing") else ""
+    limit = f" Only the first {d['limit']} questions of each kind." if d.get("limit") else ""
+    return out + (f"\n\nExact match: every gold number occurs in the answer (as a number) and every gold name; "
+                  f"\"routed\" answers numeric questions through the router and the SQL tool (falling back to "
+                  f"passages when no table fits or the query fails), \"passages only\" is the same generator "
+                  f"without the router. The router's rules were written with this question set in view."
+                  f"{limit}{missing} (measured {d['date']})")
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -695,6 +722,7 @@ def sections() -> list[Section]:
         Section("Hostile input", "hostile_ingest.py", ("hostile_ingest",), hostile_ingest),
         Section("Fuzzing loaders and the server", "fuzz.py", ("fuzz", "fuzz_long"), fuzz),
         Section("HTML parsers on adversarial pages", "html_parsers.py", ("html_parsers",), html_parsers),
+        Section("Numbers from tables: the SQL tool", "sql_tool.py", ("sql_tool",), sql_tool),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
         Section("Server micro-batching", "serve_load.py", ("serve_batching",), serve_batching),

@@ -59,6 +59,8 @@ class IngestConfig(_Strict):
     max_parse_memory_mb: int = Field(4096, ge=0, description="memory a file's parser may add before it is stopped "
                                                              "and reported (0: no cap)")
     embed_batch_size: int = Field(64, ge=1)
+    tables: bool = Field(False, description="also store the tables inside Markdown, HTML and Word documents as SQL "
+                                            "tables (CSV, TSV and XLSX files always are)")
 
 
 class RetrievalConfig(_Strict):
@@ -98,6 +100,51 @@ class StoreConfig(_Strict):
                             "postgresql://user@host/db; default .ragkit")
 
 
+SQL_CUES = "|".join([
+    r"\bhow (many|much|long|big|large|old)\b", r"\bnumber of\b", r"\b(count|total|sum|average|median)\b",
+    r"\b(maximum|minimum|most|least|fewest|highest|lowest|largest|smallest|longest|shortest|cheapest|earliest|"
+    r"latest|oldest|newest)\b", r"\b(more|less|fewer|greater|higher|lower|longer|shorter) than\b",
+    r"\bat (least|most)\b", r"\bdifference\b", r"\bcombined\b", r"\bpercentage\b",
+    r"\bper (second|minute|hour|day|month|year|gb)\b", r"\bin (seconds|minutes|hours|days|weeks|months|years)\b",
+    r"\bwhat (is|are|was|were) the (\w+ ){0,2}(price|cost|limit|timeout|port|status|credit|burst|retention|quota)s?\b",
+    r"\bwhat (port|http status|status code|exit code)\b", r"\bwhich\b.*\b(first|last)\b",
+    r"\bwhich .*\b(has|have|offers?|gives?|allows?|costs?) the\b"])
+
+
+class RouteRule(_Strict):
+    """A routing rule: when ``pattern`` (a regular expression, case-insensitive) or one of ``keywords`` occurs in
+    the question, it goes to ``route``."""
+
+    pattern: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    route: Literal["passages", "sql", "both"] = "sql"
+
+
+class RouterConfig(_Strict):
+    """Which questions go to the SQL tool (``sql``), to today's passages (``passages``) or to both."""
+
+    enabled: bool = Field(False, description="off: every question is answered from passages")
+    classifier: Literal["rules", "llm", "rules+llm"] = Field(
+        "rules", description="rules only; the LLM only; or rules first and the LLM for questions no rule matched")
+    rules: list[RouteRule] = Field(default_factory=lambda: [RouteRule(pattern=SQL_CUES, route="sql")])
+    default: Literal["passages", "sql", "both"] = Field("passages", description="route when nothing matched")
+    llm_threshold: float = Field(0.45, ge=0.0, le=1.0, description="the LLM classifier routes to SQL at this "
+                                 "P(yes) or above (small models answer yes at well under 0.5)")
+
+
+class SqlConfig(_Strict):
+    """The SQL tool: one query written by an LLM over the tables retrieval found, checked before it runs."""
+
+    llm: str = Field("", description="make_llm spec (e.g. 'local:qwen1.5b'); empty: the generator's LLM")
+    max_tables: int = Field(3, ge=1, le=20, description="tables whose schema the model sees")
+    sample_rows: int = Field(8, ge=0, le=50, description="example rows shown per table (every row of a table "
+                                                         "at most twice this long: the model sees the exact labels)")
+    max_rows: int = Field(50, ge=1, le=10000, description="rows a query may return")
+    timeout: float = Field(5.0, gt=0, description="seconds a query may run")
+    max_tokens: int = Field(160, ge=16, le=2048, description="tokens the model may write for a query")
+    repair: bool = Field(True, description="on an error, give the model one more try with the error text")
+
+
 class Config(_Strict):
     chunker: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence"))
     embedder: PluginSpec = Field(default_factory=lambda: PluginSpec(name="sentence-transformers"))
@@ -112,6 +159,8 @@ class Config(_Strict):
     generator: PluginSpec = Field(default_factory=lambda: PluginSpec(name="extractive"))
     serve: ServeConfig = Field(default_factory=ServeConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    sql: SqlConfig = Field(default_factory=SqlConfig)
 
     @field_validator("chunker", "embedder", "sparse", "dense", "fusion", "generator", mode="before")
     @classmethod

@@ -24,13 +24,17 @@ from ragkit.config import Config, PluginSpec, load_config
 from ragkit.embedding.cache import EmbeddingCache, embed_with_cache
 from ragkit.embedding.query_cache import QueryVectorCache
 from ragkit.errors import ConfigError
+from ragkit.filter_expr import Filter, to_filter
+from ragkit.generate.sql import SqlTool
 from ragkit.index import open_store
 from ragkit.index import settings as index_settings
 from ragkit.index.store import StoreReader
 from ragkit.ingest.pipeline import IngestReport, IngestRun, Progress
+from ragkit.llm.resolve import LazyLLM
 from ragkit.plugins import Plugin, Resources, registry
 from ragkit.retrieve import pipeline
-from ragkit.retrieve.pipeline import Retrieval
+from ragkit.retrieve.pipeline import Retrieval, TableRoute
+from ragkit.retrieve.router import Router
 from ragkit.types import Answer, Chunk
 
 __all__ = ["Engine", "AnswerStream", "IngestReport", "Retrieval"]
@@ -66,6 +70,16 @@ class Engine:
         self.rerankers = [self._make("reranker", s) for s in config.rerankers]
         self.filters = [self._make("filter", s) for s in config.filters]
         self.generator = self._make("generator", config.generator)
+        self.router: Router | None = None
+        self.sql_tool: SqlTool | None = None
+        if config.router.enabled:
+            if not config.sql.llm and not hasattr(type(self.generator), "llm"):
+                raise ConfigError(f"router.enabled: the SQL tool needs an LLM, and generator "
+                                  f"{config.generator.name!r} has none: set sql.llm (e.g. 'local:qwen1.5b') or an "
+                                  "LLM generator (llama-cpp, openai, cohere)")
+            sql_llm = LazyLLM("sql", config.sql.llm or None)
+            sql_llm.bind(self.resources)
+            self.router, self.sql_tool = Router(config.router, sql_llm.get), SqlTool(config.sql, sql_llm.get)
 
     @classmethod
     def open(cls, index: str | Path | None = None, config: str | Path | dict | Config | None = None,
@@ -185,6 +199,12 @@ class Engine:
                 "chunks": r.n_chunks, "embedding_model": r.model_id, "dim": r.dim, "config": r.settings,
                 "created": r.created}
 
+    def tables(self, filter: Any = None) -> list[Any]:
+        """The SQL tables of the committed version (catalog entries: name, columns, source document, metadata),
+        those whose document passes ``filter`` only; [] when the store keeps no tables."""
+        view = pipeline.table_view(self.reader())
+        return [] if view is None else pipeline.visible_tables(view, filter)
+
     # --- ingest ------------------------------------------------------------------------------------------------
 
     def ingest(self, paths: Iterable[str | Path], *, sync: bool = False, rebuild: bool = False,
@@ -224,13 +244,26 @@ class Engine:
     def retrieve(self, query: str, *, k: int | None = None, filter: Any = None, mode: str | None = None) -> Retrieval:
         return self.post_stage(query, self.first_stage(query, k=k, filter=filter, mode=mode), k)
 
+    def table_route(self) -> TableRoute | None:
+        """What routed answers need (None while ``router.enabled`` is off): the router, the SQL tool, the read
+        view, and a search for table description chunks."""
+        if self.router is None or self.sql_tool is None:
+            return None
+
+        def search(query: str, flt: Filter) -> list:
+            only_tables = to_filter(flt) & Filter.parse("table?")
+            return self.first_stage(query, k=self.config.sql.max_tables, filter=only_tables).hits
+
+        return TableRoute(self.router, self.sql_tool, self.reader(), search)
+
     def answer(self, query: str, retrieval: Retrieval, started: float | None = None) -> Answer:
-        """The generator's answer on already retrieved hits (timings and trace merged in)."""
-        return pipeline.generate(self.generator, query, retrieval, started)
+        """The generator's answer on already retrieved hits (timings and trace merged in); with the router on, a
+        numeric question may be answered by the SQL tool instead."""
+        return pipeline.generate(self.generator, query, retrieval, started, route=self.table_route())
 
     def answer_stream(self, query: str, retrieval: Retrieval, started: float | None = None) -> Iterator[str | Answer]:
         """Text deltas on already retrieved hits, then the checked Answer."""
-        return pipeline.generate_stream(self.generator, query, retrieval, started)
+        return pipeline.generate_stream(self.generator, query, retrieval, started, route=self.table_route())
 
     def query(self, query: str, *, k: int | None = None, filter: Any = None, mode: str | None = None) -> Answer:
         t0 = time.perf_counter()

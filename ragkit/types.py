@@ -18,14 +18,43 @@ class Segment:
 
 
 @dataclass
+class TableColumn:
+    """One column of a :class:`Table`: its SQL name, the header it came from, its inferred type (``integer``,
+    ``decimal``, ``date``, ``text``) and the unit its cells shared (``"days"``, ``"%"``, ``"$"``), if any."""
+
+    name: str
+    header: str
+    type: str = "text"
+    unit: str = ""
+
+
+@dataclass
+class Table:
+    """A table found in a document (a CSV file, a Markdown or HTML table): typed rows, where it came from
+    (``heading`` is the path of section headings above it) and, once stored, its SQL name and the document's
+    metadata (tenant fields included)."""
+
+    columns: list[TableColumn]
+    rows: list[list[Any]]
+    title: str = ""
+    heading: list[str] = field(default_factory=list)
+    name: str = ""
+    doc_id: str = ""
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Document:
-    """One logical document. ``segments`` is None when the whole text is one segment."""
+    """One logical document. ``segments`` is None when the whole text is one segment; ``tables`` holds the tables
+    its loader found in it (typed, see ``ragkit.ingest.tables``)."""
 
     doc_id: str
     text: str
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     segments: list[Segment] | None = None
+    tables: list[Table] = field(default_factory=list)
 
     def iter_segments(self) -> list[Segment]:
         return self.segments if self.segments is not None else [Segment(self.text, {})]
@@ -122,6 +151,7 @@ class Answer:
     retried: bool = False
     packed: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. the SQL tool's route, query, columns and rows
 
     @property
     def trace(self) -> list[str]:
@@ -133,4 +163,5 @@ class Answer:
                 "citations": [asdict(c) for c in self.citations],
                 "sources": [h.to_dict() for h in self.sources],
                 "timings": self.timings, "trace": self.trace, "usage": self.usage, "warnings": self.warnings,
-                "retried": self.retried, "packed": self.packed, "events": [asdict(e) for e in self.events]}
+                "retried": self.retried, "packed": self.packed, "events": [asdict(e) for e in self.events],
+                "extras": self.extras}

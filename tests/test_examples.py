@@ -17,6 +17,7 @@ def test_example_config_spells_out_the_defaults():
         assert a.spec() == b.spec(), section
     assert example.retrieval == defaults.retrieval and example.ingest == defaults.ingest
     assert example.serve == defaults.serve and example.store == defaults.store
+    assert example.router == defaults.router and example.sql == defaults.sql
 
 
 def test_rerank_and_transform_examples_build():
@@ -43,3 +44,10 @@ def test_beacon_answers_example_builds_its_pipeline():
     assert [r.name for r in rerankers] == ["rules"] and rerankers[0].params.prefer_newest
     assert [f.name for f in filters] == ["max-per-doc"] and filters[0].params.max_chunks == 1
     assert gen.params.model == "qwen0.5b" and gen.params.max_sources == 3
+
+
+def test_sql_example_turns_tables_and_the_router_on():
+    cfg = load_config(ROOT / "examples" / "sql.toml")
+    assert cfg.ingest.tables and cfg.router.enabled and cfg.router.classifier == "rules"
+    gen = registry.create("generator", cfg.generator.as_dict())
+    assert gen.params.model == "qwen1.5b" and hasattr(type(gen), "llm")

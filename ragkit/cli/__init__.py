@@ -23,6 +23,7 @@ app.command("eval")(evaluate.eval_)
 app.command("ablate")(evaluate.ablate)
 app.command("plugins")(index.plugins)
 app.command("info")(index.info)
+app.command("tables")(index.tables)
 app.command("serve")(serve.serve)
 app.add_typer(finetune.app, name="finetune")
 

@@ -52,6 +52,8 @@ def _render_report(r, index: str) -> None:
     t.add_row("documents", f"+{r.documents_added} added · ~{r.documents_updated} updated · "
                            f"-{r.documents_removed} removed · {r.documents_total} total")
     t.add_row("chunks", f"{r.chunks_total} total · {r.chunks_embedded} embedded")
+    if r.tables_added:
+        t.add_row("tables", f"{r.tables_added} stored (see ragkit tables)")
     t.add_row("commit", f"{r.generation} (new)" if r.committed else f"{r.generation or 'none'} (unchanged)")
     t.add_row("seconds", f"{r.seconds:.2f}")
     out.print(t)
@@ -72,6 +74,31 @@ def info(index: Optional[str] = IndexOpt, config: Optional[Path] = ConfigOpt, as
     t = Table(show_header=False, box=None)
     for key, value in data.items():
         t.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    out.print(t)
+
+
+def tables(index: Path = IndexOpt, config: Optional[Path] = ConfigOpt,
+           where: Optional[list[str]] = typer.Option(None, "--filter", help="only tables of documents that pass "
+                                                     "this metadata filter (repeatable)"),
+           as_json: bool = JsonOpt) -> None:
+    """List the SQL tables an index holds: columns (type, unit), rows, source document and heading."""
+    eng = open_engine(index, config, [])
+    found = eng.tables(where or None)
+    rows = [{"name": t.name, "title": t.title, "heading": t.heading, "source": t.source, "doc_id": t.doc_id,
+             "rows": eng.reader().tables().n_rows(t.name),
+             "columns": [{"name": c.name, "type": c.type, "unit": c.unit, "header": c.header} for c in t.columns]}
+            for t in found]
+    eng.close()
+    if as_json:
+        dump(rows)
+        return
+    t = Table(title=f"{len(rows)} tables in {index}")
+    for col in ("table", "rows", "columns", "source"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        cols = ", ".join(f"{c['name']} {c['type']}" + (f" [{c['unit']}]" if c["unit"] else "") for c in r["columns"])
+        where_ = escape(r["source"]) + ("".join(f" > {escape(h)}" for h in r["heading"]))
+        t.add_row(r["name"], str(r["rows"]), escape(cols), where_)
     out.print(t)
 
 

@@ -136,6 +136,14 @@ def _render_explain(data: dict[str, Any]) -> None:
                   highlight=False)
     for line in notes:
         out.print(f"  {line}", highlight=False)
+    extras = data.get("extras") or {}
+    if extras.get("sql"):
+        out.print(f"  route: {extras.get('route')} · table {extras.get('table')} · SQL: {extras['sql']}",
+                  highlight=False, markup=False)
+        out.print("  rows: " + " | ".join(extras.get("columns") or []), highlight=False, markup=False)
+        for row in (extras.get("rows") or [])[:20]:
+            out.print("        " + " | ".join("NULL" if v is None else str(v) for v in row), highlight=False,
+                      markup=False)
     out.print("timings (ms): " + ", ".join(f"{k}={v * 1000:.1f}" for k, v in data["timings"].items()),
               highlight=False)
     if data.get("usage"):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import LoadError
 from ragkit.ingest._read import one_line, read_bytes, read_sidecar
+from ragkit.ingest.tables import docx_tables
 from ragkit.plugins import Plugin
 from ragkit.types import Document
 
@@ -77,7 +78,8 @@ class DocxLoader(Plugin):
             meta["modified"] = props.modified.isoformat()
         meta.update(read_sidecar(path))
         title = str(meta.pop("title", "")) or (props.title or "").strip() or first_heading or path.stem
-        yield Document(doc_id=doc_id, text=text, title=title, metadata=meta)
+        yield Document(doc_id=doc_id, text=text, title=title, metadata=meta,
+                       tables=docx_tables(document, title))
 
 
 def _render(document) -> tuple[list[str], str]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.errors import LoadError
 from ragkit.ingest._read import read_decoded, read_sidecar
+from ragkit.ingest.tables import html_tables
 from ragkit.plugins import Plugin
 from ragkit.types import Document, LoadIssue
 
@@ -65,7 +66,8 @@ class HtmlLoader(Plugin):
         text = html_to_text(root, dropped)
         if not text:
             raise LoadError("empty document (no visible text)")
-        yield Document(doc_id=doc_id, text=text, title=title, metadata=meta)
+        yield Document(doc_id=doc_id, text=text, title=title, metadata=meta,
+                       tables=html_tables(root, title, dropped))
         if issue := dec.issue(path):
             yield issue
 

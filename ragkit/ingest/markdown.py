@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ragkit.ingest._read import LineLimit, read_decoded, read_sidecar, split_front_matter
+from ragkit.ingest.tables import markdown_tables
 from ragkit.errors import LoadError
 from ragkit.plugins import Plugin
 from ragkit.types import Document, LoadIssue
@@ -27,6 +28,7 @@ class MarkdownLoader(Plugin):
             raise LoadError("empty document (front matter only)")
         h1 = _H1.search(body)
         title = str(meta.pop("title", "")) or (h1.group(1) if h1 else path.stem)
-        yield Document(doc_id=doc_id, text=body.strip(), title=title, metadata=meta)
+        yield Document(doc_id=doc_id, text=body.strip(), title=title, metadata=meta,
+                       tables=markdown_tables(body, title))
         if issue := dec.issue(path):
             yield issue

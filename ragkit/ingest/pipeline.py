@@ -20,12 +20,14 @@ from ragkit.config import IngestConfig
 from ragkit.embedding.cache import EmbeddingCache, embed_with_cache
 from ragkit.errors import LoadError
 from ragkit.index.store import DocRecord, FileRecord, StoreReader, StoreWriter
+from ragkit.index.tables import TABLE_POSITION
 from ragkit.ingest._read import one_line
 from ragkit.ingest.files import extension, is_under, loaders_by_extension, pick_loader, sha256_file
+from ragkit.ingest.tables import describe, table_name
 from ragkit.ingest.walk import SourceFile, walk
 from ragkit.ingest.worker import ParseWorker
 from ragkit.plugins import Plugin, registry
-from ragkit.types import Chunk, Document, LoadIssue
+from ragkit.types import Chunk, Document, LoadIssue, Table
 
 Progress = Callable[[str, int, int], None]
 
@@ -44,6 +46,7 @@ class IngestReport:
     documents_total: int = 0
     chunks_total: int = 0
     chunks_embedded: int = 0
+    tables_added: int = 0
     generation: str | None = None
     committed: bool = False
     seconds: float = 0.0
@@ -63,6 +66,7 @@ class Loaded:
     file: FileRecord
     documents: list[DocRecord]
     chunks: list[Chunk]
+    tables: list[Table] = field(default_factory=list)
 
 
 class IngestRun:
@@ -75,6 +79,12 @@ class IngestRun:
         self.report = IngestReport()
         self.prev_files = writer.previous.files() if writer.previous is not None else {}
         self.unreadable: list[Path] = []  # set by decide()
+        prev_tables = getattr(writer.previous, "tables", None)
+        # table name -> the source whose document owns it (names stay unique across the index)
+        self.table_owner: dict[str, str] = {}
+        if prev_tables is not None:
+            by_doc = {d: src for src, rec in self.prev_files.items() for d in rec.doc_ids}
+            self.table_owner = {t.name: by_doc.get(t.doc_id, "") for t in prev_tables().tables()}
 
     def run(self, paths: Iterable[str | Path], *, sync: bool = False) -> IngestReport:
         t0 = time.perf_counter()
@@ -149,26 +159,28 @@ class IngestRun:
         owner = {d: src for src, rec in self.prev_files.items() if src not in reloading for d in rec.doc_ids}
         loaded: dict[str, Loaded] = {}
 
-        def parse(i: int) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]]]:
+        def parse(i: int) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]], list[Table]]:
             sf, digest, loader = to_load[i]
-            return load_file(sf, loader, chunker, budget, digest)
+            return load_file(sf, loader, chunker, budget, digest, tables=self.cfg.tables)
 
         with ParseWorker(parse, self.cfg.max_parse_seconds, self.cfg.max_parse_memory_mb) as worker:
             for i, (sf, digest, loader) in enumerate(to_load):
                 self.progress("load", i, len(to_load))
                 try:
-                    docs, chunks, issues = worker.run(i)
+                    docs, chunks, issues, tables = worker.run(i)
                 except LoadError as exc:
                     r.failed.append((str(sf.path), str(exc)))
                     continue
-                self.keep(loaded, owner, sf, digest, docs, chunks, issues)
+                self.keep(loaded, owner, sf, digest, docs, chunks, issues, tables, reloading)
         self.progress("load", len(to_load), len(to_load))
         r.timings["load_chunk"] = time.perf_counter() - t
         return loaded
 
     def keep(self, loaded: dict[str, Loaded], owner: dict[str, str], sf: SourceFile, digest: str,
-             docs: list[DocRecord], chunks: list[Chunk], issues: list[tuple[str, str]]) -> None:
-        """Add one parsed file to ``loaded`` unless its document ids clash or it vanished meanwhile."""
+             docs: list[DocRecord], chunks: list[Chunk], issues: list[tuple[str, str]], tables: list[Table],
+             reloading: set[str]) -> None:
+        """Add one parsed file to ``loaded`` unless its document ids clash or it vanished meanwhile; its tables
+        get names unique in the index and description chunks."""
         r = self.report
         r.warnings.extend(issues)
         clash = duplicate_id(docs, sf.key, owner)
@@ -182,9 +194,13 @@ class IngestRun:
             r.failed.append((str(sf.path), f"unreadable: {exc.strerror or exc}"))
             return
         owner.update((d.doc_id, sf.key) for d in docs)
+        taken = {n for n, src in self.table_owner.items() if src not in reloading or src in loaded}
+        chunks = chunks + table_chunks(tables, sf.path.stem, taken)
+        self.table_owner = {n: s for n, s in self.table_owner.items() if s != sf.key}
+        self.table_owner.update((t.name, sf.key) for t in tables)
         r.files_read += 1
         loaded[sf.key] = Loaded(FileRecord(sf.key, digest, st.st_size, st.st_mtime, [d.doc_id for d in docs]),
-                                docs, chunks)
+                                docs, chunks, tables)
 
     def assemble(self, loaded: dict[str, Loaded], removed: set[str]) -> None:
         """Tell the writer which sources the next version drops, and count documents added / updated / removed."""
@@ -213,6 +229,13 @@ class IngestRun:
         self.progress("index", 0, 2)
         self.writer.add([d for item in items for d in item.documents], chunks, vectors,
                         [item.file for item in items])
+        tables = [t for item in items for t in item.tables]
+        if tables:
+            if hasattr(self.writer, "add_tables"):
+                self.writer.add_tables(tables)
+                r.tables_added = len(tables)
+            else:
+                r.warnings.append(("tables", f"{len(tables)} tables not stored: this index store keeps no tables"))
         r.generation = self.writer.commit()
         self.progress("index", 2, 2)
         r.timings["index_commit"] = time.perf_counter() - t
@@ -232,7 +255,7 @@ def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
     size, HTML depth and elements, PDF pages)."""
     lines = {"max_line_chars": cfg.max_line_chars}
     params = {"html": {"max_depth": cfg.max_html_depth, "max_elements": cfg.max_html_elements, **lines},
-              "pdf": {"max_pages": cfg.max_pdf_pages}, "text": lines, "markdown": lines,
+              "pdf": {"max_pages": cfg.max_pdf_pages}, "text": lines, "markdown": lines, "table": lines,
               "beir": {**lines, "max_expanded_mb": cfg.max_expanded_mb},
               "docx": {"max_expanded_mb": cfg.max_expanded_mb}}
     table, made = loaders_by_extension(), {}
@@ -246,9 +269,10 @@ def configured_loaders(cfg: IngestConfig) -> dict[str, Plugin]:
 
 # --- one file ------------------------------------------------------------------------------------------------
 
-def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
-              digest: str) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]]]:
-    """Load one file into document records and chunks; per-record problems come back as warnings."""
+def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any, digest: str, *,
+              tables: bool = False) -> tuple[list[DocRecord], list[Chunk], list[tuple[str, str]], list[Table]]:
+    """Load one file into document records, chunks and tables (not yet named); per-record problems come back as
+    warnings. Tables are kept from table files (CSV, XLSX) always, from other documents when ``tables`` is true."""
     docs: list[Document] = []
     issues: list[tuple[str, str]] = []
     try:
@@ -267,13 +291,32 @@ def load_file(sf: SourceFile, loader: Plugin, chunker: Plugin, budget: Any,
         mtime = sf.path.stat().st_mtime
     except OSError as exc:
         raise LoadError(f"unreadable: {exc.strerror or exc}") from None
-    records, chunks = [], []
+    records, chunks, found = [], [], []
     for doc in docs:
         doc.metadata.update({"source": str(sf.path), "mtime": mtime, "sha256": digest,
                              "format": loader.name, "doc_id": doc.doc_id})
         records.append(DocRecord(doc.doc_id, str(sf.path), doc.title, doc.metadata))
         chunks.extend(chunker.split(doc, budget))
-    return records, chunks, issues
+        if doc.tables and (tables or loader.name == "table"):
+            for t in doc.tables:
+                t.doc_id, t.source, t.metadata = doc.doc_id, str(sf.path), dict(doc.metadata)
+                t.title = t.title or doc.title
+                found.append(t)
+    return records, chunks, issues, found
+
+
+def table_chunks(tables: list[Table], stem: str, taken: set[str]) -> list[Chunk]:
+    """Name each table (unique in ``taken``, which grows) and make the chunk that describes it, at the
+    document's table positions (after its text chunks)."""
+    out, index = [], {}
+    for t in tables:
+        i = index[t.doc_id] = index.get(t.doc_id, -1) + 1
+        t.name = table_name(stem, t, taken)
+        pos = TABLE_POSITION + i
+        meta = {**t.metadata, "title": t.title, "table": t.name, "position": pos}
+        out.append(Chunk(chunk_id=f"{t.doc_id}#table-{i}", doc_id=t.doc_id, text=describe(t), position=pos,
+                         metadata=meta))
+    return out
 
 
 def duplicate_id(docs: list[DocRecord], source: str, owner: dict[str, str]) -> str | None:

@@ -20,9 +20,12 @@ import numpy as np
 
 from ragkit.errors import RagkitError
 from ragkit.filter_expr import Filter, to_filter
+from ragkit.generate.sql import SqlTool
 from ragkit.index.store import Candidates, Ranking, StoreReader
+from ragkit.index.tables import TABLE_POSITION
 from ragkit.plugins import BRANCHES, Plugin, QueryBundle, QueryVariant
-from ragkit.types import Answer, Chunk, Event, Hit
+from ragkit.retrieve.router import Router
+from ragkit.types import Answer, Chunk, Event, Hit, Table
 
 MODES = ("bm25", "dense", "hybrid")
 
@@ -32,6 +35,7 @@ class Retrieval:
     hits: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)
     trace: list[str] = field(default_factory=list)
+    filter: Filter | None = None  # the metadata filter the hits were retrieved inside (the SQL tool keeps to it)
 
 
 @dataclass
@@ -47,6 +51,18 @@ class SearchScope:
             return []
         rows, scores = self.reader.sparse_search(QueryBundle(text), k, self.candidates)
         return list(zip(self.reader.chunks(rows), (float(s) for s in scores)))
+
+
+def table_view(reader: StoreReader | None) -> Any:
+    """The reader's SQL tables (``reader.tables()``), or None when the store keeps none."""
+    get = getattr(reader, "tables", None)
+    return get() if get is not None else None
+
+
+def visible_tables(view: Any, filter: Any = None) -> list[Any]:
+    """The catalog entries of ``view`` whose document passes ``filter`` (every one without a filter)."""
+    flt = to_filter(filter)
+    return [t for t in view.tables() if not flt or flt.test({**t.metadata, "doc_id": t.doc_id})]
 
 
 def check_mode(mode: str) -> str:
@@ -67,6 +83,7 @@ def first_stage(reader: StoreReader | None, query: str, *, mode: str, depth: int
         out.trace.append("empty index" if reader is None else "empty query")
         return out
     flt = to_filter(filter)
+    out.filter = flt
     allowed = _prefilter(reader, flt, out)
     variants = run_transforms(transforms, query, SearchScope(reader, allowed), out)
     rankings = _search(reader, variants, mode, candidates, allowed, flt, embed_query, out)
@@ -169,7 +186,8 @@ def _hits(reader: StoreReader, rows: np.ndarray, scores: np.ndarray, rankings: d
 def post_stage(query: str, retrieval: Retrieval, processors: Sequence[Plugin], k: int) -> Retrieval:
     """Rerankers then filters, in order, on the first stage's hits; the top ``k`` remain. ``retrieval`` is not
     changed (first-stage results can be shared by several post stages)."""
-    out = Retrieval([_copy(h) for h in retrieval.hits], dict(retrieval.timings), list(retrieval.trace))
+    out = Retrieval([_copy(h) for h in retrieval.hits], dict(retrieval.timings), list(retrieval.trace),
+                    retrieval.filter)
     for p in processors:
         t = time.perf_counter()
         out.hits = p.process(query, out.hits)
@@ -183,27 +201,104 @@ def _copy(h: Hit) -> Hit:
     return Hit(h.chunk, h.score, dict(h.scores), dict(h.ranks))
 
 
-# --- generate ------------------------------------------------------------------------------------------------
+# --- route: passages or the SQL tool ------------------------------------------------------------------------
 
-def _finish(answer: Answer, generator: Plugin, retrieval: Retrieval, timings: dict[str, float]) -> Answer:
-    answer.timings.update({**retrieval.timings, **timings})
-    answer.events = ([Event("retrieval", line) for line in retrieval.trace]
-                     + [Event("generator", f"generator {generator.name}", {"name": generator.name})] + answer.events)
+@dataclass
+class TableRoute:
+    """What a routed answer needs: the router, the SQL tool, the read view, and a search for table description
+    chunks inside a filter (``search(query, filter) -> hits``)."""
+
+    router: Router
+    tool: SqlTool
+    reader: StoreReader | None
+    search: Callable[[str, Filter], list[Hit]]
+
+
+def _table_hit(reader: StoreReader, table: Table) -> Hit | None:
+    """The description chunk of ``table`` (as a hit), found among its document's table positions."""
+    found = reader.neighbours(table.doc_id, range(TABLE_POSITION, TABLE_POSITION + 200))
+    chunk = next((c for c in found.values() if c.metadata.get("table") == table.name), None)
+    return Hit(chunk, 0.0) if chunk is not None else None
+
+
+def route_answer(route: TableRoute, query: str, retrieval: Retrieval) -> tuple[Answer | None, list[Event], str]:
+    """Route the question; for ``sql`` / ``both``, try the SQL tool over the tables the retrieval's filter lets
+    it see. Returns (the SQL answer or None, the events, why there is no SQL answer)."""
+    t = time.perf_counter()
+    decision = route.router.route(query)
+    events = [Event("route", f"route: {decision.route} ({decision.reason})",
+                    {"route": decision.route, "reason": decision.reason, "p_sql": decision.p_sql,
+                     "seconds": time.perf_counter() - t})]
+    if decision.route == "passages":
+        return None, events, ""
+    view = table_view(route.reader)
+    visible = {t.name: t for t in visible_tables(view, retrieval.filter)} if view is not None else {}
+    if not visible:
+        events.append(Event("sql", "sql: no table is visible to this request"))
+        return None, events, "no table is visible to this request"
+    table_hits = route.search(query, retrieval.filter or Filter())
+    chosen = route.tool.pick(retrieval.hits, table_hits, visible, lambda tb: _table_hit(route.reader, tb))
+    outcome = route.tool.run(query, chosen, view)
+    events += [e for e in outcome.events]
+    if outcome.answer is None:
+        return None, events, outcome.reason
+    answer = outcome.answer
+    answer.events = events
+    answer.extras["route"] = decision.route
+    if decision.route == "both":
+        answer.sources += [h for h in retrieval.hits if h.chunk_id != answer.sources[0].chunk_id]
+    return answer, events, ""
+
+
+def _fallback(answer: Answer, events: list[Event], reason: str) -> Answer:
+    answer.events = events + answer.events
+    if reason:
+        answer.warnings.append(f"answered from passages: {reason}")
+        answer.extras.update({"route": "passages", "fallback": reason})
     return answer
 
 
-def generate(generator: Plugin, query: str, retrieval: Retrieval, started: float | None = None) -> Answer:
-    """The generator's answer on the retrieval's hits; ``started`` (perf_counter) dates ``timings['total']``."""
+# --- generate ------------------------------------------------------------------------------------------------
+
+def _finish(answer: Answer, generator: Plugin, retrieval: Retrieval, timings: dict[str, float],
+            name: str | None = None) -> Answer:
+    name = name or generator.name
+    answer.timings.update({**retrieval.timings, **timings})
+    answer.events = ([Event("retrieval", line) for line in retrieval.trace]
+                     + [Event("generator", f"generator {name}", {"name": name})] + answer.events)
+    return answer
+
+
+def generate(generator: Plugin, query: str, retrieval: Retrieval, started: float | None = None,
+             route: TableRoute | None = None) -> Answer:
+    """The generator's answer on the retrieval's hits; ``started`` (perf_counter) dates ``timings['total']``.
+    With a ``route``, a question routed to SQL is answered by the SQL tool when it can."""
     t = time.perf_counter()
-    answer = generator.answer(query, retrieval.hits)
+    events, reason = [], ""
+    if route is not None:
+        sql_answer, events, reason = route_answer(route, query, retrieval)
+        if sql_answer is not None:
+            end = time.perf_counter()
+            return _finish(sql_answer, generator, retrieval, {"generate": end - t, "total": end - (started or t)},
+                           name="sql")
+    answer = _fallback(generator.answer(query, retrieval.hits), events, reason)
     end = time.perf_counter()
     return _finish(answer, generator, retrieval, {"generate": end - t, "total": end - (started or t)})
 
 
 def generate_stream(generator: Plugin, query: str, retrieval: Retrieval,
-                    started: float | None = None) -> Iterator[str | Answer]:
+                    started: float | None = None, route: TableRoute | None = None) -> Iterator[str | Answer]:
     """Text deltas as the generator writes them, then the checked Answer (timings incl. ``first_token``)."""
     t = time.perf_counter()
+    events, reason = [], ""
+    if route is not None:
+        sql_answer, events, reason = route_answer(route, query, retrieval)
+        if sql_answer is not None:
+            yield sql_answer.text
+            end = time.perf_counter()
+            yield _finish(sql_answer, generator, retrieval, {"generate": end - t, "first_token": end - t,
+                                                             "total": end - (started or t)}, name="sql")
+            return
     first = None
     answer = None
     for item in generator.stream(query, retrieval.hits):
@@ -215,6 +310,7 @@ def generate_stream(generator: Plugin, query: str, retrieval: Retrieval,
         yield item
     if answer is None:
         raise RagkitError(f"generator {generator.name!r} ended its stream without an answer")
+    answer = _fallback(answer, events, reason)
     end = time.perf_counter()
     timings = {"generate": end - t, **({"first_token": first} if first is not None else {}),
                "total": end - (started or t)}

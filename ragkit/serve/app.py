@@ -126,16 +126,16 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         max_tokens = check_max_tokens(st, body.max_tokens)
         t0 = time.perf_counter()
         r = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
-        hits, timings = r.hits, dict(r.timings)
+        timings = dict(r.timings)
         job = start_answer(st, query, r, max_tokens)
         run_job(job)
         timings["generate"] = job.seconds
         timings["total"] = time.perf_counter() - t0
         return S.QueryResponse(query=query, answer=job.final_text(),
                                citations=[S.CitationOut.of(c) for c in job.citations()],
-                               sources=[S.HitOut.of(i, h) for i, h in enumerate(hits, 1)],
+                               sources=[S.HitOut.of(i, h) for i, h in enumerate(job.sources(), 1)],
                                finish_reason=job.finish_reason, usage=job.usage(), warnings=job.warnings(),
-                               timings=timings)
+                               timings=timings, extras=job.extras())
 
     from ragkit.serve.openai_compat import router
 

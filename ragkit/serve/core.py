@@ -138,7 +138,7 @@ def retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) 
     hits = [h for h in r.hits if _passes(flt, h)]
     if len(hits) != len(r.hits):
         log.error("dropped %d hits that failed the request filter after retrieval", len(r.hits) - len(hits))
-    return Retrieval(hits, {**r.timings, **take_timings()}, r.trace)
+    return Retrieval(hits, {**r.timings, **take_timings()}, r.trace, flt)
 
 
 def _batched_retrieve(st: ServeState, query: str, k: int, flt: Filter, mode: str | None) -> Retrieval:
@@ -265,12 +265,22 @@ class AnswerJob:
             return self.answer.text
         return self.text
 
+    def sources(self) -> list[Hit]:
+        """What the answer's [n] cite: the completed answer's sources (the SQL tool cites a table's description
+        chunk), else the retrieved hits; only those that pass the request's filter."""
+        hits = self.answer.sources if self.finish_reason == "stop" and self.answer is not None else self.hits
+        flt = self.retrieval.filter
+        return [h for h in hits if not flt or _passes(flt, h)]
+
+    def extras(self) -> dict[str, Any]:
+        return dict(self.answer.extras) if self.answer is not None else {}
+
     def citations(self) -> list[Citation]:
         """The answer's citations when it completed; else the [n] markers present in the text that was sent.
-        Either way only citations of this request's own hits."""
+        Either way only citations of this request's own sources."""
         from ragkit.generate.citations import citation_for
 
-        ids = {h.chunk_id for h in self.hits}
+        ids = {h.chunk_id for h in self.sources()}
         if self.finish_reason == "stop" and self.answer is not None:
             return [c for c in self.answer.citations if c.chunk_id in ids]
         out, seen = [], set()

@@ -85,7 +85,7 @@ def chat_completions(body: S.ChatCompletionRequest, request: Request, key: ApiKe
 
 
 def _sources(job: AnswerJob) -> list[S.HitOut]:
-    return [S.HitOut.of(i, h) for i, h in enumerate(job.hits, 1)]
+    return [S.HitOut.of(i, h) for i, h in enumerate(job.sources(), 1)]
 
 
 def _sse(data: dict) -> str:

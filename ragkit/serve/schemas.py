@@ -77,6 +77,7 @@ class QueryResponse(BaseModel):
     usage: dict[str, int] = {}
     warnings: list[str] = []
     timings: dict[str, float] = {}
+    extras: dict[str, Any] = Field({}, description="e.g. the SQL tool's route, query, columns and rows")
 
 
 class ErrorBody(BaseModel):

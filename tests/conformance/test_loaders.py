@@ -38,6 +38,10 @@ def sample(name: str, tmp_path):
         with gzip.open(path, "wt", encoding="utf-8") as fh:
             fh.write(json.dumps({"_id": "d1", "title": "T", "text": "Body text here."}) + "\n")
         return path
+    if name == "table":
+        path = tmp_path / "s.csv"
+        path.write_text("Plan,Seats\nTeam,25\nBusiness,100\n", encoding="utf-8")
+        return path
     ext = {"text": ".txt", "markdown": ".md", "html": ".html"}[name]
     path = tmp_path / f"s{ext}"
     path.write_text("<p>Some real content about retention.</p>" if name == "html" else

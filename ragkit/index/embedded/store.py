@@ -20,8 +20,9 @@ from ragkit.index.embedded.docstore import DocStore, write_docstore
 from ragkit.index.embedded.generations import IndexDir, Manifest, crash_point, now
 from ragkit.index.settings import Settings, first_difference
 from ragkit.index.store import Candidates, DocRecord, FileRecord, Ranking
+from ragkit.index.tables import TableDB, write_tables
 from ragkit.plugins import QueryBundle, registry
-from ragkit.types import Chunk
+from ragkit.types import Chunk, Table
 
 READER_ATTEMPTS = 5  # tries to open the current generation while commits keep replacing it
 
@@ -42,6 +43,7 @@ class EmbeddedReader:
             self.sparse.load(path / "sparse")
             self.dense = registry.create("dense", m.config["dense"])
             self.dense.load(path / "dense")
+            self.table_db = TableDB(path / "tables.sqlite")
         except RagkitError:
             raise
         except Exception as exc:
@@ -75,6 +77,10 @@ class EmbeddedReader:
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         return self.dense.vectors(np.asarray(rows, dtype=np.int64))
+
+    def tables(self) -> TableDB:
+        """The SQL tables of this generation (``tables.sqlite``; none in a generation written without it)."""
+        return self.table_db
 
     # --- search ---
 
@@ -113,7 +119,8 @@ class EmbeddedWriter:
         self._chunks: list[Chunk] = []
         self._vectors: list[np.ndarray] = []
         self._files: list[FileRecord] = []
-        self.n_documents = self.n_chunks = 0
+        self._tables: list[Table] = []
+        self.n_documents = self.n_chunks = self.n_tables = 0
 
     def remove(self, sources: Iterable[str]) -> None:
         self._removed.update(sources)
@@ -131,6 +138,22 @@ class EmbeddedWriter:
         self._vectors.append(vectors)
         self._files.extend(files)
 
+    def add_tables(self, tables: Sequence[Table]) -> None:
+        """Tables (named, with rows and their document's id) to store with the documents added."""
+        self._tables.extend(tables)
+
+    def _kept_tables(self, kept_ids: set[str]) -> list[Table]:
+        prev = self.previous
+        if prev is None:
+            return []
+        db = prev.tables()
+        out = []
+        for t in db.tables():
+            if t.doc_id in kept_ids:
+                t.rows = db.rows(t.name)
+                out.append(t)
+        return out
+
     def _kept(self) -> tuple[list[DocRecord], list[Chunk], np.ndarray, list[FileRecord]]:
         prev = self.previous
         if prev is None:
@@ -146,6 +169,7 @@ class EmbeddedWriter:
 
     def commit(self) -> str:
         docs, chunks, vectors, files = self._kept()
+        tables = self._kept_tables({d.doc_id for d in docs}) + self._tables
         docs, chunks, files = docs + self._docs, chunks + self._chunks, files + self._files
         vectors = np.concatenate([vectors.reshape(-1, self._dim), *self._vectors]) if self._vectors else vectors
         texts = [c.text for c in chunks]
@@ -157,11 +181,13 @@ class EmbeddedWriter:
         dense.build(texts, vectors)
         dense.save(staging / "dense")
         write_docstore(staging / "docstore.sqlite", docs, chunks, files)
+        if tables:
+            write_tables(staging / "tables.sqlite", tables)
         Manifest(created=now(), config=self.settings, model_id=self._model_id, dim=int(self._dim),
                  n_documents=len(docs), n_chunks=len(chunks)).write(staging / "manifest.json")
         crash_point("before-commit")
         name = self._dir.commit(staging)
-        self.n_documents, self.n_chunks = len(docs), len(chunks)
+        self.n_documents, self.n_chunks, self.n_tables = len(docs), len(chunks), len(tables)
         return name
 
 

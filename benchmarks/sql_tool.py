@@ -1,0 +1,163 @@
+"""The SQL tool on eval_sets/beacon-numeric: routing accuracy, SQL execution success, exact match (numbers compared as
+numbers) and latency, beside today's passages-only answers to the same questions, per local model.
+
+    python benchmarks/sql_tool.py                        # qwen0.5b and qwen1.5b (those fetched), every question
+    python benchmarks/sql_tool.py --models qwen1.5b      # one model; the other's run in the results is kept
+    python benchmarks/sql_tool.py --limit 5 --out /tmp/sql_tool.json     # a smoke run
+
+The index (corpora/beacon with ``ingest.tables = true``) is built once under .cache/indexes/beacon-tables.
+Writes benchmarks/results/sql_tool.json (unless ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CACHE, RESULTS, ROOT, write_result  # noqa: E402
+
+SET = ROOT / "eval_sets" / "beacon-numeric" / "questions.jsonl"
+_NUM = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def numbers_in(text: str) -> list[float]:
+    """Numbers in an answer, without citation markers and the SQL tool's table note."""
+    text = re.sub(r"\[\d+(?:[,;]\s*\d+)*\]", " ", text)
+    text = re.sub(r"\(SQL over table [^)]*\)", " ", text)
+    return [float(m.replace(",", "")) for m in _NUM.findall(text)]
+
+
+def exact(answer: str, q: dict) -> bool:
+    """Every gold number occurs in the answer (as a number, 0.01 tolerance) and every gold entity as text."""
+    nums = numbers_in(answer)
+    ok = all(any(abs(n - g) <= 0.01 * max(1.0, abs(g) / 100) for n in nums) for g in q["numbers"])
+    return ok and all(e.lower() in answer.lower() for e in q["entities"])
+
+
+def build_index(path: Path) -> None:
+    from ragkit import Engine
+
+    with Engine.open(path, overrides=["ingest.tables=true"]) as eng:
+        rep = eng.ingest([ROOT / "corpora" / "beacon"])
+        print(f"index {path}: {rep.documents_total} documents, {rep.chunks_total} chunks", file=sys.stderr)
+
+
+def run_model(index: Path, model: str, questions: list[dict], llm_router: bool) -> dict:
+    from ragkit import Engine
+    from ragkit.llm.models import offline_model_path
+
+    gen = {"name": "llama-cpp", "model": model, "n_ctx": 4096}
+    routed = Engine.open(index, config={"generator": gen, "router": {"enabled": True}})
+    plain = Engine.open(index, config={"generator": gen})
+    plain.generator = routed.generator  # one loaded model serves both
+    routed.warm_up()  # load the model and the index before the clock runs
+    rows = []
+    for i, q in enumerate(questions, 1):
+        if q["route"] != "sql":  # only the route matters: a passage question's answer is today's path
+            d = routed.router.route(q["question"])
+            row = {"id": q["id"], "kind": q["kind"], "gold_route": q["route"], "route": d.route,
+                   "route_ok": d.route == "passages"}
+            if llm_router:
+                row["route_llm"] = routed.router.by_llm(q["question"]).route
+                row["route_llm_ok"] = row["route_llm"] == "passages"
+            rows.append(row)
+            print(f"[{model} {i}/{len(questions)}] {q['id']} route={d.route}", file=sys.stderr)
+            continue
+        t = time.perf_counter()
+        a = routed.query(q["question"])
+        sql_s = time.perf_counter() - t
+        route = next((e.data["route"] for e in a.events if e.kind == "route"), "passages")
+        tables = next((e.data["tables"] for e in a.events if e.kind == "sql" and "tables" in e.data), [])
+        row = {"id": q["id"], "kind": q["kind"], "gold_route": q["route"], "route": route,
+               "route_ok": (route != "passages") == (q["route"] == "sql"), "sql": a.extras.get("sql"),
+               "executed": bool(a.extras.get("sql")), "fallback": a.extras.get("fallback"),
+               "attempts": [e.data for e in a.events if e.kind == "sql" and "error" in e.data],
+               "gold_table_shown": bool(q["tables"]) and set(q["tables"]) <= set(tables),
+               "answer": a.text, "seconds": round(sql_s, 3)}
+        if llm_router:
+            row["route_llm"] = routed.router.by_llm(q["question"]).route
+            row["route_llm_ok"] = (row["route_llm"] != "passages") == (q["route"] == "sql")
+        row["em"] = exact(a.text, q)
+        t = time.perf_counter()
+        p = plain.query(q["question"])  # the same question without the router: today's path
+        row["passages_answer"], row["passages_seconds"] = p.text, round(time.perf_counter() - t, 3)
+        row["passages_em"] = exact(p.text, q)
+        rows.append(row)
+        print(f"[{model} {i}/{len(questions)}] {q['id']} route={route} em={row.get('em')} "
+              f"passages_em={row.get('passages_em')} {sql_s:.1f}s", file=sys.stderr)
+    routed.close()
+    plain.close()
+    numeric = [r for r in rows if r["gold_route"] == "sql"]
+    to_sql = [r for r in numeric if r["route"] != "passages"]
+
+    def mean(xs):
+        return round(statistics.mean(xs), 4) if xs else None
+
+    return {"model": model, "file": str(offline_model_path(model)), "questions": len(rows),
+            "numeric": len(numeric), "non_numeric": len(rows) - len(numeric),
+            "routing_accuracy": mean([r["route_ok"] for r in rows]),
+            "routing_accuracy_llm": mean([r["route_llm_ok"] for r in rows]) if llm_router else None,
+            "sql_execution_success": mean([r["executed"] for r in to_sql]),
+            "gold_table_shown": mean([r["gold_table_shown"] for r in to_sql]),
+            "exact_match_sql_route": mean([r["em"] for r in numeric]),
+            "exact_match_passages_only": mean([r["passages_em"] for r in numeric]),
+            "latency_s_sql_route": {"mean": mean([r["seconds"] for r in numeric]),
+                                    "p50": round(statistics.median([r["seconds"] for r in numeric]), 3)
+                                    if numeric else None},
+            "latency_s_passages_only": {"mean": mean([r["passages_seconds"] for r in numeric]),
+                                        "p50": round(statistics.median([r["passages_seconds"] for r in numeric]), 3)
+                                        if numeric else None},
+            "by_kind": {k: {"n": len(g), "em": mean([r["em"] for r in g]),
+                            "passages_em": mean([r["passages_em"] for r in g])}
+                        for k in sorted({r["kind"] for r in numeric})
+                        for g in [[r for r in numeric if r["kind"] == k]]},
+            "rows": rows}
+
+
+def main() -> None:
+    from ragkit.llm.models import offline_model_path
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="qwen0.5b,qwen1.5b")
+    ap.add_argument("--limit", type=int, default=0, help="first N numeric and N non-numeric questions only")
+    ap.add_argument("--no-llm-router", action="store_true", help="skip measuring the LLM classifier")
+    ap.add_argument("--out", type=Path, help="write here instead of benchmarks/results/sql_tool.json")
+    args = ap.parse_args()
+    questions = [json.loads(line) for line in SET.read_text().splitlines() if line.strip()]
+    if args.limit:
+        questions = ([q for q in questions if q["route"] == "sql"][:args.limit]
+                     + [q for q in questions if q["route"] != "sql"][:args.limit])
+    index = CACHE / "indexes" / "beacon-tables"
+    if not (index / "CURRENT").exists():
+        build_index(index)
+    runs, missing = [], []
+    for model in args.models.split(","):
+        if offline_model_path(model) is None:
+            missing.append(model)
+            print(f"skipping {model}: not fetched (../shared/models/fetch.sh {model})", file=sys.stderr)
+            continue
+        runs.append(run_model(index, model, questions, not args.no_llm_router))
+    out = args.out or RESULTS / "sql_tool.json"
+    if out.exists() and not args.limit:  # keep the runs of models not run this time (one model per invocation)
+        done = {r["model"] for r in runs}
+        old = json.loads(out.read_text())
+        if not old.get("limit"):
+            runs = [r for r in old.get("runs", []) if r["model"] not in done] + runs
+            missing = [m for m in missing if m not in {r["model"] for r in runs}]
+    data = {"set": "eval_sets/beacon-numeric", "limit": args.limit or None, "models_missing": missing,
+            "router": "default rules (config.SQL_CUES)", "runs": runs}
+    if args.out:
+        args.out.write_text(json.dumps(data, indent=2) + "\n")
+        print(args.out)
+    else:
+        print(write_result("sql_tool", data))
+
+
+if __name__ == "__main__":
+    main()

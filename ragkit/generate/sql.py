@@ -1,0 +1,327 @@
+"""The SQL tool: numbers from an index's tables instead of from prose.
+
+    tables   the tables retrieval found (their description chunks, or tables of the retrieved documents), only
+             those the request's metadata filter lets it see
+    prompt   each table's schema (column types and units) and a few sample rows, then the question
+    query    the LLM writes one query; :func:`check_sql` parses it (sqlglot) and refuses anything but a single
+             read-only SELECT over those tables with known, side-effect-free functions; it then runs on a
+             read-only connection under a row limit, a time limit and an authorizer (``ragkit.index.tables``)
+    repair   on a refusal, an error or an empty result the model gets one more try with the error text
+    answer   the result in words, citing the table's description chunk as ``[1]``; the SQL, columns and rows in
+             ``Answer.extras``
+
+When no table fits or the query still fails, :meth:`SqlTool.run` returns no answer and the reason; the caller
+answers from passages and says so.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragkit.config import SqlConfig
+from ragkit.generate.citations import citation_for
+from ragkit.index.tables import SAFE_FUNCTIONS, QueryError, Result
+from ragkit.types import Answer, Event, Hit, Table
+
+# sqlglot's names for the functions SAFE_FUNCTIONS allows (it parses some into its own expression types)
+_SQLGLOT_SAFE = SAFE_FUNCTIONS | {"if", "timetostr", "strposition", "tsordstotimestamp", "tsordstodate",
+                                  "trycast", "strtotime", "datestrtodate", "timestrtotime", "anyvalue", "concat",
+                                  "dpipe", "unixtotime", "timetounix"}
+_SYSTEM = re.compile(r"^(sqlite_|ragkit_)", re.I)
+MAX_SQL_CHARS = 4000
+
+SYSTEM_PROMPT = ("You write one SQLite query that answers the user's question from the tables below. Use only "
+                 "these tables and columns. Numbers are stored as numbers (units are in the comments). For "
+                 "names and labels, compare with LIKE '%word%' (case-insensitive). Reply with one SELECT "
+                 "statement in a ```sql block and nothing else.")
+
+
+class SqlRejected(Exception):
+    """A query refused before it ran (the message says why; it is shown to the model on a repair attempt)."""
+
+
+def check_sql(sql: str, allowed: Iterable[str]) -> str:
+    """Parse ``sql`` and return it (as sqlglot writes it back) when it is one read-only SELECT (or UNION of
+    SELECTs, with CTEs) that reads only ``allowed`` tables and calls only known, side-effect-free functions.
+    Raises SqlRejected otherwise. The returned text is what runs, so nothing unparsed reaches SQLite."""
+    import sqlglot
+    from sqlglot import exp
+
+    allowed_set = {a.lower() for a in allowed}
+    text = sql.strip()
+    if not text:
+        raise SqlRejected("empty query")
+    if len(text) > MAX_SQL_CHARS:
+        raise SqlRejected(f"query longer than {MAX_SQL_CHARS} characters")
+    try:
+        statements = [s for s in sqlglot.parse(text, read="sqlite") if s is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        raise SqlRejected(f"not valid SQL: {str(exc).splitlines()[0][:200]}") from None
+    if len(statements) != 1:
+        raise SqlRejected(f"exactly one statement is allowed, got {len(statements)}")
+    tree = statements[0]
+    if not isinstance(tree, (exp.Select, exp.SetOperation)):
+        raise SqlRejected(f"only SELECT queries are allowed, not {tree.key.upper()}")
+    forbidden = (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Alter, exp.Command, exp.Pragma,
+                 exp.Attach, exp.Detach, exp.Transaction, exp.Commit, exp.Rollback, exp.Set, exp.Use, exp.Copy,
+                 exp.Merge, exp.Into)
+    for node in tree.walk():
+        if isinstance(node, forbidden):
+            raise SqlRejected(f"{node.key.upper()} is not allowed in a read-only query")
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    for t in tree.find_all(exp.Table):
+        if not isinstance(t.this, exp.Identifier):
+            raise SqlRejected(f"table-valued function {t.this.sql(dialect='sqlite')[:60]} is not allowed")
+        if t.args.get("db") or t.args.get("catalog"):
+            raise SqlRejected(f"schema-qualified table {t.sql(dialect='sqlite')} is not allowed")
+        name = t.name.lower()
+        if name in ctes and not _SYSTEM.match(name):
+            continue
+        if name not in allowed_set:
+            shown = ", ".join(sorted(allowed_set)) or "none"
+            raise SqlRejected(f"table {t.name!r} is not one of the tables this question may read ({shown})")
+    for f in tree.find_all(exp.Func):
+        name = (f.name if isinstance(f, exp.Anonymous) else f.key).lower()
+        if name not in _SQLGLOT_SAFE:
+            raise SqlRejected(f"function {name.upper()} is not allowed")
+    return tree.sql(dialect="sqlite")
+
+
+def relax_text_equality(sql: str) -> str | None:
+    """``col = 'Team'`` -> ``col LIKE '%Team%'`` (case-insensitive, a substring) for every comparison of a column
+    with a text literal; None when the query has none. Tried when a checked query returns nothing: small models
+    compare with the exact label they guess ("REST API") where the cell says more ("REST API (management)")."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    changed = False
+
+    def relax(node: exp.Expression) -> exp.Expression:
+        nonlocal changed
+        if isinstance(node, exp.EQ):
+            a, b = node.left, node.right
+            if isinstance(b, exp.Column) and isinstance(a, exp.Literal):
+                a, b = b, a
+            if isinstance(a, exp.Column) and isinstance(b, exp.Literal) and b.is_string:
+                changed = True
+                return exp.Like(this=a.copy(), expression=exp.Literal.string(f"%{b.this.strip()}%"))
+        return node
+
+    out = tree.transform(relax)
+    return out.sql(dialect="sqlite") if changed else None
+
+
+def retarget(sql: str, tables: Sequence[Table]) -> str | None:
+    """A query over one table that names columns it lacks, rewritten over the one candidate table that has them
+    all (small models mix up look-alike tables, e.g. this year's limits and 2022's); None when there is no such
+    single table."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    read = {t.name.lower() for t in tree.find_all(exp.Table)}
+    aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    wanted = {c.name.lower() for c in tree.find_all(exp.Column)} - aliases
+    if len(read) != 1 or not wanted:
+        return None
+    fits = [t.name for t in tables if wanted <= {c.name.lower() for c in t.columns}]
+    if len(fits) != 1 or fits[0].lower() in read:
+        return None
+    (old,) = read
+    for t in tree.find_all(exp.Table):
+        if t.name.lower() == old:
+            t.set("this", exp.to_identifier(fits[0]))
+    return tree.sql(dialect="sqlite")
+
+
+def extract_sql(reply: str) -> str:
+    """The query in a model's reply: the first fenced block, else the text from the first SELECT or WITH."""
+    m = re.search(r"```[a-zA-Z]*\s*\n?(.*?)(```|$)", reply, re.S)
+    if m and m.group(1).strip():
+        return m.group(1).strip()
+    m = re.search(r"\b(SELECT|WITH)\b.*", reply, re.S | re.I)
+    return m.group(0).strip() if m else reply.strip()
+
+
+def schema_text(table: Table, sample: list[list[Any]]) -> str:
+    """A table as the model sees it: CREATE TABLE with typed columns (units and original headers as comments),
+    where it comes from, and sample rows."""
+    from ragkit.index.tables import SQL_TYPES
+
+    lines = [f"-- {' > '.join([table.title, *table.heading]).strip(' >')}", f"CREATE TABLE {table.name} ("]
+    for i, c in enumerate(table.columns):
+        note = ", ".join(x for x in (c.unit, f'"{c.header}"' if c.header else "") if x)
+        comma = "," if i < len(table.columns) - 1 else ""
+        lines.append(f"  {c.name} {SQL_TYPES.get(c.type, 'TEXT')}{comma}" + (f"  -- {note}" if note else ""))
+    lines.append(");")
+    if sample:
+        lines.append(f"/* {len(sample)} example rows:")
+        lines.append(" | ".join(c.name for c in table.columns))
+        lines.extend(" | ".join("NULL" if v is None else str(v) for v in row) for row in sample)
+        lines.append("*/")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return f"{round(value, 4):g}" if abs(value) < 1e15 else str(value)
+    return "NULL" if value is None else str(value)
+
+
+def result_text(result: Result, units: dict[str, str]) -> str:
+    """The result in words: one value; one row of named values; or a list of rows."""
+    cols, rows = result.columns, result.rows
+    if len(rows) == 1 and len(cols) == 1:
+        unit = units.get(cols[0].lower(), "")
+        value = _fmt(rows[0][0])
+        return f"The answer is {value}{' ' + unit if unit and unit not in ('$', '%') else unit if unit == '%' else ''}"
+    if len(rows) == 1:
+        return "The answer is " + ", ".join(f"{c} = {_fmt(v)}" for c, v in zip(cols, rows[0]))
+    items = "; ".join(", ".join(_fmt(v) for v in row) for row in rows[:20])
+    more = f" (and {len(rows) - 20} more)" if len(rows) > 20 else ""
+    cut = " (cut at the row limit)" if result.truncated else ""
+    return f"The query returned {len(rows)} rows{cut} ({', '.join(cols)}): {items}{more}"
+
+
+@dataclass
+class SqlOutcome:
+    answer: Answer | None  # None: fall back to passages
+    reason: str = ""  # why there is no answer
+    events: list[Event] = field(default_factory=list)
+
+
+class SqlTool:
+    """Picks the tables for a question (:meth:`pick`) and asks ``llm()`` for one checked query over them
+    (:meth:`run`); the caller supplies the visible tables, the hits and the table database."""
+
+    def __init__(self, cfg: SqlConfig, llm: Callable[[], Any]) -> None:
+        self.cfg = cfg
+        self._llm = llm
+
+    def pick(self, hits: Sequence[Hit], table_hits: Sequence[Hit], visible: dict[str, Table],
+             table_hit: Callable[[Table], Hit | None]) -> list[tuple[Table, Hit]]:
+        """Up to ``max_tables`` tables: those whose description chunk was retrieved, then the tables of the
+        documents whose passages were retrieved, in rank order; only ``visible`` ones."""
+        out: dict[str, tuple[Table, Hit]] = {}
+        by_doc: dict[str, list[Table]] = {}
+        for t in visible.values():
+            by_doc.setdefault(t.doc_id, []).append(t)
+        for h in [*table_hits, *hits]:
+            name = h.chunk.metadata.get("table")
+            if name in visible and name not in out:
+                out[name] = (visible[name], h)
+        for h in hits:
+            for t in by_doc.get(h.doc_id, []):
+                if t.name not in out:
+                    th = table_hit(t)
+                    if th is not None:
+                        out[t.name] = (t, th)
+        return list(out.values())[: self.cfg.max_tables]
+
+    def _sample(self, view: Any, name: str) -> list[list[Any]]:
+        """``sample_rows`` rows, or every row of a table at most twice that long."""
+        n = self.cfg.sample_rows
+        if not n:
+            return []
+        return view.rows(name, None if view.n_rows(name) <= 2 * n else n)
+
+    def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any,
+                 events: list[Event]) -> tuple[str, Result]:
+        """Check and run one query; an empty result is retried with text comparisons relaxed, a missing column on
+        the one candidate table that has every column named. Raises SqlRejected or QueryError."""
+        names = [t.name for t, _ in chosen]
+        checked = check_sql(sql, names)
+
+        def run(q: str) -> Result:
+            return view.run(q, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)
+
+        try:
+            result = run(checked)
+        except QueryError as exc:
+            moved = retarget(checked, [t for t, _ in chosen]) if "no such column" in str(exc) else None
+            if moved is None:
+                raise
+            moved = check_sql(moved, names)
+            events.append(Event("sql", f"sql: {exc}; moved to the table that has those columns: {moved}",
+                                {"sql": checked, "retargeted": moved}))
+            checked, result = moved, run(moved)
+        if _empty(result) and (relaxed := relax_text_equality(checked)) is not None:
+            relaxed = check_sql(relaxed, names)
+            events.append(Event("sql", f"sql: no rows; text comparisons relaxed to LIKE: {relaxed}",
+                                {"sql": checked, "relaxed": relaxed}))
+            checked, result = relaxed, run(relaxed)
+        if _empty(result):
+            raise QueryError("the query returned no rows (or only NULL): check the values you compare with "
+                             "(spelling, case: use LIKE) and the columns")
+        return checked, result
+
+    def run(self, query: str, chosen: list[tuple[Table, Hit]], view: Any) -> SqlOutcome:
+        if not chosen:
+            return SqlOutcome(None, "no table fits the question",
+                              [Event("sql", "sql: no table fits the question", {"tables": []})])
+        names = [t.name for t, _ in chosen]
+        events = [Event("sql", "sql: tables " + ", ".join(names), {"tables": names})]
+        schema = "\n\n".join(schema_text(t, self._sample(view, t.name)) for t, _ in chosen)
+        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": f"{schema}\n\nQuestion: {query}"}]
+        llm = self._llm()
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        t0 = time.perf_counter()
+        attempts = 2 if self.cfg.repair else 1
+        error, sql, result = "", "", None
+        for attempt in range(attempts):
+            reply = llm.chat(messages, max_tokens=self.cfg.max_tokens, temperature=0.0)
+            usage["prompt_tokens"] += reply.usage.prompt_tokens
+            usage["completion_tokens"] += reply.usage.completion_tokens
+            sql = extract_sql(reply.text)
+            try:
+                sql, result = self._execute(sql, chosen, view, events)
+                events.append(Event("sql", f"sql: {sql}", {"sql": sql, "attempt": attempt + 1}))
+                error = ""
+                break
+            except (SqlRejected, QueryError) as exc:
+                result, error = None, str(exc)
+                kind = "refused" if isinstance(exc, SqlRejected) else "failed"
+                events.append(Event("sql", f"sql {kind} (attempt {attempt + 1}): {error} in: {sql[:300]}",
+                                    {"sql": sql, "error": error, "attempt": attempt + 1,
+                                     "refused": isinstance(exc, SqlRejected)}))
+                columns = "; ".join(f"{t.name}({', '.join(c.name for c in t.columns)})" for t, _ in chosen)
+                messages += [{"role": "assistant", "content": f"```sql\n{sql}\n```"},
+                             {"role": "user", "content": f"That query failed: {error}\nThe tables you may use and "
+                                                         f"their columns: {columns}\nWrite a corrected query."}]
+        seconds = time.perf_counter() - t0
+        if result is None:
+            return SqlOutcome(None, f"the SQL query failed: {error}", events)
+        table, hit = next(((t, h) for t, h in chosen if t.name in _read_tables(sql)), chosen[0])
+        units = {c.name.lower(): c.unit for t, _ in chosen for c in t.columns if c.unit}
+        text = result_text(result, units) + f" [1]. (SQL over table {table.name})"
+        extras = {"route": "sql", "sql": sql, "columns": result.columns, "rows": [list(r) for r in result.rows],
+                  "truncated": result.truncated, "table": table.name, "tables": names,
+                  "source": table.source}
+        events.append(Event("sql", f"sql: {len(result.rows)} rows in {result.seconds * 1000:.1f} ms",
+                            {"rows": len(result.rows), "seconds": result.seconds}))
+        answer = Answer(query=query, text=text, citations=[citation_for(1, hit)], sources=[hit],
+                        timings={"sql": seconds}, usage=usage, packed=[1], events=events, extras=extras)
+        return SqlOutcome(answer, "", events)
+
+
+def _empty(result: Result) -> bool:
+    return not result.rows or (len(result.rows) == 1 and all(v is None for v in result.rows[0]))
+
+
+def _read_tables(sql: str) -> set[str]:
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        return {t.name for t in sqlglot.parse_one(sql, read="sqlite").find_all(exp.Table)}
+    except sqlglot.errors.SqlglotError:
+        return set()
+

@@ -1,0 +1,179 @@
+"""The SQL tool's fences, with forged model outputs: a query that writes, reads a table it may not, or calls a
+function with side effects is refused before it runs (sqlglot), and the database connection refuses it again
+(read-only, authorizer, time and row limits) when handed one directly. Real SQLite, real sqlglot."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragkit.config import SqlConfig
+from ragkit.generate.sql import SqlRejected, SqlTool, check_sql, extract_sql
+from ragkit.index.tables import QueryError, TableDB, write_tables
+from ragkit.ingest.tables import build_table
+from ragkit.llm import Completion, Usage
+from ragkit.types import Chunk, Hit
+
+
+@pytest.fixture
+def db(tmp_path):
+    plans = build_table(["Plan", "Price", "Log retention"],
+                        [["Free", "$0", "7 days"], ["Team", "$299", "15 days"], ["Business", "$1,200", "30 days"]])
+    plans.name, plans.doc_id, plans.source = "plans", "acme/plans.md", "acme/plans.md"
+    secret = build_table(["Customer", "Revenue"], [["Initech", "9,000"]])
+    secret.name, secret.doc_id, secret.source = "secrets", "other/secret.md", "other/secret.md"
+    write_tables(tmp_path / "tables.sqlite", [plans, secret])
+    return TableDB(tmp_path / "tables.sqlite")
+
+
+OK = ["SELECT plan FROM plans WHERE price > 100 ORDER BY log_retention DESC LIMIT 1",
+      "SELECT COUNT(*), AVG(price), MAX(log_retention) FROM plans",
+      "WITH p AS (SELECT * FROM plans) SELECT plan FROM p WHERE plan LIKE '%team%'",
+      "SELECT plan FROM plans WHERE price = (SELECT MAX(price) FROM plans);",
+      "SELECT ROUND(SUM(price) * 1.0 / COUNT(*), 2) AS mean, strftime('%Y', '2024-01-01') FROM plans"]
+
+
+@pytest.mark.parametrize("sql", OK)
+def test_plain_selects_pass_and_run(db, sql):
+    checked = check_sql(sql, ["plans"])
+    result = db.run(checked, ["plans"])
+    assert result.rows
+
+
+FORGED = {
+    "DROP TABLE plans": "only SELECT",
+    "DELETE FROM plans": "only SELECT",
+    "UPDATE plans SET price = 0": "only SELECT",
+    "INSERT INTO plans VALUES ('x', 1, 1)": "only SELECT",
+    "SELECT 1; DROP TABLE plans": "exactly one statement",
+    "SELECT * FROM plans; SELECT * FROM secrets": "exactly one statement",
+    "ATTACH DATABASE '/tmp/x.db' AS x": "only SELECT",
+    "PRAGMA writable_schema = 1": "only SELECT",
+    "SELECT * FROM secrets": "not one of the tables",
+    "SELECT plan FROM plans UNION SELECT customer FROM secrets": "not one of the tables",
+    "SELECT plan FROM plans WHERE plan IN (SELECT customer FROM secrets)": "not one of the tables",
+    "WITH s AS (SELECT * FROM secrets) SELECT * FROM s": "not one of the tables",
+    "SELECT name, sql FROM sqlite_master": "not one of the tables",
+    "SELECT * FROM ragkit_tables": "not one of the tables",
+    "SELECT * FROM main.secrets": "schema-qualified",
+    "SELECT * FROM pragma_table_info('secrets')": "table-valued function",
+    "SELECT load_extension('/tmp/evil.so')": "function LOAD_EXTENSION",
+    "SELECT writefile('/tmp/x', plan) FROM plans": "function WRITEFILE",
+    "SELECT randomblob(1000000000)": "function RANDOMBLOB",
+    "CREATE TABLE t AS SELECT * FROM plans": "only SELECT",
+    "SELECT * INTO copy FROM plans": "not allowed",
+    "": "empty query",
+    "ignore the question and DROP TABLE plans": "not valid SQL",
+}
+
+
+@pytest.mark.parametrize("sql, why", list(FORGED.items()))
+def test_forged_queries_are_refused_before_execution(sql, why):
+    with pytest.raises(SqlRejected) as exc:
+        check_sql(sql, ["plans"])
+    assert why.lower() in str(exc.value).lower()
+
+
+def test_comment_hidden_statement_is_refused():
+    with pytest.raises(SqlRejected):
+        check_sql("SELECT plan FROM plans -- harmless\n; DELETE FROM plans", ["plans"])
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM secrets", "SELECT name FROM sqlite_master", "DELETE FROM plans",
+                                 "SELECT load_extension('x')", "ATTACH DATABASE ':memory:' AS m"])
+def test_connection_refuses_what_the_checker_would(db, sql):
+    with pytest.raises(QueryError):
+        db.run(sql, ["plans"])
+
+
+def test_time_and_row_limits(db):
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n"
+    check_sql(endless, ["plans"])
+    with pytest.raises(QueryError, match="time limit"):
+        db.run(endless, ["plans"], timeout=0.2)
+    many = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n"
+    r = db.run(many, ["plans"], max_rows=10)
+    assert len(r.rows) == 10 and r.truncated
+
+
+def test_the_file_is_opened_read_only(db, tmp_path):
+    before = (tmp_path / "tables.sqlite").read_bytes()
+    with pytest.raises(QueryError):
+        db.run("DELETE FROM plans", ["plans", "secrets"])
+    assert (tmp_path / "tables.sqlite").read_bytes() == before
+
+
+def test_extract_sql_from_replies():
+    assert extract_sql("```sql\nSELECT 1\n```\nThis returns one.") == "SELECT 1"
+    assert extract_sql("Here you go: SELECT plan FROM plans") == "SELECT plan FROM plans"
+    assert extract_sql("```sql\nSELECT 2") == "SELECT 2"
+
+
+class ScriptedLLM:
+    """Replies with the given texts in turn and records the prompts (a stand-in for a model's forged output)."""
+
+    model_id = "scripted"
+
+    def __init__(self, *replies: str) -> None:
+        self.replies, self.prompts = list(replies), []
+
+    def chat(self, messages, **kw):
+        self.prompts.append("\n".join(m["content"] for m in messages))
+        return Completion(self.replies.pop(0), Usage(10, 5))
+
+
+def _hit(name):
+    return Hit(Chunk(f"acme/plans.md#table-0", "acme/plans.md", "Table plans", 1_000_000,
+                     {"table": name, "title": "Plans", "source": "acme/plans.md"}), 1.0)
+
+
+def test_repair_after_a_refused_query_then_answer_cites_the_table(db):
+    llm = ScriptedLLM("```sql\nSELECT customer FROM secrets\n```", "```sql\nSELECT MAX(price) FROM plans\n```")
+    tool = SqlTool(SqlConfig(), lambda: llm)
+    plans = next(t for t in db.tables() if t.name == "plans")
+    out = tool.run("What is the highest price?", [(plans, _hit("plans"))], db)
+    assert out.answer is not None and "1200" in out.answer.text and "[1]" in out.answer.text
+    assert out.answer.citations[0].doc_id == "acme/plans.md"
+    assert out.answer.extras["sql"].startswith("SELECT MAX(price)") and out.answer.extras["rows"] == [[1200]]
+    assert "not one of the tables" in llm.prompts[1]  # the repair prompt carries the refusal
+    assert "secrets" not in llm.prompts[0].split("Question:")[0]  # the schema shown holds only allowed tables
+
+
+def test_two_failures_fall_back_with_the_reason(db):
+    llm = ScriptedLLM("DROP TABLE plans", "SELECT nope FROM plans")
+    plans = next(t for t in db.tables() if t.name == "plans")
+    out = SqlTool(SqlConfig(), lambda: llm).run("How many plans?", [(plans, _hit("plans"))], db)
+    assert out.answer is None and "no such column" in out.reason
+    assert [e.data.get("refused") for e in out.events if "error" in e.data] == [True, False]
+    assert db.n_rows("plans") == 3
+
+
+def test_an_empty_result_relaxes_text_equality_before_asking_again(db):
+    from ragkit.generate.sql import relax_text_equality
+
+    assert relax_text_equality("SELECT price FROM plans WHERE plan = 'team'") == \
+        "SELECT price FROM plans WHERE plan LIKE '%team%'"
+    assert relax_text_equality("SELECT price FROM plans WHERE price = 299") is None
+    llm = ScriptedLLM("SELECT price FROM plans WHERE 'TEAM' = plan")
+    plans = next(t for t in db.tables() if t.name == "plans")
+    out = SqlTool(SqlConfig(), lambda: llm).run("Team price?", [(plans, _hit("plans"))], db)
+    assert out.answer.extras["rows"] == [[299]] and "LIKE '%TEAM%'" in out.answer.extras["sql"]
+    assert len(llm.prompts) == 1  # no second model call
+
+
+def test_a_missing_column_moves_the_query_to_the_one_table_that_has_it(tmp_path):
+    from ragkit.generate.sql import retarget
+
+    now = build_table(["API", "Limit", "Burst"], [["Query API (/v2/query)", "120", "20"], ["REST API", "1,200", "200"]])
+    old = build_table(["API", "Limit"], [["Query API", "30"], ["REST API", "600"]])
+    for t, name in ((now, "limits"), (old, "limits_2022")):
+        t.name, t.doc_id, t.source = name, f"{name}.md", f"{name}.md"
+    write_tables(tmp_path / "t.sqlite", [now, old])
+    db = TableDB(tmp_path / "t.sqlite")
+    assert retarget("SELECT burst FROM limits_2022", [now, old]) == "SELECT burst FROM limits"
+    assert retarget("SELECT nope FROM limits_2022", [now, old]) is None
+    llm = ScriptedLLM("SELECT burst FROM limits_2022 WHERE api = 'Query API'")
+    chosen = [(t, _hit(t.name)) for t in db.tables()]
+    out = SqlTool(SqlConfig(), lambda: llm).run("Burst of the Query API?", chosen, db)
+    assert out.answer.extras["rows"] == [[20]]
+    assert out.answer.extras["sql"] == "SELECT burst FROM limits WHERE api LIKE '%Query API%'"
+    assert len(llm.prompts) == 1
