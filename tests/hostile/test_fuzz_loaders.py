@@ -59,6 +59,19 @@ def sample_jsonl() -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
+def sample_xlsx() -> bytes:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "plans"
+    for row in (("plan", "retention days", "price"), ("starter", 30, "$9"), ("pro", 90, "1,200 USD")):
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
 SAMPLES = {
     ".txt": lambda: "Rotating keys\n\nOpen Settings and press Rotate. Café crème.\n".encode(),
     ".md": lambda: b"---\ntitle: Keys\ntags: [a, b]\n---\n# Keys\n\nRotate them.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
@@ -69,6 +82,9 @@ SAMPLES = {
     ".docx": sample_docx,
     ".jsonl": sample_jsonl,
     ".jsonl.gz": lambda: gzip.compress(sample_jsonl()),
+    ".csv": lambda: b'plan,retention days,price\nstarter,30,"1,200 requests"\npro,90,$49\n',
+    ".tsv": lambda: b"plan\tdays\tdate\nstarter\t30\t2024-01-05\npro\t90\t2024-02-11\n",
+    ".xlsx": sample_xlsx,
 }
 
 
