@@ -56,7 +56,8 @@ class Condition:
         return {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op]
 
 
-def _num(x: Any) -> float | None:
+def number(x: Any) -> float | None:
+    """The value as a number the way a filter reads it (a bool is not a number), else None."""
     if isinstance(x, bool):
         return None
     if isinstance(x, (int, float)):
@@ -68,7 +69,7 @@ def _num(x: Any) -> float | None:
 
 
 def _eq(have: Any, want: Any) -> bool:
-    a, b = _num(have), _num(want)
+    a, b = number(have), number(want)
     if a is not None and b is not None:
         return a == b
     return str(have).lower() == str(want).lower() if isinstance(have, bool) or isinstance(want, bool) \
@@ -76,7 +77,7 @@ def _eq(have: Any, want: Any) -> bool:
 
 
 def _comparable(have: Any, want: Any) -> tuple[Any, Any]:
-    a, b = _num(have), _num(want)
+    a, b = number(have), number(want)
     if a is not None and b is not None:
         return a, b
     return str(have), str(want)

@@ -13,21 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ragkit.filter_expr import Condition, Filter
+from ragkit.filter_expr import Condition, Filter, number
 
 _CMP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-
-
-def number(x: Any) -> float | None:
-    """The value as a number the way a filter reads it (a bool is not a number), else None."""
-    if isinstance(x, bool):
-        return None
-    if isinstance(x, (int, float)):
-        return float(x)
-    try:
-        return float(str(x))
-    except ValueError:
-        return None
 
 
 class Compiler:
