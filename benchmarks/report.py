@@ -491,6 +491,9 @@ def hostile_ingest() -> str:
     return out + (f"\n\nGoal: every one of the {d['hostile_entries']} hostile entries reported and the whole folder "
                   f"ingested within {d['goal_seconds']} s: **{'met' if met else 'missed'}** "
                   f"({'none' if not d['hostile_not_reported'] else ', '.join(d['hostile_not_reported'])} unreported). "
+                  f"Peak resident memory (the ingest process and its parse workers) within {d['goal_rss_mb']} MB: "
+                  f"**{'met' if h['peak_rss_mb'] <= d['goal_rss_mb'] else 'missed'}** ({h['peak_rss_mb']} MB; "
+                  f"{d['runs']['good files only']['peak_rss_mb']} MB for the good files alone). "
                   f"Each run is a fresh process (start-up and the embedding model included). Reasons reported: "
                   f"{'; '.join(reasons)}. (load average {d['load_avg_1min']}; measured {d['date']})")
 
