@@ -6,6 +6,11 @@ the child is killed, the file is reported, and a fresh child takes the next file
 capped at what it had when forked plus ``ingest.max_parse_memory_mb``, so a file that would exhaust memory fails
 with a reason instead of taking the machine down.
 
+The child never outlives the ingest: it holds a copy of every descriptor the ingest had open when it forked,
+the index's write lock among them, so an orphan would keep the index locked. It closes its copy of the ingest's
+end of the pipe (so a dead ingest reads as end-of-file) and, on Linux, asks the kernel to kill it when the ingest
+dies, even mid-parse.
+
 Where ``fork`` does not exist (Windows) or ``max_parse_seconds`` is 0, files are parsed in the calling process
 without these limits.
 """
@@ -70,8 +75,8 @@ class ParseWorker:
         if self.process is None or not self.process.is_alive():
             ctx = multiprocessing.get_context("fork")
             parent, child = ctx.Pipe()
-            self.process = ctx.Process(target=_serve, args=(child, self.parse, self.memory_mb), daemon=True,
-                                       name="ragkit-parse")
+            self.process = ctx.Process(target=_serve, args=(child, parent, os.getpid(), self.parse, self.memory_mb),
+                                       daemon=True, name="ragkit-parse")
             self.process.start()
             child.close()
             self.conn = parent
@@ -115,8 +120,11 @@ def _exit_reason(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _serve(conn: Connection, parse: Callable[[Any], Any], memory_mb: int) -> None:
+def _serve(conn: Connection, parents_end: Connection, parent_pid: int, parse: Callable[[Any], Any],
+           memory_mb: int) -> None:
     """The child's loop: one job in, one ``(status, value)`` out, until ``None`` or a closed pipe."""
+    parents_end.close()  # else this process keeps the pipe open itself and never sees the ingest die
+    _die_with_parent(parent_pid)
     # fresh stdout/stderr objects: a lock the parent's threads held at fork time must not block a loader's warning
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -143,6 +151,23 @@ def _serve(conn: Connection, parse: Callable[[Any], Any], memory_mb: int) -> Non
         except MemoryError:
             conn.send(("error", f"the parsed result needed more than {memory_mb} MB "
                                 "(limit: ingest.max_parse_memory_mb)"))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: have the kernel SIGKILL this process when its parent dies (PR_SET_PDEATHSIG); elsewhere the closed
+    pipe ends it once it is between files."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request was in place
+        os._exit(1)
 
 
 def _cap_memory(memory_mb: int) -> None:

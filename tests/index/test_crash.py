@@ -95,3 +95,55 @@ def test_sigkill_at_random_moments(committed):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         _assert_previous_commit_intact(index, 4)
+
+
+_STUCK_WRITER = '''
+import os, sys, time
+from pathlib import Path
+from ragkit import Engine
+from ragkit.plugins import Plugin, registry
+from ragkit.types import Document
+
+class Stuck(Plugin):
+    stage, name = "loader", "test-stuck"
+    extensions = (".stuck",)
+
+    def load(self, path, doc_id):
+        Path(sys.argv[3]).write_text(str(os.getpid()))  # the parse worker's pid: it is parsing now
+        time.sleep(120)
+        yield Document(doc_id=doc_id, text="never", title="never")
+
+registry.register(Stuck)
+Engine.open(Path(sys.argv[2])).ingest([Path(sys.argv[1])])
+'''
+
+
+def test_sigkill_while_a_file_is_parsed_frees_the_lock(committed, tmp_path):
+    """The parse worker is a fork of the writer and so holds the write lock's descriptor too: killing the writer
+    mid-parse must take the worker down with it, or the orphan keeps the index locked."""
+    corpus, index = committed
+    (corpus / "bulk" / "zz.stuck").write_text("stuck")
+    script, parsing = tmp_path / "stuck_writer.py", tmp_path / "parsing.pid"
+    script.write_text(_STUCK_WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(corpus), str(index), str(parsing)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not parsing.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    assert parsing.exists(), f"the writer never reached the stuck file: {proc.communicate()[1][-2000:]}"
+    worker_pid = int(parsing.read_text())
+    assert worker_pid != proc.pid
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (corpus / "bulk" / "zz.stuck").unlink()
+    deadline, err = time.time() + 15, None
+    while time.time() < deadline:
+        try:
+            rep = Engine.open(index).ingest([corpus])
+            break
+        except Exception as exc:  # noqa: BLE001 - IndexLockedError while the orphan lives
+            err = exc
+            time.sleep(0.5)
+    else:
+        pytest.fail(f"the index stayed locked after the writer was killed: {err}")
+    assert rep.committed and rep.documents_total == BULK + 4
