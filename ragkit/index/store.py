@@ -70,6 +70,10 @@ class Candidates:
 
 @runtime_checkable
 class StoreReader(Protocol):
+    """A consistent read view of one commit. A store whose two branches can be answered together more cheaply
+    than one after the other (one round trip to a server) may also define ``hybrid_search(query, k, candidates)
+    -> (sparse ranking, dense ranking)``, returning exactly what the two calls would; ``search_both`` uses it."""
+
     name: str  # the committed version this view reads
     settings: dict[str, dict[str, Any]]  # index settings stamped at creation (chunker, embedder, sparse, dense)
     model_id: str
@@ -149,3 +153,12 @@ class Store(Protocol):
 
     def embedding_cache_path(self) -> Path | None:
         """Where this index keeps its embedding cache (None: the caller chooses)."""
+
+
+def search_both(reader: StoreReader, query: QueryBundle, k: int,
+                candidates: Candidates | None) -> tuple[Ranking, Ranking]:
+    """The sparse and the dense top-k of one query: through the reader's ``hybrid_search`` when it has one."""
+    both = getattr(reader, "hybrid_search", None)
+    if both is not None:
+        return both(query, k, candidates)
+    return reader.sparse_search(query, k, candidates), reader.dense_search(query, k, candidates)

@@ -21,7 +21,7 @@ import numpy as np
 from ragkit.errors import RagkitError
 from ragkit.filter_expr import Filter, to_filter
 from ragkit.generate.sql import SqlTool
-from ragkit.index.store import Candidates, Ranking, StoreReader
+from ragkit.index.store import Candidates, Ranking, StoreReader, search_both
 from ragkit.index.tables import TABLE_POSITION
 from ragkit.plugins import BRANCHES, Plugin, QueryBundle, QueryVariant
 from ragkit.retrieve.router import Router
@@ -150,18 +150,25 @@ def _search(reader: StoreReader, variants: list[QueryVariant], mode: str, k: int
         v_allowed = allowed
         if v.filter:
             v_allowed = reader.candidates(flt & to_filter(list(v.filter)))
-        for branch in v.branches:
-            if not active.get(branch):
-                continue
+        branches = [b for b in v.branches if active.get(b)]
+        t = time.perf_counter()
+        if set(branches) == {"bm25", "dense"}:  # both at once: one round trip where the store can
+            found = dict(zip(("bm25", "dense"), search_both(reader, bundle, k, v_allowed)))
+            out.timings["hybrid"] = out.timings.get("hybrid", 0) + time.perf_counter() - t
+        else:
+            found = {}
+            for branch in branches:
+                search = reader.sparse_search if branch == "bm25" else reader.dense_search
+                t = time.perf_counter()
+                found[branch] = search(bundle, k, v_allowed)
+                out.timings[branch] = out.timings.get(branch, 0) + time.perf_counter() - t
+        for branch in branches:
             name = branch
             if name in rankings:
                 name = f"{branch}#{v.label or qi}"
                 if name in rankings:
                     name = f"{name}.{qi}"
-            search = reader.sparse_search if branch == "bm25" else reader.dense_search
-            t = time.perf_counter()
-            rankings[name] = search(bundle, k, v_allowed)
-            out.timings[branch] = out.timings.get(branch, 0) + time.perf_counter() - t
+            rankings[name] = found[branch]
     return rankings
 
 

@@ -29,7 +29,7 @@ import pytest
 
 from ragkit.errors import ConfigError, IndexConfigMismatch, IndexLockedError
 from ragkit.filter_expr import to_filter
-from ragkit.index.store import Candidates, DocRecord, FileRecord, Store, StoreReader, StoreWriter
+from ragkit.index.store import Candidates, DocRecord, FileRecord, Store, StoreReader, StoreWriter, search_both
 from ragkit.plugins import QueryBundle
 from ragkit.types import Chunk
 
@@ -339,6 +339,23 @@ class StoreConformance:
             assert nothing.count == 0
             assert self.ids(reader, reader.sparse_search(query(WORDS), ALL, nothing)) == []
             assert self.ids(reader, reader.dense_search(query("any"), ALL, nothing)) == []
+        finally:
+            reader.close()
+
+    def test_both_branches_at_once_equal_each_alone(self, filled):
+        """``search_both`` (a store's ``hybrid_search`` where it has one) returns exactly the two branches' own
+        rankings, with and without a filter, also when nothing passes."""
+        reader = filled.reader()
+        try:
+            for flt in (None, "product=selfhosted", "product=onprem"):
+                cands = reader.candidates(to_filter(flt)) if flt else None
+                for text in (WORDS, KEYS.texts[0], "zzzz-no-such-word"):
+                    q = query(text)
+                    got = search_both(reader, q, 3, cands)
+                    alone = reader.sparse_search(q, 3, cands), reader.dense_search(q, 3, cands)
+                    for (g_rows, g_scores), (a_rows, a_scores) in zip(got, alone):
+                        assert list(g_rows) == list(a_rows), (flt, text)
+                        assert np.allclose(g_scores, a_scores, atol=1e-6), (flt, text)
         finally:
             reader.close()
 

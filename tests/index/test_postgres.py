@@ -280,3 +280,93 @@ def test_a_streaming_standby_sees_the_primarys_commits_and_refuses_writes():
             assert "read-only" in one_line(exc)
         finally:
             standby.stop()
+
+
+class ExchangeCounter:
+    """A TCP proxy on 127.0.0.1 in front of the server that counts round trips: how often the server starts
+    answering after the client has sent something."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import socket
+        import threading
+
+        self.target, self.exchanges, self._stop = (host, port), 0, False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _relay(self, client, server) -> None:
+        import selectors
+
+        sel, last = selectors.DefaultSelector(), None
+        sel.register(client, selectors.EVENT_READ, server)
+        sel.register(server, selectors.EVENT_READ, client)
+        while not self._stop:
+            for key, _ in sel.select(timeout=0.5):
+                data = key.fileobj.recv(1 << 16)
+                if not data:
+                    client.close(), server.close()
+                    return
+                direction = "server" if key.fileobj is server else "client"
+                if direction == "server" and last == "client":
+                    self.exchanges += 1
+                last = direction
+                key.data.sendall(data)
+
+    def close(self) -> None:
+        self._stop = True
+        self.listener.close()
+
+
+@pytest.mark.parametrize("through_hnsw", [True, False])
+def test_hybrid_search_is_one_round_trip_and_equals_the_two_branches(pg_index, monkeypatch, through_hnsw):
+    """Both branches of a hybrid query travel together (pipeline mode): one round trip to the server whether
+    the dense half walks the HNSW index (with its SET LOCALs) or scans exactly, and the same rankings as the two
+    separate calls, which take a round trip each or more."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    monkeypatch.setattr(search, "HNSW_FROM", 1000)
+    monkeypatch.setattr(search, "EXACT_BELOW", 100 if through_hnsw else 10**9)
+    url = pg_index()
+    n = 2000
+    chunks = [Chunk(f"d{i}#0", f"d{i}", f"text {i} word{i % 7} other{i % 11}", 0, {"tier": str(i % 4)})
+              for i in range(n)]
+    vectors = np.stack([unit(i) for i in range(n)])
+    with open_store(url).writer(settings(), model_id="random") as w:
+        w.add([DocRecord(f"d{i}", f"d{i}.txt", "", {}) for i in range(n)], chunks, vectors,
+              [FileRecord(f"d{i}.txt", "0" * 64, 1, 0.0, [f"d{i}"]) for i in range(n)])
+        w.commit()
+    parts = urlsplit(url)
+    proxy = ExchangeCounter(parts.hostname, parts.port)
+    try:
+        proxied = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.port}", f":{proxy.port}")))
+        store = open_store(proxied)
+        assert store.has_hnsw()
+        reader = store.reader()
+        reader.warm_up()
+        for flt in (None, reader.candidates(to_filter("tier=1"))):
+            for seed in range(3):
+                q = QueryBundle(f"word{seed} other{seed}", lambda _, s=seed: unit(50_000 + s))
+                before = proxy.exchanges
+                sparse, dense = reader.hybrid_search(q, 10, flt)
+                assert proxy.exchanges - before == 1
+                before = proxy.exchanges
+                alone = reader.sparse_search(q, 10, flt), reader.dense_search(q, 10, flt)
+                assert proxy.exchanges - before >= 2
+                for got, want in zip((sparse, dense), alone):
+                    assert len(got[0]) == 10
+                    assert got[0].tolist() == want[0].tolist() and np.allclose(got[1], want[1])
+    finally:
+        proxy.close()

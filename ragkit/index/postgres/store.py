@@ -161,32 +161,61 @@ class PostgresReader:
         return list(self.analyzer(text))
 
     def sparse_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
+        plan = self._sparse_plan(query, k, candidates)
+        return _EMPTY if plan is None else self._rows(self.store.query(*plan))
+
+    def dense_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
+        plan = self._dense_plan(query, k, candidates)
+        if plan is None:
+            return _EMPTY
+        sql, params, setup, want = plan
+        found = self.store.query(sql, params, setup=setup)
+        return self._rows(found if len(found) >= want else self._dense_exact(query, k, candidates))
+
+    def hybrid_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> tuple[Ranking, Ranking]:
+        """Both branches' top-k in one round trip to the server (psycopg's pipeline mode); a second one only when
+        the HNSW walk comes back short under a selective filter and the exact query has to answer."""
+        sparse, dense = self._sparse_plan(query, k, candidates), self._dense_plan(query, k, candidates)
+        statements = [p[:2] for p in (sparse, dense) if p is not None]
+        setup = dense[2] if dense is not None else []
+        results = iter(self.store.query_pipelined(statements, setup) if statements else [])
+        bm25 = _EMPTY if sparse is None else self._rows(next(results))
+        if dense is None:
+            return bm25, _EMPTY
+        found = next(results)
+        return bm25, self._rows(found if len(found) >= dense[3] else self._dense_exact(query, k, candidates))
+
+    def _sparse_plan(self, query: QueryBundle, k: int, candidates: Candidates | None) -> tuple[str, dict] | None:
         tokens = self.analyze(query.text)
         if not tokens or not self.n_chunks or (candidates is not None and not candidates.count):
-            return _EMPTY
+            return None
         terms, qtf = search.term_counts(tokens)
         condition = "true" if candidates is None else candidates.native
         sql = search.bm25_sql(self.store.schema, self.bm25["method"], visible("p"), condition)
         avglen = self.n_tokens / self.n_chunks if self.n_tokens else 1.0
-        return self._rows(self._q(sql, {"terms": terms, "qtf": qtf, "n": self.n_chunks, "k": int(k),
-                                        "k1": self.bm25["k1"], "b": self.bm25["b"], "avglen": avglen}))
+        return sql, {"gen": self.gen, "terms": terms, "qtf": qtf, "n": self.n_chunks, "k": int(k),
+                     "k1": self.bm25["k1"], "b": self.bm25["b"], "avglen": avglen}
 
-    def dense_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
+    def _dense_plan(self, query: QueryBundle, k: int,
+                    candidates: Candidates | None) -> tuple[str, dict, list[str], int] | None:
+        """(sql, params, setup statements, how many rows it must return) of the dense query: through the HNSW
+        index with an iterative scan from EXACT_BELOW passing chunks, else exact."""
         passing = self.n_chunks if candidates is None else candidates.count
         if not passing or k <= 0:
-            return _EMPTY
+            return None
         condition = "true" if candidates is None else candidates.native
-        params = {"q": search.vector_text(query.vector), "k": int(k)}
+        params = {"gen": self.gen, "q": search.vector_text(query.vector), "k": int(k)}
         want = min(int(k), passing)
         if passing >= search.EXACT_BELOW and self.store.has_hnsw():
             ef = max(self.hnsw["ef_search"], min(int(k), 1000))
-            found = self.store.query(search.dense_sql(self.store.schema, visible("c"), condition, exact=False),
-                                     {"gen": self.gen, **params},
-                                     setup=[f"SET LOCAL hnsw.ef_search = {ef}",
-                                            "SET LOCAL hnsw.iterative_scan = strict_order"])
-            if len(found) >= want:
-                return self._rows(found)
-        return self._rows(self._q(search.dense_sql(self.store.schema, visible("c"), condition, exact=True), params))
+            return (search.dense_sql(self.store.schema, visible("c"), condition, exact=False), params,
+                    [f"SET LOCAL hnsw.ef_search = {ef}", "SET LOCAL hnsw.iterative_scan = strict_order"], want)
+        return search.dense_sql(self.store.schema, visible("c"), condition, exact=True), params, [], 0
+
+    def _dense_exact(self, query: QueryBundle, k: int, candidates: Candidates | None) -> list[tuple]:
+        condition = "true" if candidates is None else candidates.native
+        return self._q(search.dense_sql(self.store.schema, visible("c"), condition, exact=True),
+                       {"q": search.vector_text(query.vector), "k": int(k)})
 
 
 class PostgresWriter:
@@ -378,6 +407,28 @@ class PostgresStore:
                     for stmt in setup:
                         conn.execute(stmt)
                     return conn.execute(sql, params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            raise
+        except (psycopg.Error, Exception) as exc:
+            if isinstance(exc, RagkitError):
+                raise
+            raise self.failure(exc) from None
+
+    def query_pipelined(self, statements: Sequence[tuple[str, Any]], setup: Sequence[str] = ()) -> list[list[tuple]]:
+        """Several read statements sent together and answered in one round trip (psycopg's pipeline mode), in one
+        transaction when ``setup`` (``SET LOCAL ...``) is given. (``conn.transaction()`` and an explicit sync
+        would each cost a round trip of their own.)"""
+        import psycopg
+
+        try:
+            with self.pool.connection() as conn:
+                with conn.pipeline():  # leaving the block sends everything queued and one Sync
+                    for stmt in ["BEGIN", *setup] if setup else []:
+                        conn.execute(stmt)
+                    cursors = [conn.execute(sql, params) for sql, params in statements]
+                    if setup:
+                        conn.execute("COMMIT")
+                return [cur.fetchall() for cur in cursors]
         except psycopg.errors.UndefinedTable:
             raise
         except (psycopg.Error, Exception) as exc:
