@@ -456,7 +456,23 @@ def serve_batching() -> str:
                   f"{e['requests']} query embeddings in {e['batches']} model calls (largest batch {e['largest']}, "
                   f"window {e['window_ms']:g} ms, at most {e['max_batch']}). ({d['mode']}, `/v1/retrieve` k={d['k']}, "
                   f"{d['index']}; load average {' / '.join(map(str, d['load_avg_1min']))} over the run; measured "
-                  f"{d['date']})")
+                  f"{d['date']})") + _batching_shortfall(d)
+
+
+def _batching_shortfall(d: dict) -> str:
+    """Where the goal is missed: by how much, and the CPU arithmetic that bounds the ratio."""
+    g = d["goal"]
+    at = next((s for s in d["summary"] if s["clients"] == g["clients"]), None)
+    if g["met"] is not False or at is None or not at.get("cpu_ms_on"):
+        return ""
+    cpu_ratio = at["cpu_ms_off"] / at["cpu_ms_on"]
+    need = at["cpu_ms_off"] / g["rps_ratio"]
+    return (f"\n\nMissed by {g['rps_ratio'] - at['rps_ratio']:.2f}x ({at['rps_ratio']}x of {g['rps_ratio']}x). Both "
+            f"servers are CPU-bound on the same {d['machine']['cpus']} cores as the clients, so the throughput "
+            f"ratio follows the ratio of server CPU per request: {at['cpu_ms_off']} / {at['cpu_ms_on']} ms = "
+            f"{cpu_ratio:.2f}x at {g['clients']} clients. {g['rps_ratio']:g}x would need the batching server at "
+            f"<= {need:.1f} ms of CPU per request, {100 * (1 - need / at['cpu_ms_on']):.0f}% less than measured; "
+            f"see [serve_load.md](serve_load.md#why-batching-stops-near-25x) for where that CPU goes.")
 
 
 def encoder_paths() -> str:
