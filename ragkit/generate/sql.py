@@ -30,7 +30,7 @@ from ragkit.types import Answer, Event, Hit, Table
 # sqlglot's names for the functions SAFE_FUNCTIONS allows (it parses some into its own expression types)
 _SQLGLOT_SAFE = SAFE_FUNCTIONS | {"if", "timetostr", "strposition", "tsordstotimestamp", "tsordstodate",
                                   "trycast", "strtotime", "datestrtodate", "timestrtotime", "anyvalue", "concat",
-                                  "dpipe", "unixtotime", "timetounix"}
+                                  "dpipe", "unixtotime", "timetounix", "collate"}
 _SYSTEM = re.compile(r"^(sqlite_|ragkit_)", re.I)
 MAX_SQL_CHARS = 4000
 
@@ -85,6 +85,8 @@ def check_sql(sql: str, allowed: Iterable[str]) -> str:
             shown = ", ".join(sorted(allowed_set)) or "none"
             raise SqlRejected(f"table {t.name!r} is not one of the tables this question may read ({shown})")
     for f in tree.find_all(exp.Func):
+        if isinstance(f, exp.Connector):  # AND / OR / XOR: operators that sqlglot also types as functions
+            continue
         name = (f.name if isinstance(f, exp.Anonymous) else f.key).lower()
         if name not in _SQLGLOT_SAFE:
             raise SqlRejected(f"function {name.upper()} is not allowed")

@@ -29,7 +29,10 @@ OK = ["SELECT plan FROM plans WHERE price > 100 ORDER BY log_retention DESC LIMI
       "SELECT COUNT(*), AVG(price), MAX(log_retention) FROM plans",
       "WITH p AS (SELECT * FROM plans) SELECT plan FROM p WHERE plan LIKE '%team%'",
       "SELECT plan FROM plans WHERE price = (SELECT MAX(price) FROM plans);",
-      "SELECT ROUND(SUM(price) * 1.0 / COUNT(*), 2) AS mean, strftime('%Y', '2024-01-01') FROM plans"]
+      "SELECT ROUND(SUM(price) * 1.0 / COUNT(*), 2) AS mean, strftime('%Y', '2024-01-01') FROM plans",
+      # AND / OR / COLLATE are operators, though sqlglot types them as functions
+      "SELECT plan FROM plans WHERE price > 100 AND log_retention >= 15 OR plan LIKE '%free%'",
+      "SELECT plan FROM plans WHERE plan = 'team' COLLATE NOCASE AND NOT price < 0"]
 
 
 @pytest.mark.parametrize("sql", OK)
