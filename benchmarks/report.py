@@ -699,7 +699,24 @@ def sql_tool() -> str:
                   f"\"routed\" answers numeric questions through the router and the SQL tool (falling back to "
                   f"passages when no table fits or the query fails), \"passages only\" is the same generator "
                   f"without the router. The router's rules were written with this question set in view."
-                  f"{limit}{missing} (measured {d['date']})")
+                  f"{limit}{missing} (measured {d['date']})") + _sql_goals(d["runs"])
+
+
+def _sql_goals(runs: list[dict]) -> str:
+    """The goals: routing >= 95%, exact match >= 2x passages-only with each model, >= 80% with qwen1.5b."""
+    lines = []
+    for r in runs:
+        ratio = r["exact_match_sql_route"] / r["exact_match_passages_only"] if r["exact_match_passages_only"] \
+            else float("inf")
+        parts = [f"routing {pct(r['routing_accuracy'])} (goal 95%: {'met' if r['routing_accuracy'] >= 0.95 else 'missed'})",
+                 f"exact match {ratio:.2f}x passages-only (goal 2x: {'met' if ratio >= 2 else 'missed'})"]
+        if r["model"] == "qwen1.5b":
+            em = r["exact_match_sql_route"]
+            parts.append(f"exact match {pct(em)} (goal 80%: {'met' if em >= 0.8 else f'missed by {pct(0.8 - em)}'})")
+        lines.append(f"- {r['model']}: " + "; ".join(parts) + ".")
+    if not any(r["model"] == "qwen1.5b" for r in runs):
+        lines.append("- qwen1.5b: not measured yet, so the 80% exact-match goal is not judged.")
+    return "\n\nGoals:\n\n" + "\n".join(lines)
 
 
 # --- the page -----------------------------------------------------------------------------------------------------
