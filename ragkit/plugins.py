@@ -61,6 +61,8 @@ class Plugin:
     stage: ClassVar[str] = ""
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    # parameters of an index-shaping plugin that do not change what the index stores (left out of its stamp)
+    runtime_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         try:

@@ -8,8 +8,10 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragkit.embedding.models import MINILM_NAMES, resolve_model, weights_stamp
@@ -41,6 +43,8 @@ class TokenizerBudget:
 
 class SentenceTransformerEmbedder(Plugin):
     stage, name = "embedder", "sentence-transformers"
+    # not stamped into the index: bf16 and fp32 vectors are interchangeable (nDCG@10 within 0.0003 on SciFact)
+    runtime_params = ("precision",)
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -48,6 +52,8 @@ class SentenceTransformerEmbedder(Plugin):
         batch_size: int = Field(64, ge=1)
         device: str = Field("cpu")
         max_seq_length: int | None = Field(None, ge=8, description="override the model's max tokens")
+        precision: Literal["auto", "fp32", "bf16"] = Field(
+            "auto", description="weights and activations: bf16 where the CPU computes it natively (auto), or forced")
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
@@ -72,7 +78,7 @@ class SentenceTransformerEmbedder(Plugin):
         with _LOAD_LOCK:
             if self._model is not None:
                 return
-            key = (self.params.model, self.params.device, self.params.max_seq_length)
+            key = (self.params.model, self.params.device, self.params.max_seq_length, self.precision)
             if key in _LOADED:
                 self._model = _LOADED[key]
                 return
@@ -92,7 +98,21 @@ class SentenceTransformerEmbedder(Plugin):
                                   f"{str(exc).splitlines()[0]}{hint}") from None
             if self.params.max_seq_length:
                 model.max_seq_length = self.params.max_seq_length
+            if self.precision == "bf16":
+                import torch
+
+                model = model.to(torch.bfloat16)
             _LOADED[key] = self._model = model
+
+    @property
+    def precision(self) -> str:
+        """The precision the model runs in: ``auto`` is bf16 on a CPU with native bf16 arithmetic (AMX or
+        AVX512-BF16), where it embeds about 3x faster with the same nDCG@10 (benchmarks/encoder_paths.py), and
+        fp32 elsewhere (emulated bf16 would be slower). Vectors are returned as float32 either way; the two
+        precisions' vectors differ by about 1e-3 and share the embedding cache."""
+        if self.params.precision != "auto":
+            return self.params.precision
+        return "bf16" if self.params.device == "cpu" and cpu_has_bf16() else "fp32"
 
     @property
     def model(self):
@@ -113,7 +133,22 @@ class SentenceTransformerEmbedder(Plugin):
             return np.zeros((0, self.dim), dtype=np.float32)
         vecs = self.model.encode(list(texts), batch_size=batch_size or self.params.batch_size,
                                  normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        if self.precision == "bf16":  # normalised in bf16, norms are off by up to ~0.5%: redo it in float32
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return vecs
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (Linux: the amx_bf16 or avx512_bf16 flag)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False

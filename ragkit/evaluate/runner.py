@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragkit.config import INDEX_SECTIONS, load_config
+from ragkit.config import load_config
 from ragkit.errors import RagkitError
 from ragkit.evaluate import default_cache_root
 from ragkit.evaluate.datasets import Dataset, doc_keyer, load_beir, load_qa
@@ -49,10 +49,10 @@ SHARED_EMBEDDINGS = "shared-embeddings.sqlite"
 
 
 def index_shape(cfg) -> dict[str, Any]:
-    """The index-shaping part of a config, canonical (plugin defaults filled in)."""
-    from ragkit.plugins import registry
+    """The index-shaping part of a config, canonical (plugin defaults filled in), as the index stamps it."""
+    from ragkit.index.settings import wanted
 
-    return {s: registry.create(s, getattr(cfg, s).as_dict()).spec() for s in INDEX_SECTIONS}
+    return wanted(cfg)
 
 
 def dataset_index_path(dataset: Dataset, cfg, cache_root: Path | None = None) -> Path:

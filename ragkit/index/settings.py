@@ -18,7 +18,11 @@ Settings = dict[str, dict[str, Any]]
 
 
 def canonical(stage: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return registry.create(stage, spec).spec()
+    """Every parameter, defaults filled in, except those the plugin declares as not shaping what it stores
+    (``runtime_params``, e.g. the embedder's numeric precision)."""
+    plugin = registry.create(stage, spec)
+    skip = set(plugin.runtime_params)
+    return {k: v for k, v in plugin.spec().items() if k not in skip}
 
 
 def wanted(config: Config) -> Settings:
