@@ -441,8 +441,16 @@ def cold_start() -> str:
 
 
 def serve_batching() -> str:
-    """serve.batching on vs off, alternating runs: serve_batching.json."""
-    d = load("serve_batching")
+    """serve.batching on vs off, alternating runs: serve_batching.json (embedder in fp32) and, when run,
+    serve_batching_bf16.json (the embedder's precision = auto choosing bf16 on a CPU with AMX)."""
+    out = "Embedder in fp32:\n\n" + _batching_run(load("serve_batching"))
+    if (RESULTS / "serve_batching_bf16.json").exists():
+        out += ("\n\nThe same comparison with the embedder in bf16 (`[embedder] precision = auto` on a CPU with "
+                "native bf16), both servers alike:\n\n" + _batching_run(load("serve_batching_bf16")))
+    return out
+
+
+def _batching_run(d: dict) -> str:
     rows = [[r["clients"], "on" if r["batching"] else "off", f"{r['duration_s']:.0f}", r["requests"], r["errors"],
              r["throughput_rps"], r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"],
              r.get("server_cpu_ms_per_request", "–")] for r in d["runs"]]
@@ -472,7 +480,18 @@ def _batching_shortfall(d: dict) -> str:
             f"ratio follows the ratio of server CPU per request: {at['cpu_ms_off']} / {at['cpu_ms_on']} ms = "
             f"{cpu_ratio:.2f}x at {g['clients']} clients. {g['rps_ratio']:g}x would need the batching server at "
             f"<= {need:.1f} ms of CPU per request, {100 * (1 - need / at['cpu_ms_on']):.0f}% less than measured; "
-            f"see [serve_load.md](serve_load.md#why-batching-stops-near-25x) for where that CPU goes.")
+            f"see [serve_load.md](serve_load.md#why-batching-stops-near-25x) for where that CPU goes."
+            + _server_cores(d, g["clients"]))
+
+
+def _server_cores(d: dict, clients: int) -> str:
+    """How much of the machine each server used at ``clients``: CPU ms per request x requests per second."""
+    used = {r["batching"]: r["server_cpu_ms_per_request"] * r["throughput_rps"] / 1000 for r in d["runs"]
+            if r["clients"] == clients and r.get("server_cpu_ms_per_request")}
+    if len(used) < 2:
+        return ""
+    return (f" At {clients} clients the batching server used {used[True]:.2f} of the {d['machine']['cpus']} "
+            f"cores and the unbatched one {used[False]:.2f}; the clients ran on the same cores.")
 
 
 def encoder_paths() -> str:
@@ -761,7 +780,8 @@ def sections() -> list[Section]:
         Section("Numbers from tables: the SQL tool", "sql_tool.py", ("sql_tool",), sql_tool),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
-        Section("Server micro-batching", "serve_load.py", ("serve_batching",), serve_batching),
+        Section("Server micro-batching", "serve_load.py", ("serve_batching", "serve_batching_bf16"),
+                serve_batching),
         Section("Cold start", "cold_start.py", ("cold_start",), cold_start),
         Section("Encoder paths on the CPU", "encoder_paths.py", ("encoder_paths",), encoder_paths),
         Section("Embedded and PostgreSQL stores on SciFact", "store_parity.py",
