@@ -61,7 +61,7 @@ class Engine:
         stored = self.store.settings()
         self._mismatch = index_settings.mismatch(stored, self._wanted, config.model_fields_set)
         self._index_config = dict(stored) if stored else dict(self._wanted)
-        self.embedder = registry.create("embedder", self._index_config["embedder"])
+        self.embedder = self._make_embedder(self._index_config["embedder"])
         self.resources = Resources(embedder=self.embedder, embed_cached=self.embed_cached,
                                    neighbours=self._neighbours, llm=self._llm, sparse_search=self._sparse_search,
                                    analyze=self._analyze)
@@ -111,9 +111,13 @@ class Engine:
             raise self._mismatch.error(self.store.location)
         return self._index_config
 
+    def _make_embedder(self, spec: dict[str, Any]) -> Plugin:
+        """The index's embedder, with the config's runtime parameters (precision) that the index does not stamp."""
+        return registry.create("embedder", index_settings.with_runtime("embedder", spec, self.config))
+
     def _use_settings(self, settings: index_settings.Settings) -> None:
         if settings.get("embedder") != self._index_config.get("embedder"):
-            self.embedder = registry.create("embedder", settings["embedder"])
+            self.embedder = self._make_embedder(settings["embedder"])
             self.resources.embedder = self.embedder
         self._index_config = settings
 
@@ -211,7 +215,7 @@ class Engine:
                progress: Progress | None = None) -> IngestReport:
         settings = self._settings_for(rebuild)
         same = settings.get("embedder") == self._index_config.get("embedder")
-        model_id = (self.embedder if same else registry.create("embedder", settings["embedder"])).model_id
+        model_id = (self.embedder if same else self._make_embedder(settings["embedder"])).model_id
         with self.store.writer(settings, rebuild=rebuild, model_id=model_id) as writer:
             self._mismatch = None  # from here on the index is (re)built with these settings
             self._use_settings(settings)

@@ -25,6 +25,16 @@ def canonical(stage: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in plugin.spec().items() if k not in skip}
 
 
+def with_runtime(stage: str, stored: dict[str, Any], config: Config) -> dict[str, Any]:
+    """``stored`` (an index's spec for ``stage``) plus the config's values of the plugin's ``runtime_params``
+    (which the stamp leaves out) when the config names the same plugin."""
+    asked = getattr(config, stage).as_dict()
+    if asked.get("name") != stored.get("name"):
+        return stored
+    skip = registry.create(stage, stored).runtime_params
+    return {**stored, **{k: v for k, v in asked.items() if k in skip}}
+
+
 def wanted(config: Config) -> Settings:
     """The settings a config asks for, canonical."""
     return {s: canonical(s, getattr(config, s).as_dict()) for s in INDEX_SECTIONS}

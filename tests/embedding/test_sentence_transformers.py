@@ -42,6 +42,7 @@ def test_precision_is_not_part_of_the_index_stamp(tmp_path, mini_corpus):
     # an index embedded in fp32 opens, and answers, with an explicit bf16 embedder
     with Engine.open(tmp_path / "idx", overrides=["embedder.name=sentence-transformers",
                                                   "embedder.precision=bf16"]) as eng:
+        assert eng.embedder.precision == "bf16"  # the config's precision, though the index does not stamp it
         hits = eng.retrieve("rotate api key grace period", k=3).hits
         assert hits and hits[0].doc_id.endswith("api-keys.md")
 
