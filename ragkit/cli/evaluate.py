@@ -306,6 +306,8 @@ def tune(
                                         "the baseline; default: ./ragkit.toml when it exists"),
     overrides: Optional[list[str]] = SetOpt,
     space: Optional[Path] = typer.Option(None, "--space", help="search space (TOML; default: the shipped one)"),
+    skip_stage: Optional[list[str]] = typer.Option(None, "--skip-stage", help="leave a stage of the space out "
+                                                   "(repeatable), e.g. --skip-stage chunking"),
     strategy: str = typer.Option("greedy", "--strategy", help="greedy (stage by stage) or bayes (optuna TPE; "
                                  "extra ragkit[tune])"),
     trials: int = typer.Option(30, "--trials", help="bayes: how many trials"),
@@ -336,7 +338,7 @@ def tune(
     if strategy == "bayes":
         tu.require_optuna()
     base_cfg = load_config(config_path(base), overrides or [])
-    search_space = tu.load_space(space, base_cfg)
+    search_space = tu.load_space(space, base_cfg, skip_stage or ())
     dev, test = tu.tune_datasets(dataset, dev_split=dev_split, test_split=test_split, questions=questions,
                                  corpus=corpus, dev_fraction=dev_fraction, seed=seed)
     with tune_progress(as_json) as progress:

@@ -94,9 +94,10 @@ def _label(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def load_space(path: str | Path | None = None, base: Config | None = None) -> Space:
-    """Read a search space (default: the shipped one). Every option is checked against ``base``: an unknown
-    setting or plugin is one ConfigError naming the stage and option."""
+def load_space(path: str | Path | None = None, base: Config | None = None,
+               skip: list[str] | tuple[str, ...] = ()) -> Space:
+    """Read a search space (default: the shipped one), leaving out the stages named in ``skip``. Every option is
+    checked against ``base``: an unknown setting or plugin is one ConfigError naming the stage and option."""
     path = Path(path) if path is not None else DEFAULT_SPACE
     data = read_toml(path, "search space")
     unknown = set(data) - {"stage"}
@@ -142,6 +143,12 @@ def load_space(path: str | Path | None = None, base: Config | None = None) -> Sp
             except (ConfigError, PluginError) as exc:
                 raise ConfigError(f"{where} option {o.label!r}: {exc}") from None
         stages.append(Stage(name, options))
+    unknown_skip = sorted(set(skip) - names)
+    if unknown_skip:
+        raise ConfigError(f"{path}: no stage {unknown_skip[0]!r} to skip (stages: {', '.join(sorted(names))})")
+    stages = [st for st in stages if st.name not in set(skip)]
+    if not stages:
+        raise ConfigError(f"{path}: every stage is skipped")
     return Space(stages, str(path))
 
 
