@@ -305,3 +305,38 @@ def test_synthetic_dev_questions_name_their_source_document(tiny, tmp_path):
     dev, test = tu.tune_datasets(tiny, test_split="test", questions=synth)
     assert [(q.qid, q.relevant) for q in dev.queries] == [("s1", {"gold-keys": 1})]
     assert len(test.queries) == len(TEST) and dev.corpus == test.corpus
+
+
+def _cli(*args, check=True):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ragkit", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_cli_tune_writes_a_config_that_ragkit_query_uses(tiny, tmp_path):
+    space = planted_space(tmp_path)
+    out = tmp_path / "tune"
+    proc = _cli("tune", "--dataset", tiny, "--dev-split", "dev", "--test-split", "test", "--space", space,
+                "--set", "chunker.name=document", "--metrics", "ndcg@10,recall@10", "--k", "10",
+                "--cache-dir", tmp_path / "cache", "--out", out, "--json")
+    data = json.loads(proc.stdout)
+    assert data["tune"]["winner"]["choice"]["rerank"] == "gold-first"
+    assert data["tune"]["test"]["winner"]["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    assert {"config", "md", "html", "json"} <= set(data["outputs"]) and (out / "trials.jsonl").is_file()
+    _cli("ingest", tiny / "corpus.jsonl", "--index", tmp_path / "idx", "--config", out / "ragkit.toml", "--json")
+    q = _cli("query", "how fast does a revoked key stop working", "--index", tmp_path / "idx", "--config",
+             out / "ragkit.toml", "--no-answer", "--json")
+    hits = json.loads(q.stdout)["sources"]
+    assert hits[0]["doc_id"] == "gold-revoke"
+    # a bad space and a missing optional dependency are one-line errors, before any indexing
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[stage]]\nname = 'x'\noption = [ { label = 'a', set = { 'rerankers' = [{ name = 'nosuch' }] } } ]\n")
+    proc = _cli("tune", "--dataset", tiny, "--space", bad, "--out", tmp_path / "t2", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and "nosuch" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
