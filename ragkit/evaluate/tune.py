@@ -442,11 +442,14 @@ class Tuner:
     def _bayes(self, log: TrialLog) -> None:
         optuna = require_optuna()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._planned = self.s.trials
+        self._planned = min(self.s.trials, self.space.size)
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=self.s.seed))
         study.enqueue_trial({s.name: NONE for s in self.space.stages})  # the baseline first
         best = None
-        for _ in range(self.s.trials):
+        wanted = min(self.s.trials, self.space.size)  # distinct configurations; a repeated suggestion is free
+        for _ in range(4 * wanted):
+            if len(self.trials) >= wanted:
+                break
             ot = study.ask()
             choice = {s.name: ot.suggest_categorical(s.name, [o.label for o in s.options]) for s in self.space.stages}
             t = self._trial(choice, "bayes", log)

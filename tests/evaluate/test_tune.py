@@ -340,3 +340,15 @@ def test_cli_tune_writes_a_config_that_ragkit_query_uses(tiny, tmp_path):
     proc = _cli("tune", "--dataset", tiny, "--space", bad, "--out", tmp_path / "t2", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and "nosuch" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bayes_is_seeded_and_finds_the_planted_best(tiny, tmp_path):
+    pytest.importorskip("optuna")
+    space = planted_space(tmp_path)
+    a = tuner(tiny, tmp_path, space, out="a", strategy="bayes", trials=8, seed=5).run()["tune"]
+    b = tuner(tiny, tmp_path, space, out="b", strategy="bayes", trials=8, seed=5).run()["tune"]
+    # 8 distinct configurations (a repeated suggestion is not run again); the baseline is the first
+    assert a["trials"] == 8 and a["path"][0]["chosen"] == "baseline"
+    assert [p["chosen"] for p in a["path"]] == [p["chosen"] for p in b["path"]]
+    assert a["winner"]["choice"] == b["winner"]["choice"]
+    assert a["winner"]["dev_metrics"]["ndcg@10"] >= a["baseline"]["dev_metrics"]["ndcg@10"]
