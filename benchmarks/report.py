@@ -202,7 +202,7 @@ def tune() -> str:
     for name in tune_runs():
         d = load(name)
         w, b = d["winner"], d["baseline"]
-        rows = [[f"tuned: `{w['name']}` ([config]({'../' + w['config']}))", w["dev_ndcg@10"],
+        rows = [[f"tuned: `{w['name']}` (`{w['config']}`)", w["dev_ndcg@10"],
                  f"{w['dev_p95_ms']:.1f}", f"**{w['test_ndcg@10']:.4f}**",
                  f"{w['test_latency_ms']['p50']:.1f} / {w['test_latency_ms']['p95']:.1f}"],
                 [b["name"], b["dev_ndcg@10"], f"{b['dev_p95_ms']:.1f}", f"{b['test_ndcg@10']:.4f}",
