@@ -231,7 +231,8 @@ def tune() -> str:
             + f"\n\nTuned − baseline on test: {versus({'delta_ndcg@10': d['test_delta_ndcg@10'], 'ci95': d['ci95'], 'p_value': d['p_value']})}. "
             f"{d['trials']} trials ({d['trials_skipped']} could not run here, {d['trials_over_budget']} over budget) "
             f"of a space of {d['space_size']}, wall time {d['wall_seconds'] / 60:.1f} min with the corpus embedding "
-            f"cached; 1-minute load average up to {load_avg:.1f} on 2 cores (latencies pessimistic).{stopped}{goals} "
+            f"cached; 1-minute load average up to {load_avg:.1f} on {d['machine']['cpus']} cores"
+            f"{' (latencies pessimistic)' if load_avg > d['machine']['cpus'] else ''}.{stopped}{goals} "
             f"Path: " + " → ".join(f"{p['stage']}: {p['chosen']}" for p in d["path"]) + f". Measured {d['date']}.")
     return "\n\n".join(parts) or "Not measured yet."
 
