@@ -222,6 +222,9 @@ def tune() -> str:
             goals = (f" Goals: test nDCG@10 ≥ the record: {'met' if g['test_ndcg@10_at_least_record'] else 'missed'};"
                      f" within the budget: {'yes' if g['within_budget'] else 'no'}; wall time ≤ 60 min: "
                      f"{'yes' if g['wall_time_at_most_60_min'] else 'no'}.")
+        if "dev_significant_wins" in d:
+            goals += (f" Trials significantly better than the baseline on dev (p < 0.05): "
+                      f"{d['dev_significant_wins']}.")
         load_avg = max(d.get("load_average") or [0.0])
         parts.append(
             f"**{d['dataset']}** ({d['strategy']}, dev = `{d['dev_split']}` split, {d['dev_queries']} questions; "

@@ -121,7 +121,12 @@ def main() -> int:
         "trial_list": [{"name": v["description"], "stage": v.get("stage"), "status": v["status"],
                         "dev_ndcg@10": round(v["metrics"]["ndcg@10"], 4) if v["status"] == "done" else None,
                         "p95_ms": v["latency_ms"]["total"]["p95"] if v["status"] == "done" else None,
-                        "eligible": v.get("eligible"), "reason": v.get("reason")} for v in result["variants"]],
+                        "eligible": v.get("eligible"), "reason": v.get("reason"),
+                        "dev_vs_baseline": ({k: round(x, 4) if isinstance(x, float) else x
+                                             for k, x in v["vs_reference"]["ndcg@10"].items()}
+                                            if v.get("vs_reference") else None)} for v in result["variants"]],
+        "dev_significant_wins": sum(1 for v in result["variants"]
+                                    if (v.get("vs_reference") or {}).get("ndcg@10", {}).get("direction") == "win"),
         "best_on_record": record,
         "load_average": result["machine"]["load_average"],
     }
