@@ -193,6 +193,53 @@ def rerank_depth() -> str:
             f"train questions; latency on the first {d['latency_queries']} test queries; measured {d['date']})")
 
 
+def tune_runs() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in RESULTS.glob("tune_*.json")))
+
+
+def tune() -> str:
+    parts = []
+    for name in tune_runs():
+        d = load(name)
+        w, b = d["winner"], d["baseline"]
+        rows = [[f"tuned: `{w['name']}` (`{w['config']}`)", w["dev_ndcg@10"],
+                 f"{w['dev_p95_ms']:.1f}", f"**{w['test_ndcg@10']:.4f}**",
+                 f"{w['test_latency_ms']['p50']:.1f} / {w['test_latency_ms']['p95']:.1f}"],
+                [b["name"], b["dev_ndcg@10"], f"{b['dev_p95_ms']:.1f}", f"{b['test_ndcg@10']:.4f}",
+                 f"{b['test_latency_ms']['p50']:.1f} / {b['test_latency_ms']['p95']:.1f}"]]
+        rec = d.get("best_on_record")
+        if rec:
+            rows.append([f"best hand-built on record: {rec['pipeline']} (`{rec['source'].split('/')[-1]}`)", "–",
+                         "–", f"{rec['ndcg@10']:.4f}", "–"])
+            plain = rec.get("without_finetuned_model")
+            if plain and plain is not rec and plain["ndcg@10"] != rec["ndcg@10"]:
+                rows.append([f"best hand-built without a fine-tuned model: {plain['pipeline']}", "–", "–",
+                             f"{plain['ndcg@10']:.4f}", "–"])
+        stopped = f" Stopped early: {d['stopped']}." if d.get("stopped") else ""
+        goals = ""
+        if d.get("goal_met"):
+            g = d["goal_met"]
+            goals = (f" Goals: test nDCG@10 ≥ the record: {'met' if g['test_ndcg@10_at_least_record'] else 'missed'};"
+                     f" within the budget: {'yes' if g['within_budget'] else 'no'}; wall time ≤ 60 min: "
+                     f"{'yes' if g['wall_time_at_most_60_min'] else 'no'}.")
+        if "dev_significant_wins" in d:
+            goals += (f" Trials significantly better than the baseline on dev (p < 0.05): "
+                      f"{d['dev_significant_wins']}.")
+        load_avg = max(d.get("load_average") or [0.0])
+        parts.append(
+            f"**{d['dataset']}** ({d['strategy']}, dev = `{d['dev_split']}` split, {d['dev_queries']} questions; "
+            f"test = `{d['test_split']}`, {d['test_queries']} questions; budget p95 {d['budget_ms']:g} ms/query; "
+            f"stages skipped: {', '.join(d['skipped_stages']) or 'none'})\n\n"
+            + table(["pipeline", "dev nDCG@10", "dev p95 ms", "test nDCG@10", "test p50 / p95 ms"], rows)
+            + f"\n\nTuned − baseline on test: {versus({'delta_ndcg@10': d['test_delta_ndcg@10'], 'ci95': d['ci95'], 'p_value': d['p_value']})}. "
+            f"{d['trials']} trials ({d['trials_skipped']} could not run here, {d['trials_over_budget']} over budget) "
+            f"of a space of {d['space_size']}, wall time {d['wall_seconds'] / 60:.1f} min with the corpus embedding "
+            f"cached; 1-minute load average up to {load_avg:.1f} on {d['machine']['cpus']} cores"
+            f"{' (latencies pessimistic)' if load_avg > d['machine']['cpus'] else ''}.{stopped}{goals} "
+            f"Path: " + " → ".join(f"{p['stage']}: {p['chosen']}" for p in d["path"]) + f". Measured {d['date']}.")
+    return "\n\n".join(parts) or "Not measured yet."
+
+
 def llm_rerank_blend() -> str:
     d = load("llm_rerank_blend")
     curve = d["ndcg@10_by_blend_weight"]
@@ -761,6 +808,7 @@ def sections() -> list[Section]:
         Section("Query transforms and reranker cost", "rerank_latency.py", ("rerank_latency",), rerank_latency),
         Section("Cross-encoder rerank depth", "rerank_depth_scifact.py",
                 ("rerank_depth_scifact", "rerank_depth_scifact_4ep"), rerank_depth),
+        Section("Tuned pipelines (ragkit tune)", "tune.py", tune_runs(), tune),
         Section("LLM reranker blended with the fused score", "llm_rerank_blend.py", ("llm_rerank_blend",),
                 llm_rerank_blend),
         Section("Extractive answers: how many sentences", "extractive_answers.py", ("extractive_answers",),

@@ -12,6 +12,7 @@ so an unknown parameter is reported with the list of known ones.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -257,3 +258,53 @@ def _first_error(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         return f"unknown setting {where!r}"
     return f"{where}: {err['msg']}"
+
+
+def config_toml(cfg: Config) -> str:
+    """``cfg`` as ragkit.toml text: the sections that differ from the defaults, so ``load_config`` of the text gives
+    back the same config (what ``ragkit tune`` writes for ``ragkit query --config``)."""
+    default = Config().model_dump(mode="json")
+    data = cfg.model_dump(mode="json")
+    top: list[str] = []
+    tables: list[str] = []
+    for key, value in data.items():
+        if value == default.get(key):
+            continue
+        if isinstance(value, dict):
+            tables += ["", f"[{key}]"] + _toml_table(value, key)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                tables += ["", f"[[{key}]]"] + [f"{k} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+        else:
+            top.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(top + tables).lstrip("\n") + "\n"
+
+
+def _toml_table(table: dict[str, Any], prefix: str) -> list[str]:
+    plain = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()
+             if v is not None and not (isinstance(v, dict) and v and k != "weights")]
+    nested: list[str] = []
+    for k, v in table.items():
+        if isinstance(v, dict) and v and k != "weights":
+            nested += ["", f"[{prefix}.{_toml_key(k)}]"] + _toml_table(v, f"{prefix}.{_toml_key(k)}")
+    return plain + nested
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            raise ConfigError(f"cannot write {value!r} to TOML")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + " }"
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")

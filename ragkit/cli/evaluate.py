@@ -1,4 +1,4 @@
-"""Commands that measure the pipeline on a dataset: ``eval`` and ``ablate``."""
+"""Commands that measure the pipeline on a dataset: ``eval``, ``ablate`` and ``tune``."""
 
 from __future__ import annotations
 
@@ -289,3 +289,75 @@ def _render_ablation(result: dict[str, Any], paths: dict[str, Any], dataset: Pat
     for r in skipped_rows(result):
         out.print(f"[yellow]{r['status']}[/] {r['variant']}: {r['reason']}", highlight=False)
     out.print(f"report: {paths['md']}  {paths['html']}  {paths['json']}", highlight=False)
+
+
+def tune(
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="dataset directory (BEIR or QA layout)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="corpus to index when the dataset has none "
+                                          "beside it (e.g. eval_sets/beacon with corpora/beacon)"),
+    dev_split: str = typer.Option("dev", "--dev-split", help="qrels split the search selects on"),
+    test_split: Optional[str] = typer.Option("test", "--test-split", help="qrels split the winner is proved on, "
+                                             "once; the same as --dev-split: a seeded half of it each"),
+    dev_fraction: Optional[float] = typer.Option(None, "--dev-fraction", help="divide --dev-split's questions: this "
+                                                 "fraction (seeded) for the search, the rest for the test"),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="synthetic dev questions (JSONL from "
+                                             "`ragkit finetune queries`); the real --test-split proves the winner"),
+    base: Optional[Path] = typer.Option(None, "--base", "--config", "-c", help="base pipeline config (TOML), also "
+                                        "the baseline; default: ./ragkit.toml when it exists"),
+    overrides: Optional[list[str]] = SetOpt,
+    space: Optional[Path] = typer.Option(None, "--space", help="search space (TOML; default: the shipped one)"),
+    skip_stage: Optional[list[str]] = typer.Option(None, "--skip-stage", help="leave a stage of the space out "
+                                                   "(repeatable), e.g. --skip-stage chunking"),
+    strategy: str = typer.Option("greedy", "--strategy", help="greedy (stage by stage) or bayes (optuna TPE; "
+                                 "extra ragkit[tune])"),
+    trials: int = typer.Option(30, "--trials", help="bayes: how many trials"),
+    budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="a configuration whose p95 latency per "
+                                              "query exceeds this is not eligible"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="start no trial after this long"),
+    objective: str = typer.Option("ndcg@10", "--objective", help="metric to maximise, or a weighted mean: "
+                                  "ndcg@10:0.7,recall@100:0.3"),
+    metrics: str = typer.Option("ndcg@10,recall@100,mrr@10", "--metrics", help="metrics reported per trial"),
+    k: int = typer.Option(100, "--k", "-k", help="retrieval depth per query"),
+    seed: int = typer.Option(0, "--seed", help="seed of the search, the dev/test division and the statistics"),
+    out_dir: Path = typer.Option(Path("tune"), "--out", "-o", help="ragkit.toml (the winner), report.md/.html, "
+                                 "results.json, trials.jsonl (resume state)"),
+    fresh: bool = typer.Option(False, "--fresh", help="ignore trials.jsonl from an earlier run"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes and the shared "
+                                             "embedding cache live (default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Search the pipeline for this data (greedy or bayes) under a latency budget, selecting on dev questions;
+    prove the winner against the baseline on the test questions. Resumable."""
+    from ragkit.config import load_config
+    from ragkit.evaluate import tune as tu
+    from ragkit.cli.progress import tune_progress
+
+    settings = tu.TuneSettings(strategy=strategy, objective=tu.parse_objective(objective),
+                               metrics=csv_list(metrics), budget_ms=budget_ms, max_minutes=max_minutes,
+                               trials=trials, k=k, seed=seed)
+    if strategy == "bayes":
+        tu.require_optuna()
+    base_cfg = load_config(config_path(base), overrides or [])
+    search_space = tu.load_space(space, base_cfg, skip_stage or ())
+    dev, test = tu.tune_datasets(dataset, dev_split=dev_split, test_split=test_split, questions=questions,
+                                 corpus=corpus, dev_fraction=dev_fraction, seed=seed)
+    with tune_progress(as_json) as progress:
+        result = tu.Tuner(dev, base_cfg, search_space, out_dir, test=test, settings=settings, cache_root=cache_dir,
+                          progress=progress, fresh=fresh).run()
+    paths = tu.write_outputs(result, out_dir)
+    t = result["tune"]
+    if as_json:
+        dump({"tune": {k_: v for k_, v in t.items() if k_ != "space"}, "outputs": {k_: str(p) for k_, p in
+                                                                                  paths.items()}})
+        return
+    primary = result["settings"]["primary"]
+    out.print(f"{t['trials']} trials in {t['search_seconds']:.0f} s"
+              + (f" ({t['stopped']})" if t["stopped"] else "") + f"; winner: {t['winner']['name']} "
+              f"(dev {primary} {t['winner']['dev_metrics'][primary]:.4f}, p95 {t['winner']['dev_p95_ms']:.1f} ms)",
+              highlight=False)
+    if t["test"]:
+        c = t["test"]["comparison"][primary]
+        out.print(f"test {primary}: winner {t['test']['winner']['metrics'][primary]:.4f}, baseline "
+                  f"{t['test']['baseline']['metrics'][primary]:.4f}, Δ {c['delta']:+.4f} "
+                  f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.3f}", highlight=False)
+    out.print(f"config: {paths['config']}  report: {paths['md']}  {paths['html']}", highlight=False)

@@ -124,3 +124,29 @@ def variant_bar(n_variants: int, n_queries: int, quiet: bool) -> Iterator[Varian
                 lines(name, phase, done, total)
 
         yield progress
+
+
+@contextmanager
+def tune_progress(quiet: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """`ragkit tune`'s progress on stderr: one line per trial (its dev score, p95 latency, whether it is eligible,
+    time spent and an estimate of the rest), the corpus indexing as :class:`PhaseLines`; nothing with --json."""
+    lines = PhaseLines("tune")
+
+    def progress(ev: dict[str, Any]) -> None:
+        if quiet:
+            return
+        if ev["event"] == "index":
+            lines.tick(f"index: {ev['stage']}", ev["done"], ev["total"], key=("index", ev["stage"]))
+        elif ev["event"] == "final":
+            lines.say(f"search done; evaluating the winner and the baseline on {ev['queries']} test questions")
+        elif ev["event"] == "trial":
+            if ev["status"] != "done":
+                what = f"skipped: {ev.get('reason')}"
+            else:
+                what = (f"objective {ev['objective']:.4f}, p95 {ev['p95_ms']:.1f} ms"
+                        + ("" if ev["eligible"] else " (over budget)"))
+            lines.say(f"trial {ev['n']}/~{ev['planned']} [{ev['stage']}] {ev['name']}: {what}"
+                      + (" (resumed)" if ev["resumed"] else "")
+                      + f" ({clock(ev['elapsed'])}, eta ~{clock(ev['eta'])})")
+
+    yield progress

@@ -190,6 +190,7 @@ class Ablation:
                       "queries_resumed": 0}
         self._indexes: dict[str, Any] = {}
         self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
+        self.max_first_stages: int | None = None  # first-stage runs kept in memory (None: all; tune bounds it)
         self._qcache = QueryVectorCache()
         self._dataset_fp = config_hash({"root": str(dataset.root.resolve()),
                                         "corpus": corpus_fingerprint(dataset.corpus),
@@ -224,6 +225,7 @@ class Ablation:
         key = config_hash({"index": engine.store.location, "cfg": shape, "cand": cand})
         if key in self._first:
             self.stats["first_stage_reused"] += 1
+            self._first[key] = self._first.pop(key)  # most recently used last
             return self._first[key]
         try:
             engine.warm_up(post=False, generator=bool(cfg.transforms))
@@ -250,6 +252,8 @@ class Ablation:
                 self.progress(name, "retrieve", i + 1, len(self.queries))
         self.stats["first_stage_runs"] += 1
         self._first[key] = (hits, timings)
+        while self.max_first_stages is not None and len(self._first) > max(1, self.max_first_stages):
+            del self._first[next(iter(self._first))]  # the least recently used
         return self._first[key]
 
     # -- one variant --
@@ -362,6 +366,17 @@ class Ablation:
         """The answer scorer of one variant: its own embedder (judge fallbacks, answer relevance), its own
         failure count."""
         return AnswerScorer(self.judge, engine.embedder.embed, FailureLog(self.s.max_failures), self.answer_metrics)
+
+    def evaluate(self, name: str, cfg: Config) -> dict[str, Any]:
+        """Run one pipeline config over the queries, sharing indexes, first-stage runs and query vectors with
+        every earlier call on this ablation (what ``ragkit tune`` does per trial). Returns the variant's result
+        (``metrics``, ``per_query``, ``latency_ms``, ``index``, ``seconds``, ``run``), or ``{"status":
+        "skipped", "reason": ...}`` when a plugin cannot run here (not installed, no model, needs an LLM)."""
+        try:
+            check_plugins(cfg)
+            return self._run_variant(Variant(name), cfg)
+        except (VariantSkipped, ConfigError, PluginError) as exc:
+            return {"name": name, "status": "skipped", "reason": str(exc)}
 
     # -- the whole ablation --
 

@@ -55,7 +55,8 @@ def main_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
             continue
         cmp = (v.get("vs_reference") or {}).get(primary)
         lat = v["latency_ms"]["total"]
-        row = {"variant": v["name"] + (" ★" if v["name"] in front else ""),
+        row = {"variant": v["name"] + (" ★" if v["name"] in front else "") + (" (over budget)"
+                                                                           if v.get("status_note") else ""),
                "vs": v.get("reference") or "–"}
         for m in s["metrics"]:
             row[m] = _fmt(v["metrics"].get(m))
@@ -122,6 +123,58 @@ def _md_table(rows: list[dict[str, str]]) -> list[str]:
             + ["| " + " | ".join(esc(r.get(c, "")) for c in cols) + " |" for r in rows])
 
 
+def _title(summary: dict[str, Any]) -> str:
+    return summary.get("title") or f"Ablation: {Path(summary['dataset']['root']).name}"
+
+
+def tune_sections(summary: dict[str, Any]) -> list[tuple[str, str, list[dict[str, str]]]]:
+    """``ragkit tune``'s sections (heading, a paragraph, a table): the held-out comparison of the winner with
+    the baseline, and the path the search took. None for an ablation."""
+    t = summary.get("tune")
+    if not t:
+        return []
+    primary = summary["settings"]["primary"]
+    budget = f"{t['budget_ms']:g} ms" if t.get("budget_ms") is not None else "none"
+    w, b = t["winner"], t["baseline"]
+    text = (f"Strategy **{t['strategy']}**, objective {_objective(t['objective'])}, latency budget (p95 per query) "
+            f"{budget}. {t['trials']} trials ({t['trials_run']} run now, {t['trials_resumed']} resumed from "
+            f"trials.jsonl, {t['trials_skipped']} could not run, {t['trials_over_budget']} over budget) of a space of "
+            f"{t['space_size']} configurations, in {t['search_seconds']:.0f} s on {t['dev_queries']} dev questions"
+            + (f"; {t['stopped']}" if t.get("stopped") else "") + f". Winner: `{w['name']}` (trial #{w['trial']}).")
+    out = []
+    test = t.get("test")
+    rows = [{"pipeline": f"winner: {w['name']}", f"dev {primary}": _fmt(w["dev_metrics"].get(primary)),
+             "dev p95 (ms)": _fmt(w["dev_p95_ms"], 1)},
+            {"pipeline": f"baseline: {b['name']}", f"dev {primary}": _fmt((b.get("dev_metrics") or {}).get(primary)),
+             "dev p95 (ms)": _fmt(b.get("dev_p95_ms"), 1)}]
+    if test:
+        for row, side in zip(rows, ("winner", "baseline")):
+            r = test[side]
+            ci = r["ci95"][primary]
+            row[f"test {primary} [95% CI]"] = f"{r['metrics'][primary]:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
+            row["test p50 / p95 (ms)"] = f"{r['latency_ms']['p50']:.1f} / {r['latency_ms']['p95']:.1f}"
+        rows.append({"pipeline": "winner − baseline", f"dev {primary}": "", "dev p95 (ms)": "",
+                     f"test {primary} [95% CI]": _delta_cell(test["comparison"][primary]),
+                     "test p50 / p95 (ms)": ""})
+        held = (f"Selected on the dev questions only; the {test['queries']} test questions were used once, after "
+                f"the search, for these two pipelines. Δ is the mean per-query difference with a "
+                f"{summary['settings']['ci']} and a {summary['settings']['test']}.")
+    else:
+        held = "No test questions were given: the numbers are the dev (selection) numbers, optimistic for the winner."
+    out.append(("Held-out test: winner against the baseline", held, rows))
+    path_rows = [{"stage": p["stage"], "chosen": p["chosen"], "trial": f"#{p['trial']}",
+                  f"dev objective": _fmt(p.get("objective")), "p95 (ms)": _fmt(p.get("p95_ms"), 1),
+                  "eligible / tried": f"{p['eligible']} / {p['tried']}"} for p in t.get("path", [])]
+    out.append(("Search path", text, path_rows))
+    return out
+
+
+def _objective(obj: dict[str, float]) -> str:
+    if len(obj) == 1:
+        return f"**{next(iter(obj))}**"
+    return "weighted mean of " + ", ".join(f"{m} ×{w:g}" for m, w in obj.items())
+
+
 def _intro(summary: dict[str, Any]) -> list[str]:
     d, s = summary["dataset"], summary["settings"]
     n_done = sum(v["status"] == "done" for v in summary["variants"])
@@ -154,7 +207,10 @@ def _notes(summary: dict[str, Any]) -> list[str]:
 
 def markdown(summary: dict[str, Any], plots: dict[str, str]) -> str:
     s = summary["settings"]
-    lines = [f"# Ablation: {Path(summary['dataset']['root']).name}", ""] + _intro(summary) + ["", "## Results", ""]
+    lines = [f"# {_title(summary)}", ""] + _intro(summary) + [""]
+    for heading, text, rows in tune_sections(summary):
+        lines += [f"## {heading}", ""] + ([text, ""] if text else []) + _md_table(rows) + [""]
+    lines += ["## Results", ""]
     lines += _md_table(main_rows(summary))
     if "primary" in plots:
         lines += ["", f"![{s['primary']} per variant with 95% CI]({plots['primary']})"]
@@ -207,13 +263,16 @@ def _img(path: Path, alt: str) -> str:
 
 def render_html(summary: dict[str, Any], plots: dict[str, Path]) -> str:
     s = summary["settings"]
-    title = f"Ablation: {Path(summary['dataset']['root']).name}"
+    title = _title(summary)
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     for para in _intro(summary):
         if para:
             text = html.escape(para).replace("**", "")
             parts.append(f"<p>{text.replace('`', '')}</p>")
+    for heading, text, rows in tune_sections(summary):
+        parts.append(f"<h2>{html.escape(heading)}</h2>" + (f"<p>{html.escape(text).replace('`', '')}</p>" if text
+                                                            else "") + _html_table(rows))
     parts.append("<h2>Results</h2>" + _html_table(main_rows(summary)))
     for key, alt in (("primary", f"{s['primary']} per variant with 95% CI"),
                      ("pareto", f"{s['primary']} vs latency, Pareto front")):
@@ -255,8 +314,11 @@ def make_plots(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
         return out
     names = [v["name"] for v in done]
     values = [v["metrics"][primary] for v in done]
-    lo = [v["metrics"][primary] - v.get("ci95", {}).get(primary, [values[i]] * 2)[0] for i, v in enumerate(done)]
-    hi = [v.get("ci95", {}).get(primary, [values[i]] * 2)[1] - v["metrics"][primary] for i, v in enumerate(done)]
+    # clamped at 0: an interval computed from rounded per-query values may miss the mean by a rounding error
+    lo = [max(0.0, v["metrics"][primary] - v.get("ci95", {}).get(primary, [values[i]] * 2)[0])
+          for i, v in enumerate(done)]
+    hi = [max(0.0, v.get("ci95", {}).get(primary, [values[i]] * 2)[1] - v["metrics"][primary])
+          for i, v in enumerate(done)]
     colours = []
     for v in done:
         c = (v.get("vs_reference") or {}).get(primary)

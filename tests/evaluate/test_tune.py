@@ -1,0 +1,354 @@
+"""`ragkit tune` on a small corpus with the real MiniLM embedder: greedy finds a planted best configuration, a
+configuration over the latency budget is never chosen, the test questions are not seen by the search, an
+interrupted search resumes to the same result, the winner's ragkit.toml loads, bad spaces fail in one line."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ragkit.config import load_config
+from ragkit.engine import Engine
+from ragkit.errors import ConfigError, RagkitError
+from ragkit.evaluate import tune as tu
+from ragkit.plugins import Plugin, registry
+
+# Each topic has its gold document and a decoy that repeats the question's words (so the baseline often ranks the
+# decoy first). A rules reranker boosting gold-* documents is the planted best option.
+TOPICS = {
+    "keys": ("Press Rotate in Settings to rotate an API key; the old key keeps working for one day.",
+             "rotate api key rotate key how do I rotate an api key forum thread about rotating keys"),
+    "revoke": ("A revoked API key stops working within sixty seconds and cannot be restored.",
+               "revoked key stop working how fast revoked key question revoked keys stop"),
+    "logs": ("Logs are retained for thirty days on the Starter plan and a year on Enterprise.",
+             "how long are logs kept starter plan logs kept logs starter question"),
+    "backup": ("Restore a snapshot with the restore command while the server is stopped.",
+               "restore backup snapshot restore a backup snapshot how to restore backup"),
+    "panels": ("A dashboard holds at most forty panels; panels can be grouped in rows.",
+               "maximum panels dashboard panels on a dashboard maximum number question"),
+    "saml": ("SAML single sign-on is available on the Enterprise plan only.",
+             "which plan has saml saml plan sso which plan question"),
+}
+FILLER = [("alerts", "Alert rules notify the on-call channel when an error rate crosses a threshold."),
+          ("billing", "Invoices are issued monthly; usage above the plan is billed per gigabyte."),
+          ("agents", "The collector agent ships logs over TLS and buffers them on disk when offline.")]
+DEV = [("d1", "how do I rotate an api key", "keys"), ("d2", "how fast does a revoked key stop working", "revoke"),
+       ("d3", "how long are logs kept on the starter plan", "logs"), ("d4", "restore a backup snapshot", "backup")]
+TEST = [("t1", "maximum panels on a dashboard", "panels"), ("t2", "which plan has SAML", "saml"),
+        ("t3", "rotate the api key in settings", "keys"), ("t4", "how long do starter logs stay", "logs")]
+
+BASE = ["chunker.name=document"]
+GOLD = {"name": "rules", "source_priority": ["gold-*"], "priority_step": 100.0}
+DECOY = {"name": "rules", "source_priority": ["decoy-*"], "priority_step": 100.0}
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    root = tmp_path / "tiny"
+    (root / "qrels").mkdir(parents=True)
+    docs = [(f"gold-{t}", g) for t, (g, _) in TOPICS.items()] + [(f"decoy-{t}", d) for t, (_, d) in TOPICS.items()]
+    docs += FILLER
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": "", "text": x}) + "\n"
+                                               for i, x in docs))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t, _ in DEV + TEST))
+    for split, qs in (("dev", DEV), ("test", TEST)):
+        (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+            f"{q}\tgold-{topic}\t1\n" for q, _, topic in qs))
+    return root
+
+
+def write_space(path: Path, stages: list[dict]) -> Path:
+    """A space file; the options' overrides as JSON inline values (JSON objects are valid TOML inline tables once
+    the key/value separators are '=')."""
+    def val(v):
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {val(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return json.dumps(v)
+
+    lines = []
+    for st in stages:
+        lines += ["[[stage]]", f"name = {json.dumps(st['name'])}", "option = ["]
+        lines += [f"  {{ label = {json.dumps(label)}, set = {val(ov)} }}," for label, ov in st["options"]]
+        lines += ["]", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def planted_space(tmp_path: Path, extra_rerank: list | None = None) -> Path:
+    return write_space(tmp_path / "space.toml", [
+        {"name": "retrieval", "options": [("bm25", {"retrieval.mode": "bm25"}),
+                                          ("dense", {"retrieval.mode": "dense"})]},
+        {"name": "rerank", "options": [("decoy-first", {"rerankers": [DECOY]}),
+                                       ("gold-first", {"rerankers": [GOLD]})] + (extra_rerank or [])},
+        {"name": "filters", "options": [("one-per-doc", {"filters": [{"name": "max-per-doc", "max_chunks": 1}]}),
+                                        ("drop-everything", {"filters": [{"name": "threshold",
+                                                                          "min_score": 1e9}]})]},
+    ])
+
+
+def tuner(tiny: Path, tmp_path: Path, space: Path, out: str = "out", **settings) -> tu.Tuner:
+    base = load_config(None, BASE)
+    dev, test = tu.tune_datasets(tiny, dev_split="dev", test_split="test")
+    s = tu.TuneSettings(metrics=("ndcg@10", "recall@10"), k=10, resamples=2000, **settings)
+    return tu.Tuner(dev, base, tu.load_space(space, base), tmp_path / out, test=test, settings=s,
+                    cache_root=tmp_path / "cache")
+
+
+def test_greedy_finds_the_planted_best_configuration_and_writes_a_loadable_config(tiny, tmp_path):
+    t = tuner(tiny, tmp_path, planted_space(tmp_path))
+    result = t.run()
+    tune = result["tune"]
+    # every stage was searched in order; the planted reranker wins its stage and doing nothing wins the filters
+    assert [p["stage"] for p in tune["path"]] == ["retrieval", "rerank", "filters"]
+    assert tune["winner"]["choice"]["rerank"] == "gold-first"
+    assert tune["winner"]["choice"]["filters"] in ("none", "one-per-doc")  # the same ranking: a tie, none first
+    assert tune["winner"]["choice"]["filters"] == "none"
+    assert tune["winner"]["dev_metrics"]["ndcg@10"] == pytest.approx(1.0)
+    assert tune["baseline"]["dev_metrics"]["ndcg@10"] < 1.0
+    # greedy tried 1 baseline + (2 + 2 + 2) options; repeated pipelines are not run twice
+    assert tune["trials"] == 7 and tune["trials_run"] == 7
+    # the held-out comparison: winner and baseline on the test questions, paired
+    test = tune["test"]
+    assert test["queries"] == len(TEST) and test["winner"]["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    assert test["comparison"]["ndcg@10"]["delta"] > 0 and 0 < test["comparison"]["ndcg@10"]["p_value"] <= 1
+    paths = tu.write_outputs(result, tmp_path / "out")
+    # the winner as ragkit.toml: the same config through the Python loader, and a working `query --config`
+    cfg = load_config(paths["config"])
+    assert cfg.model_dump(mode="json") == tune["winner"]["config"]
+    assert [r.name for r in cfg.rerankers] == ["rules"] and cfg.rerankers[0].params["source_priority"] == ["gold-*"]
+    md = paths["md"].read_text()
+    assert "Held-out test: winner against the baseline" in md and "Search path" in md and "gold-first" in md
+    assert paths["html"].read_text().startswith("<!DOCTYPE html>")
+    eng = Engine.open(tmp_path / "idx", cfg)
+    eng.ingest([tiny / "corpus.jsonl"])
+    try:
+        assert eng.retrieve("how do I rotate an api key").hits[0].doc_id == "gold-keys"
+    finally:
+        eng.close()
+
+
+class Slow(Plugin):
+    """A reranker that boosts the gold documents (the best quality of all) but takes 400 ms per query."""
+
+    stage, name = "reranker", "test-slow-gold"
+
+    def process(self, query, hits):
+        time.sleep(0.4)
+        for h in hits:
+            if h.doc_id.startswith("gold-"):
+                h.score *= 1000.0
+        return sorted(hits, key=lambda h: -h.score)
+
+
+@pytest.fixture
+def slow():
+    registry.register(Slow)
+    yield Slow
+    registry.unregister("reranker", "test-slow-gold")
+
+
+def test_a_configuration_over_the_latency_budget_is_never_chosen(tiny, tmp_path, slow):
+    space = planted_space(tmp_path, extra_rerank=[("slow-gold", {"rerankers": [{"name": "test-slow-gold"}]})])
+    result = tuner(tiny, tmp_path, space, budget_ms=250.0).run()
+    tune = result["tune"]
+    trials = {v["description"]: v for v in result["variants"]}
+    slow_trial = next(v for v in result["variants"] if v["description"].endswith("rerank=slow-gold"))
+    assert slow_trial["metrics"]["ndcg@10"] == pytest.approx(1.0)  # as good as the winner...
+    assert slow_trial["latency_ms"]["total"]["p95"] > 250 and not slow_trial["eligible"]  # ...but over budget
+    assert tune["trials_over_budget"] >= 1 and "slow-gold" not in tune["winner"]["name"]
+    assert tune["winner"]["choice"]["rerank"] == "gold-first" and tune["winner"]["dev_p95_ms"] <= 250
+    assert trials  # the report lists it, marked
+    assert "(over budget)" in tu.write_outputs(result, tmp_path / "out")["md"].read_text()
+
+
+def test_the_search_never_sees_the_test_questions(tiny, tmp_path, monkeypatch):
+    seen: list[str] = []
+    original = Engine.first_stage
+
+    def spy(self, query, **kw):
+        seen.append(query)
+        return original(self, query, **kw)
+
+    monkeypatch.setattr(Engine, "first_stage", spy)
+    t = tuner(tiny, tmp_path, planted_space(tmp_path))
+    try:
+        winner = t.search()
+    finally:
+        t.close()
+    dev_texts, test_texts = {q for _, q, _ in DEV}, {q for _, q, _ in TEST}
+    assert seen and set(seen) <= dev_texts and not set(seen) & test_texts
+    n_search = len(seen)
+    final = t.final(winner)
+    # the test questions are read after the search only, for the winner and the baseline (which share one
+    # first-stage run here: they differ only after it)
+    assert set(seen[n_search:]) == test_texts and len(seen) - n_search == len(TEST)
+    assert final["queries"] == len(TEST)
+
+
+class Interrupt(Plugin):
+    """A pass-through reranker that stops the whole search (like Ctrl-C) while ``armed``."""
+
+    stage, name = "reranker", "test-tune-interrupt"
+    armed = False
+
+    def process(self, query, hits):
+        if Interrupt.armed:
+            raise KeyboardInterrupt
+        return hits
+
+
+def test_an_interrupted_search_resumes_to_the_same_result(tiny, tmp_path):
+    registry.register(Interrupt)
+    try:
+        # the interrupting option sits in the middle of the rerank stage: trials before it are on disk
+        space = planted_space(tmp_path, extra_rerank=[("pass-through", {"rerankers": [{"name": "test-tune-interrupt"}]})])
+        full = tuner(tiny, tmp_path, space, out="full").run()["tune"]
+        Interrupt.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            tuner(tiny, tmp_path, space, out="resumed").run()
+        done_before = len((tmp_path / "resumed" / "trials.jsonl").read_text().splitlines()) - 1
+        assert 0 < done_before < full["trials"]
+        Interrupt.armed = False
+        resumed = tuner(tiny, tmp_path, space, out="resumed").run()["tune"]
+    finally:
+        Interrupt.armed = False
+        registry.unregister("reranker", "test-tune-interrupt")
+    assert resumed["trials_resumed"] == done_before and resumed["trials_run"] == full["trials"] - done_before
+    for key in ("winner", "path", "trials"):
+        a, b = resumed[key], full[key]
+        if key == "winner":
+            a, b = {k: v for k, v in a.items() if k != "dev_p95_ms"}, {k: v for k, v in b.items() if k != "dev_p95_ms"}
+        if key == "path":
+            a = [{k: v for k, v in p.items() if k != "p95_ms"} for p in a]
+            b = [{k: v for k, v in p.items() if k != "p95_ms"} for p in b]
+        assert a == b
+    assert resumed["test"]["comparison"]["ndcg@10"] == full["test"]["comparison"]["ndcg@10"]
+
+
+def test_a_log_of_another_search_is_refused(tiny, tmp_path):
+    tuner(tiny, tmp_path, planted_space(tmp_path)).run()
+    base = load_config(None, [*BASE, "retrieval.candidates=50"])
+    dev, test = tu.tune_datasets(tiny, dev_split="dev", test_split="test")
+    with pytest.raises(RagkitError, match="trials of another search"):
+        tu.Tuner(dev, base, tu.load_space(planted_space(tmp_path), base), tmp_path / "out", test=test,
+                 settings=tu.TuneSettings(metrics=("ndcg@10", "recall@10"), k=10),
+                 cache_root=tmp_path / "cache").search()
+
+
+@pytest.mark.parametrize("text,match", [
+    ("[[stage]]\nname = 'x'\noption = [ { label = 'a', set = { 'fusion.name' = 'nosuch' } } ]\n",
+     "stage 'x' option 'a': .*nosuch"),
+    ("[[stage]]\nname = 'x'\noption = [ { label = 'a', set = { 'retrieval.nosuch' = 1 } } ]\n",
+     "stage 'x' option 'a': .*unknown setting"),
+    ("[[stage]\nname = 'x'\n", "malformed TOML"),
+    ("[[stage]]\noption = []\n", "stage 1 has no name"),
+    ("[[stage]]\nname = 'x'\n", "stage 'x': no options"),
+    ("[[stage]]\nname = 'x'\noption = [ { label = 'a', set = {} }, { label = 'a', set = {} } ]\n", "used twice"),
+    ("[[stage]]\nname = 'x'\ngrid = { 'retrieval.k' = [] }\n", "grid must map"),
+    ("[[stages]]\nname = 'x'\n", "unknown key 'stages'"),
+])
+def test_a_bad_space_is_one_line_error(tmp_path, text, match):
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as info:
+        tu.load_space(path)
+    assert "\n" not in str(info.value)
+
+
+def test_the_default_space_loads_and_a_grid_expands():
+    space = tu.load_space()
+    names = [s.name for s in space.stages]
+    assert names[:3] == ["chunking", "retrieval", "fusion"] and all(s.options[0].label == "none" for s in space.stages)
+    weights = next(s for s in space.stages if s.name == "fusion-weights")
+    assert [o.overrides for o in weights.options[1:3]] == [{"fusion.weights.bm25": 0.25}, {"fusion.weights.bm25": 0.5}]
+
+
+def test_settings_errors_are_one_line():
+    with pytest.raises(ConfigError, match="--strategy 'random'"):
+        tu.TuneSettings(strategy="random")
+    with pytest.raises(RagkitError, match="unknown metric"):
+        tu.parse_objective("ndcg@10:0.5,nosuch@3:0.5")
+    assert tu.parse_objective("ndcg@10:0.7,recall@100:0.3") == {"ndcg@10": 0.7, "recall@100": 0.3}
+    with pytest.raises(ConfigError, match="positive"):
+        tu.parse_objective("ndcg@10:0")
+
+
+def test_bayes_without_optuna_says_which_extra_to_install():
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        with pytest.raises(RagkitError, match=r"pip install 'ragkit\[tune\]'"):
+            tu.require_optuna()
+    else:
+        pytest.skip("optuna is installed")
+
+
+def test_dev_fraction_divides_one_split_seeded_and_disjoint(tiny):
+    dev, test = tu.tune_datasets(tiny, dev_split="dev", test_split="dev", seed=3)
+    again, _ = tu.tune_datasets(tiny, dev_split="dev", test_split="dev", seed=3)
+    assert {q.qid for q in dev.queries} == {q.qid for q in again.queries}
+    assert not {q.qid for q in dev.queries} & {q.qid for q in test.queries}
+    assert len(dev.queries) + len(test.queries) == len(DEV)
+
+
+def test_synthetic_dev_questions_name_their_source_document(tiny, tmp_path):
+    synth = tmp_path / "synth.jsonl"
+    synth.write_text(json.dumps({"qid": "s1", "query": "rotating keys in settings", "source": "synthetic",
+                                 "positives": [{"id": "c1", "doc_id": "gold-keys", "text": "..."}]}) + "\n")
+    dev, test = tu.tune_datasets(tiny, test_split="test", questions=synth)
+    assert [(q.qid, q.relevant) for q in dev.queries] == [("s1", {"gold-keys": 1})]
+    assert len(test.queries) == len(TEST) and dev.corpus == test.corpus
+
+
+def _cli(*args, check=True):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ragkit", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_cli_tune_writes_a_config_that_ragkit_query_uses(tiny, tmp_path):
+    space = planted_space(tmp_path)
+    out = tmp_path / "tune"
+    proc = _cli("tune", "--dataset", tiny, "--dev-split", "dev", "--test-split", "test", "--space", space,
+                "--set", "chunker.name=document", "--metrics", "ndcg@10,recall@10", "--k", "10",
+                "--cache-dir", tmp_path / "cache", "--out", out, "--json")
+    data = json.loads(proc.stdout)
+    assert data["tune"]["winner"]["choice"]["rerank"] == "gold-first"
+    assert data["tune"]["test"]["winner"]["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    assert {"config", "md", "html", "json"} <= set(data["outputs"]) and (out / "trials.jsonl").is_file()
+    _cli("ingest", tiny / "corpus.jsonl", "--index", tmp_path / "idx", "--config", out / "ragkit.toml", "--json")
+    q = _cli("query", "how fast does a revoked key stop working", "--index", tmp_path / "idx", "--config",
+             out / "ragkit.toml", "--no-answer", "--json")
+    hits = json.loads(q.stdout)["sources"]
+    assert hits[0]["doc_id"] == "gold-revoke"
+    # a bad space and a missing optional dependency are one-line errors, before any indexing
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[stage]]\nname = 'x'\noption = [ { label = 'a', set = { 'rerankers' = [{ name = 'nosuch' }] } } ]\n")
+    proc = _cli("tune", "--dataset", tiny, "--space", bad, "--out", tmp_path / "t2", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and "nosuch" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bayes_is_seeded_and_finds_the_planted_best(tiny, tmp_path):
+    pytest.importorskip("optuna")
+    space = planted_space(tmp_path)
+    a = tuner(tiny, tmp_path, space, out="a", strategy="bayes", trials=8, seed=5).run()["tune"]
+    b = tuner(tiny, tmp_path, space, out="b", strategy="bayes", trials=8, seed=5).run()["tune"]
+    # 8 distinct configurations (a repeated suggestion is not run again); the baseline is the first
+    assert a["trials"] == 8 and a["path"][0]["chosen"] == "baseline"
+    assert [p["chosen"] for p in a["path"]] == [p["chosen"] for p in b["path"]]
+    assert a["winner"]["choice"] == b["winner"]["choice"]
+    assert a["winner"]["dev_metrics"]["ndcg@10"] >= a["baseline"]["dev_metrics"]["ndcg@10"]
