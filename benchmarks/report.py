@@ -527,7 +527,7 @@ def _batching_shortfall(d: dict) -> str:
             f"ratio follows the ratio of server CPU per request: {at['cpu_ms_off']} / {at['cpu_ms_on']} ms = "
             f"{cpu_ratio:.2f}x at {g['clients']} clients. {g['rps_ratio']:g}x would need the batching server at "
             f"<= {need:.1f} ms of CPU per request, {100 * (1 - need / at['cpu_ms_on']):.0f}% less than measured; "
-            f"see [serve_load.md](serve_load.md#why-batching-stops-near-25x) for where that CPU goes."
+            f"`benchmarks/serve_load.md` (\"Why batching stops near 2.5x\") says where that CPU goes."
             + _server_cores(d, g["clients"]))
 
 
