@@ -410,7 +410,9 @@ def finetune() -> str:
     d = load("finetune_scifact")
     hybrid = d["supervised"]["hybrid"]["ndcg@10"]
     rows = []
-    for sec in ("supervised", "supervised-4ep", "synthetic", "synthetic-8ep", "transfer"):
+    for sec in ("supervised", "supervised-4ep", "supervised-4ep-rerun", "synthetic", "synthetic-8ep", "transfer"):
+        if sec not in d:
+            continue
         s, c = d[sec], d[sec]["card"]
         blend = d.get(f"{sec}-blend")
         rows.append([f"`{sec}`", s["examples"], c["steps"], c["epochs_done"], f"{c['minutes']:.1f}", c["stopped_by"],
@@ -421,6 +423,8 @@ def finetune() -> str:
            f"nDCG@10 {hybrid:.4f}):\n\n" +
            table(["section", "training questions", "steps", "epochs", "minutes", "stopped by", "nDCG@10, model alone",
                   "nDCG@10 blended with the fused score (weight chosen on dev) vs hybrid"], rows))
+    if "supervised-4ep-rerun" in d:
+        out += ("\n\n`supervised-4ep-rerun`: " + d["supervised-4ep-rerun"]["note"] + ".")
     r = d["random_order"]
     out += (f"\n\nA random order of the same {r['depth']} candidates ({r['seeds']} shuffles): nDCG@10 "
             f"{r['ndcg@10_mean']:.4f} on average (lowest {r['ndcg@10_min']:.4f}).")
