@@ -417,7 +417,8 @@ def test_reranker_scores_are_reused_and_give_the_same_results(tiny, tmp_path, ti
 
     fresh, fresh_calls, _ = run(reuse=False)
     everything = list(predicted)
-    assert fresh_calls[-1] == n * (2 + 4 + 4 + 2 + 4)  # without the cache every trial scores its own head
+    # without the cache every trial scores its whole head (bm25 may find fewer than 4 passages for a question)
+    assert fresh_calls[:4] == [2 * n, 6 * n, 10 * n, 12 * n] and 12 * n < fresh_calls[4] <= 16 * n
     predicted.clear()
     reused, calls, abl = run(reuse=True)
     # the model saw each distinct pair once: exactly the distinct pairs the uncached run scored
