@@ -7,7 +7,11 @@ variant does not change it:
   embedding through ONE shared embedding cache, so a chunk text is embedded once whatever index it goes in;
 * one first-stage run (transforms -> branches -> fusion, per query) per distinct (index, query-time retrieval
   config); variants that differ only after it (rerankers, filters, generator, ``retrieval.k``) reuse its hits;
-* query vectors are memoised across every first-stage run.
+* query vectors are memoised across every first-stage run;
+* cross-encoder scores are memoised across every variant (:mod:`ragkit.rerank.score_cache`): a (question,
+  passage) pair is scored once per model, whatever rerank depth, blend or first stage asks for it again; blending,
+  depth and top_n are applied to the memoised raw scores. A pair served from memory charges the time scoring it
+  took, so each variant's rerank latency is that of scoring its full depth (see ``take_charges``).
 
 Each finished variant is written to ``<out>/variants/<name>.json`` at once, and its ranking to
 ``<out>/runs/<name>.trec.gz`` (a TREC run file); a re-run with the same inputs loads finished variants instead of
@@ -47,6 +51,7 @@ from ragkit.evaluate.runs import doc_key_for, doc_run, for_ranx, write_trec_run
 from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci, percentile
 from ragkit.evaluate.variants import Variant, apply_overrides, check_plugins, config_hash, dedupe_names, slug
 from ragkit.progress import ProgressLog
+from ragkit.rerank.score_cache import RerankScoreCache
 from ragkit.retrieve.pipeline import Retrieval
 
 SCHEMA = "ragkit.ablate/1"
@@ -187,11 +192,13 @@ class Ablation:
         # reuse bookkeeping (what the tests and the report look at)
         self.stats = {"indexes_built": 0, "indexes_reused": 0, "chunks_embedded": 0, "first_stage_runs": 0,
                       "first_stage_reused": 0, "variants_run": 0, "variants_resumed": 0, "query_vectors": 0,
-                      "queries_resumed": 0}
+                      "queries_resumed": 0, "rerank_pairs_scored": 0, "rerank_pairs_reused": 0}
         self._indexes: dict[str, Any] = {}
         self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
         self.max_first_stages: int | None = None  # first-stage runs kept in memory (None: all; tune bounds it)
         self._qcache = QueryVectorCache()
+        # raw reranker scores shared by every variant (None: each variant scores its own head, as a server would)
+        self.score_cache: RerankScoreCache | None = RerankScoreCache()
         self._dataset_fp = config_hash({"root": str(dataset.root.resolve()),
                                         "corpus": corpus_fingerprint(dataset.corpus),
                                         "queries": [q.qid for q in self.queries], "split": self.s.split,
@@ -287,6 +294,11 @@ class Ablation:
                     engine.generator.warm_up()
             except RagkitError as exc:
                 raise VariantSkipped(str(exc)) from None
+            cache = self.score_cache
+            if cache is not None:
+                cache.attach(engine.processors)
+                scored0, reused0 = cache.scored, cache.reused
+            charged: list[float] = []  # per computed query: rerank seconds charged for scores served from memory
             before = self.stats["first_stage_runs"]
             first_hits, first_timings = self._first_stage(v.name, cfg, engine)
             self.stats["query_vectors"] = self._qcache.computed
@@ -307,6 +319,8 @@ class Ablation:
                             answers[m].append(rec["answers"].get(m, float("nan")))
                     self.stats["queries_resumed"] += 1
                     continue
+                if cache is not None:
+                    cache.take_charges()  # drop what an earlier, failed call left
                 try:  # the engine's own post stage, on a copy of the shared first-stage hits
                     post = engine.post_stage(q.text, Retrieval(first_hits[i]), self.s.k)
                 except RagkitError as exc:
@@ -315,6 +329,11 @@ class Ablation:
                     raise
                 hits = post.hits
                 tm = {**first_timings[i], **post.timings}
+                if cache is not None:  # scores from memory: the stage is charged what scoring them took
+                    owed = cache.take_charges()
+                    for key, sec in owed.items():
+                        tm[key] = tm.get(key, 0.0) + sec
+                    charged.append(sum(owed.values()))
                 run[q.qid] = doc_run(hits, doc_key)
                 if self.s.answers:
                     t = time.perf_counter()
@@ -358,6 +377,14 @@ class Ablation:
                "first_stage_reused": bool(reused), "seconds": round(time.perf_counter() - t0, 3),
                "queries_resumed": len(saved),
                "load_average": _loadavg()}
+        if cache is not None and (cache.scored > scored0 or cache.reused > reused0):
+            self.stats["rerank_pairs_scored"] += cache.scored - scored0
+            self.stats["rerank_pairs_reused"] += cache.reused - reused0
+            out["rerank_scores"] = {
+                "pairs_scored": cache.scored - scored0, "pairs_reused": cache.reused - reused0,
+                "charged_ms": {"p50": round(percentile([c * 1000 for c in charged], 0.5, 0.0), 3),
+                               "p95": round(percentile([c * 1000 for c in charged], 0.95, 0.0), 3),
+                               "sum": round(sum(charged) * 1000, 3)}}
         if scorer is not None and (scorer.skipped or scorer.failures.total):
             out["answer_issues"] = {"skipped": dict(scorer.skipped), "judge_failures": scorer.failures.to_dict()}
         return out
@@ -474,7 +501,7 @@ class Ablation:
         for name, r in results.items():
             item = {k: r.get(k) for k in ("name", "description", "status", "reason", "parent", "reference",
                                           "overrides", "metrics", "latency_ms", "index", "first_stage_reused",
-                                          "resumed", "seconds", "answer_issues") if k in r}
+                                          "resumed", "seconds", "answer_issues", "rerank_scores") if k in r}
             if r.get("run_file") and (self.out / r["run_file"]).is_file():
                 item["run_file"] = r["run_file"]  # runs/<name>.trec.gz, relative to the report directory
             if r.get("status") == "done":

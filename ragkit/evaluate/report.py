@@ -201,6 +201,13 @@ def _notes(summary: dict[str, Any]) -> list[str]:
              f"runs shared by {r.get('first_stage_runs', 0) + r.get('first_stage_reused', 0)} variants; "
              f"{r.get('variants_resumed', 0)} variants resumed from an earlier run. Time spent on the variants "
              f"{summary.get('variant_seconds', 0):.0f} s (this run, wall: {summary.get('seconds', 0):.0f} s)."]
+    scored, reused = r.get("rerank_pairs_scored", 0), r.get("rerank_pairs_reused", 0)
+    if reused:
+        notes.append(f"Reranker scores were reused across variants: the model scored {scored} (question, passage) "
+                     f"pairs and {reused} more were served from memory (a pair is scored once per model, whatever "
+                     "depth, blend or first stage asks for it again). Latency stays honest: a pair served from "
+                     "memory charges the time the model took to score it, so each variant's rerank latency is that "
+                     "of scoring its full depth.")
     notes += summary.get("notes", [])
     return notes
 

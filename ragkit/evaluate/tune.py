@@ -326,6 +326,7 @@ class Tuner:
         self.progress = progress
         self.fresh = fresh
         self._ablation: Ablation | None = None
+        self.reuse: dict[str, int] = {}  # the dev ablation's reuse counts (indexes, first stages, reranker scores)
         self.trials: list[dict[str, Any]] = []  # in the order the search asked for them (memo hits once)
         self.path: list[dict[str, Any]] = []
         self.stopped: str | None = None
@@ -393,6 +394,8 @@ class Tuner:
                            p95_ms=lat["p95"], latency_ms=res["latency_ms"], index=res["index"],
                            seconds=res["seconds"], index_built=bool(self._index_built(res)),
                            per_query={m: [round(x, 6) for x in v] for m, v in res["per_query"].items()})
+                if "rerank_scores" in res:
+                    rec["rerank_scores"] = res["rerank_scores"]
             else:
                 rec["reason"] = res.get("reason", "")
             log.add(rec)
@@ -521,6 +524,7 @@ class Tuner:
 
     def close(self) -> None:
         if self._ablation is not None:
+            self.reuse = dict(self._ablation.stats)  # kept for the summary after the dev indexes are released
             self._ablation.close()
             self._ablation = None
 
@@ -550,6 +554,8 @@ class Tuner:
                     "parent": None, "reference": None if t is baseline else f"#0 {baseline['name']}",
                     "stage": t["stage"], "eligible": t["eligible"], "resumed": t.get("resumed", False)}
             if t["status"] == "done":
+                if "rerank_scores" in t:
+                    item["rerank_scores"] = t["rerank_scores"]
                 item.update(metrics=t["metrics"], latency_ms=t["latency_ms"], index=t["index"],
                             seconds=t["seconds"], objective=t["objective"],
                             ci95={m: [round(x, 6) for x in mean_ci(np.array(t["per_query"][m]), seed=s.seed)]
@@ -566,7 +572,7 @@ class Tuner:
             variants.append(item)
         done = [v for v in variants if v["status"] == "done"]
         front = pareto_front([(v["name"], v["latency_ms"]["total"]["p50"], v["metrics"][primary]) for v in done])
-        reuse = dict(self._ablation.stats) if self._ablation else {}
+        reuse = dict(self._ablation.stats) if self._ablation else dict(self.reuse)
         load = [x for x in (os.getloadavg()[0],)] if hasattr(os, "getloadavg") else []
         notes = []
         cpus = os.cpu_count() or 1

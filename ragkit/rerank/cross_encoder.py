@@ -17,6 +17,7 @@ a batch is not padded to one long outlier. Scores (the model's activation, a sig
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -88,6 +89,15 @@ class CrossEncoderReranker(Plugin):
     def pairs(self, query: str, hits: list[Hit]) -> list[tuple[str, str]]:
         cut = self.max_length * CHARS_PER_TOKEN
         return [(query, h.chunk.text[:cut]) for h in hits]
+
+    def score_identity(self) -> str:
+        """What the model's raw score of a (question, passage) pair depends on: the model (a local directory by its
+        absolute path), the token limit and the device; not depth, blend or top_n, which act on the scores. An
+        evaluation memoises ``score`` under this key across pipelines (``ragkit.rerank.score_cache``)."""
+        name = os.path.expanduser(self.params.model)
+        model = os.path.abspath(name) if os.path.isdir(name) else self.params.model
+        return json.dumps({"reranker": self.name, "model": model, "max_length": self.params.max_length,
+                           "device": self.params.device}, sort_keys=True)
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
         if not pairs:

@@ -352,3 +352,128 @@ def test_bayes_is_seeded_and_finds_the_planted_best(tiny, tmp_path):
     assert [p["chosen"] for p in a["path"]] == [p["chosen"] for p in b["path"]]
     assert a["winner"]["choice"] == b["winner"]["choice"]
     assert a["winner"]["dev_metrics"]["ndcg@10"] >= a["baseline"]["dev_metrics"]["ndcg@10"]
+
+
+# --- reranker score reuse ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_ce(tmp_path_factory):
+    """A real (2 MiniLM layers, weak) cross-encoder trained here in seconds (benchmarks/_tiny_ce.py)."""
+    from _tiny_ce import beacon_pairs, train_cross_encoder
+
+    from tests.conftest import ROOT
+
+    pairs = beacon_pairs(ROOT / "eval_sets" / "beacon" / "qa.jsonl")[:40]
+    return train_cross_encoder(pairs, tmp_path_factory.mktemp("ce") / "tiny", layers=2, max_length=64,
+                               batch_size=8)
+
+
+@pytest.fixture
+def predicted(monkeypatch):
+    """Every (question, passage) pair the real model scores, through a spy on CrossEncoder.predict."""
+    from sentence_transformers import CrossEncoder
+
+    seen: list[tuple[str, str]] = []
+    original = CrossEncoder.predict
+
+    def spy(self, sentences, *args, **kw):
+        seen.extend(tuple(p) for p in sentences)
+        return original(self, sentences, *args, **kw)
+
+    monkeypatch.setattr(CrossEncoder, "predict", spy)
+    return seen
+
+
+def _ce(model, depth, blend=None):
+    return {"rerankers": [{"name": "cross-encoder", "model": str(model), "depth": depth,
+                           **({} if blend is None else {"blend": blend})}]}
+
+
+def test_reranker_scores_are_reused_and_give_the_same_results(tiny, tmp_path, tiny_ce, predicted):
+    from ragkit.evaluate.ablate import Ablation, AblationSettings
+    from ragkit.evaluate.variants import apply_overrides
+
+    base = load_config(None, BASE)
+    dev, _ = tu.tune_datasets(tiny, dev_split="dev", test_split="test")
+    n = len(dev.queries)
+    # depth 2, then deeper, then another blend at a scored depth, then the same reranker after another first stage
+    trials = [("d2", _ce(tiny_ce, 2)), ("d4", _ce(tiny_ce, 4)), ("d4-blend", _ce(tiny_ce, 4, 0.5)),
+              ("d2-blend", _ce(tiny_ce, 2, 0.2)), ("bm25-d4", {"retrieval.mode": "bm25", **_ce(tiny_ce, 4)})]
+
+    def run(reuse: bool) -> tuple[dict, list[int], Ablation]:
+        abl = Ablation(dev, base, [], tmp_path / f"out-{reuse}", cache_root=tmp_path / "cache",
+                       settings=AblationSettings(metrics=("ndcg@10", "recall@10"), k=10, split="dev"))
+        if not reuse:
+            abl.score_cache = None
+        out, calls = {}, []
+        try:
+            for name, ov in trials:
+                out[name] = abl.evaluate(name, apply_overrides(base, ov))
+                assert out[name]["status"] == "done", out[name]
+                calls.append(len(predicted))
+        finally:
+            abl.close()
+        return out, calls, abl
+
+    fresh, fresh_calls, _ = run(reuse=False)
+    everything = list(predicted)
+    # without the cache every trial scores its whole head (bm25 may find fewer than 4 passages for a question)
+    assert fresh_calls[:4] == [2 * n, 6 * n, 10 * n, 12 * n] and 12 * n < fresh_calls[4] <= 16 * n
+    predicted.clear()
+    reused, calls, abl = run(reuse=True)
+    # the model saw each distinct pair once: exactly the distinct pairs the uncached run scored
+    assert len(predicted) == len(set(predicted)) == len(set(everything))
+    assert calls[0] == 2 * n and calls[1] == 4 * n  # depth 4 after depth 2: two new passages per question
+    assert calls[2] == calls[3] == 4 * n  # another blend, a shallower depth: nothing new to score
+    assert calls[4] - calls[3] == len(set(everything)) - 4 * n  # after bm25: only passages dense did not bring
+    assert abl.stats["rerank_pairs_scored"] == len(set(everything))
+    assert abl.stats["rerank_pairs_reused"] == fresh_calls[-1] - len(set(everything))
+    for name, _ in trials:  # the same rankings and metrics as scoring every trial afresh
+        assert reused[name]["run"] == fresh[name]["run"], name
+        assert reused[name]["metrics"] == fresh[name]["metrics"], name
+
+
+def test_a_trial_served_from_the_score_cache_is_charged_its_rerank_time(tiny, tmp_path, tiny_ce, predicted):
+    from ragkit.evaluate.ablate import Ablation, AblationSettings
+    from ragkit.evaluate.variants import apply_overrides
+
+    base = load_config(None, BASE)
+    dev, _ = tu.tune_datasets(tiny, dev_split="dev", test_split="test")
+    abl = Ablation(dev, base, [], tmp_path / "out", cache_root=tmp_path / "cache",
+                   settings=AblationSettings(metrics=("ndcg@10",), k=10, split="dev"))
+    try:
+        first = abl.evaluate("d4", apply_overrides(base, _ce(tiny_ce, 4)))
+        n_scored = len(predicted)
+        cached = abl.evaluate("d4-blend", apply_overrides(base, _ce(tiny_ce, 4, 0.5)))
+    finally:
+        abl.close()
+    assert len(predicted) == n_scored  # every score of the second trial came from memory...
+    rs = cached["rerank_scores"]
+    assert rs["pairs_scored"] == 0 and rs["pairs_reused"] == 4 * len(dev.queries)
+    assert first["rerank_scores"]["pairs_scored"] == 4 * len(dev.queries)
+    # ...but its rerank stage is charged what scoring them took: more than nothing, per query, in the total
+    assert rs["charged_ms"]["p50"] > 0 and rs["charged_ms"]["sum"] > 0
+    stage = cached["latency_ms"]["reranker:cross-encoder"]
+    assert stage["p50"] >= rs["charged_ms"]["p50"] and stage["p95"] >= rs["charged_ms"]["p95"]
+    assert cached["latency_ms"]["total"]["p50"] >= stage["p50"]
+
+
+def test_tune_scores_each_pair_once_and_the_report_says_how_latency_is_charged(tiny, tmp_path, tiny_ce,
+                                                                                predicted):
+    space = write_space(tmp_path / "space.toml", [
+        {"name": "retrieval", "options": [("bm25", {"retrieval.mode": "bm25"})]},
+        {"name": "rerank", "options": [(f"ce-{d}-{b}", _ce(tiny_ce, d, b)) for d in (2, 4) for b in (0.2, 0.5)]},
+    ])
+    t = tuner(tiny, tmp_path, space)
+    try:
+        winner = t.search()
+    finally:
+        t.close()
+    assert len(predicted) == len(set(predicted)) > 0  # no pair scored twice over the whole search
+    assert t.reuse["rerank_pairs_scored"] == len(predicted) and t.reuse["rerank_pairs_reused"] > 0
+    ce_trials = [x for x in t.trials if x["choice"]["rerank"] != "none"]
+    assert len(ce_trials) == 4 and all(x["rerank_scores"]["charged_ms"]["sum"] > 0 for x in ce_trials[1:])
+    summary = t.summary(winner, None)
+    assert summary["reuse"]["rerank_pairs_scored"] == len(predicted)
+    md = tu.write_outputs(summary, tmp_path / "out")["md"].read_text()
+    assert "Reranker scores were reused" in md and "charges the time" in md
