@@ -653,7 +653,8 @@ class Tuner:
             notes.append(f"The search stopped early: {self.stopped}.")
         return {
             "schema": SCHEMA, "title": f"Tune: {Path(self.dev.root).name}",
-            "dataset": {"root": str(self.dev.root), "corpus": str(self.dev.corpus), "split": "dev",
+            "dataset": {"root": str(self.dev.root), "corpus": str(self.dev.corpus) if self.dev.corpus else None,
+                        "index": self.index, "split": "dev",
                         "queries": len(self.dev.queries), "groups": {}},
             "settings": {"metrics": list(s.metrics), "primary": primary, "k": s.k, "limit": None, "answers": False,
                          "seed": s.seed, "alpha": s.alpha, "resamples": s.resamples,

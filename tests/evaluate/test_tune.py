@@ -418,7 +418,11 @@ def test_tune_over_an_existing_index_with_synthetic_questions(tiny_index, tmp_pa
     assert all(v["index"]["existing"] and v["index"]["path"] == str(tiny_index)
                for v in result["variants"] if v["status"] == "done")
     assert sorted(p.name for p in tiny_index.rglob("*")) == before  # the index is only read
-    assert load_config(tu.write_outputs(result, tmp_path / "out")["config"]).chunker.name == "document"
+    paths = tu.write_outputs(result, tmp_path / "out")
+    assert load_config(paths["config"]).chunker.name == "document"
+    md = paths["md"].read_text()
+    assert "(held-out synthetic questions)" in md and "synthetic like the dev ones" in md
+    assert "changes the index's chunker" in md  # the skipped trial and its reason are in the report
 
 
 def test_index_mode_with_a_dataset_proves_on_its_real_test_questions(tiny, tiny_index, tmp_path):
