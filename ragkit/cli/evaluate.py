@@ -372,7 +372,8 @@ def tune(
               highlight=False)
     if t["test"]:
         c = t["test"]["comparison"][primary]
-        out.print(f"test ({t['test']['source']}, {t['test']['queries']}) {primary}: winner {t['test']['winner']['metrics'][primary]:.4f}, baseline "
+        out.print(f"test ({t['test']['source']}, {t['test']['queries']}) {primary}: winner "
+                  f"{t['test']['winner']['metrics'][primary]:.4f}, baseline "
                   f"{t['test']['baseline']['metrics'][primary]:.4f}, Δ {c['delta']:+.4f} "
                   f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.3f}", highlight=False)
     out.print(f"config: {paths['config']}  report: {paths['md']}  {paths['html']}", highlight=False)
