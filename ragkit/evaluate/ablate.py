@@ -197,10 +197,11 @@ class Ablation:
         self._first: dict[str, tuple[list, list[dict[str, float]]]] = {}
         self.max_first_stages: int | None = None  # first-stage runs kept in memory (None: all; tune bounds it)
         self._qcache = QueryVectorCache()
-        self._base_shape = index_shape(base)
+        self._base_shape = index_shape(base) if self.index else {}
         self._dataset_fp = config_hash({"root": str(dataset.root.resolve()),
                                         "corpus": corpus_fingerprint(dataset.corpus) if dataset.corpus else None,
-                                        "index": index_version(self.index) if self.index else None,
+                                        **({"index": [self.index, index_version(self.index)]} if self.index
+                                           else {}),
                                         "queries": [q.qid for q in self.queries], "split": self.s.split,
                                         "qrels": self.qrels})
 
