@@ -226,8 +226,10 @@ def tune() -> str:
             goals += (f" Trials significantly better than the baseline on dev (p < 0.05): "
                       f"{d['dev_significant_wins']}.")
         load_avg = max(d.get("load_average") or [0.0])
+        dev = (f"dev = {d['dev_queries']} synthetic questions (`{d['questions']}`, from `ragkit finetune queries`)"
+               if d.get("questions") else f"dev = `{d['dev_split']}` split, {d['dev_queries']} questions")
         parts.append(
-            f"**{d['dataset']}** ({d['strategy']}, dev = `{d['dev_split']}` split, {d['dev_queries']} questions; "
+            f"**{d['dataset']}** ({d['strategy']}, {dev}; "
             f"test = `{d['test_split']}`, {d['test_queries']} questions; budget p95 {d['budget_ms']:g} ms/query; "
             f"stages skipped: {', '.join(d['skipped_stages']) or 'none'})\n\n"
             + table(["pipeline", "dev nDCG@10", "dev p95 ms", "test nDCG@10", "test p50 / p95 ms"], rows)
@@ -236,8 +238,21 @@ def tune() -> str:
             f"of a space of {d['space_size']}, wall time {d['wall_seconds'] / 60:.1f} min with the corpus embedding "
             f"cached; 1-minute load average up to {load_avg:.1f} on {d['machine']['cpus']} cores"
             f"{' (latencies pessimistic)' if load_avg > d['machine']['cpus'] else ''}.{stopped}{goals} "
-            f"Path: " + " → ".join(f"{p['stage']}: {p['chosen']}" for p in d["path"]) + f". Measured {d['date']}.")
+            f"Path: " + " → ".join(f"{p['stage']}: {p['chosen']}" for p in d["path"]) + f". Measured {d['date']}."
+            + (tune_transfer(d["transfer"], d["test_queries"]) if d.get("transfer") else ""))
     return "\n\n".join(parts) or "Not measured yet."
+
+
+def tune_transfer(t: dict, real: int) -> str:
+    """How the ranking of configurations on synthetic dev questions carries over to the real test questions."""
+    rb, ch = t["real_best"], t["chosen"]
+    return (f"\n\nTransfer from synthetic dev to the {real} real questions (every finished trial scored on them after "
+            f"the search, never fed back into it; {t['configurations']} configurations): rank correlation of "
+            f"{t['metric']} Spearman {t['spearman']:+.3f} (p={t['spearman_p']:.3f}), Kendall τ-b "
+            f"{t['kendall_tau_b']:+.3f} (p={t['kendall_p']:.3f}). The best configuration on the real questions, "
+            f"`{rb['name']}` (real {rb['real']:.4f}), ranked {rb['rank_on_dev']} of {t['configurations']} on "
+            f"synthetic dev; the chosen one ranked {ch['rank_on_real']} on the real questions (real {ch['real']:.4f},"
+            f" {t['regret']:.4f} below the real best).")
 
 
 def llm_rerank_blend() -> str:

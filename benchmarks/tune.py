@@ -3,6 +3,14 @@ on another. Writes benchmarks/results/tune_<dataset>.json and the winner as benc
 
     python benchmarks/tune.py scifact --dev-split train --test-split test --budget-ms 300 --max-minutes 30
     python benchmarks/tune.py nfcorpus --dev-split dev --test-split test --budget-ms 300 --max-minutes 30
+    python benchmarks/tune.py beacon --questions benchmarks/tuned/beacon-synth.jsonl --test-split test \
+        --budget-ms 150 --skip-stage none
+
+`beacon` is the bundled set (eval_sets/beacon over corpora/beacon, the default pipeline as the baseline). With
+--questions the search selects on synthetic questions only (from `ragkit finetune queries`, their source chunk's
+document relevant) and the winner is proved on the real --test-split; every finished trial is then also scored on
+the real questions, after the search (a diagnostic, never fed back into it), to measure how well the synthetic
+ranking of configurations transfers (Spearman and Kendall correlations, where the real best ranked on synthetic dev).
 
 The baseline is the default pipeline on the document chunker (hybrid, RRF), the configuration the SciFact and
 NFCorpus rows of RESULTS.md use; the space is the shipped one (ragkit/evaluate/tune_space.toml) without the stages
@@ -30,6 +38,47 @@ from _common import BEIR_OVERRIDES, CACHE, DATASETS, RESULTS, ROOT, write_result
 
 from ragkit.config import load_config
 from ragkit.evaluate import tune as tu
+from ragkit.evaluate.ablate import Ablation, AblationSettings
+
+# bundled sets: (questions, corpus), baseline = the default pipeline (no BEIR one-doc-one-chunk override)
+BUNDLED = {"beacon": (ROOT / "eval_sets" / "beacon", ROOT / "corpora" / "beacon")}
+
+
+def transfer(tuner: tu.Tuner, test, chosen_trial: int, metric: str = "ndcg@10") -> dict:
+    """Every finished trial's configuration scored on the real test questions AFTER the search (the selection is
+    already made): how the synthetic-dev ranking of configurations agrees with the real one."""
+    from scipy.stats import kendalltau, spearmanr
+
+    abl = Ablation(test, tuner.base, [], tuner.out / "transfer",
+                   settings=AblationSettings(metrics=tuner.s.metrics, k=tuner.s.k, seed=tuner.s.seed, split="test"),
+                   cache_root=tuner.cache_root)
+    rows = []
+    try:
+        for t in tuner.trials:
+            if t["status"] != "done":
+                continue
+            res = abl.evaluate(t["name"], tuner.config_of(t["choice"]))
+            if res.get("status", "done") != "done":
+                continue
+            rows.append({"trial": t["n"], "name": t["name"], "eligible": t["eligible"],
+                         "dev": round(t["metrics"][metric], 4), "real": round(res["metrics"][metric], 4)})
+    finally:
+        abl.close()
+    dev, real = [r["dev"] for r in rows], [r["real"] for r in rows]
+    rho, tau = spearmanr(dev, real), kendalltau(dev, real)
+
+    def rank(values, i):  # 1 = best; ties share the best rank
+        return 1 + sum(v > values[i] for v in values)
+
+    best_real = max(range(len(rows)), key=lambda i: real[i])
+    chosen = next(i for i, r in enumerate(rows) if r["trial"] == chosen_trial)
+    return {"metric": metric, "configurations": len(rows),
+            "spearman": round(float(rho.statistic), 4), "spearman_p": round(float(rho.pvalue), 4),
+            "kendall_tau_b": round(float(tau.statistic), 4), "kendall_p": round(float(tau.pvalue), 4),
+            "real_best": {**rows[best_real], "rank_on_dev": rank(dev, best_real)},
+            "chosen": {**rows[chosen], "rank_on_real": rank(real, chosen)},
+            "regret": round(real[best_real] - real[chosen], 4),
+            "trials": rows}
 
 
 def best_on_record(dataset: str) -> dict | None:
@@ -76,7 +125,8 @@ def with_cross_encoder(space: tu.Space, model: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("dataset")
+    ap.add_argument("dataset", help="a dataset under ../shared/datasets, or beacon (the bundled set)")
+    ap.add_argument("--questions", default=None, help="synthetic dev questions (JSONL from ragkit finetune queries)")
     ap.add_argument("--dev-split", default="dev")
     ap.add_argument("--test-split", default="test")
     ap.add_argument("--budget-ms", type=float, default=300.0)
@@ -94,11 +144,14 @@ def main() -> int:
         ap.error(f"--cross-encoder {args.cross_encoder}: no such model directory")
     skip = ["chunking"] if args.skip_stage is None else [s for s in args.skip_stage if s != "none"]
 
-    base = load_config(None, BEIR_OVERRIDES)
+    root, corpus = BUNDLED.get(args.dataset, (DATASETS / args.dataset, None))
+    base = load_config(None, [] if corpus else BEIR_OVERRIDES)
+    baseline_name = "default pipeline" + (" (hybrid RRF)" if corpus else " (document chunks, hybrid RRF)")
     space = tu.load_space(None, base, skip)
     if cross_encoder is not None:
         with_cross_encoder(space, cross_encoder)
-    dev, test = tu.tune_datasets(DATASETS / args.dataset, dev_split=args.dev_split, test_split=args.test_split)
+    dev, test = tu.tune_datasets(root, dev_split=args.dev_split, test_split=args.test_split,
+                                 questions=args.questions, corpus=corpus)
     settings = tu.TuneSettings(strategy=args.strategy, budget_ms=args.budget_ms, max_minutes=args.max_minutes,
                                trials=args.trials, seed=args.seed, metrics=("ndcg@10", "recall@100", "mrr@10"))
     work = CACHE / "tune" / args.dataset
@@ -113,9 +166,11 @@ def main() -> int:
             print(f"final: winner and baseline on {ev['queries']} test questions", flush=True)
 
     t0 = time.perf_counter()
-    result = tu.Tuner(dev, base, space, work, test=test, settings=settings, cache_root=CACHE, progress=progress,
-                      fresh=args.fresh).run()
+    tuner = tu.Tuner(dev, base, space, work, test=test, settings=settings, cache_root=CACHE, progress=progress,
+                     fresh=args.fresh)
+    result = tuner.run()
     wall = time.perf_counter() - t0
+    moved = transfer(tuner, test, result["tune"]["winner"]["trial"]) if args.questions else None
     paths = tu.write_outputs(result, work)
     tuned = ROOT / "benchmarks" / "tuned" / f"{args.dataset}.toml"
     tuned.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +180,9 @@ def main() -> int:
     cmp = test_res["comparison"]["ndcg@10"]
     record = best_on_record(args.dataset)
     out = {
-        "dataset": args.dataset, "dev_split": args.dev_split, "test_split": args.test_split,
+        "dataset": args.dataset, "test_split": args.test_split,
+        "dev_split": f"synthetic ({args.questions})" if args.questions else args.dev_split,
+        **({"questions": args.questions, "corpus": str(corpus.relative_to(ROOT))} if args.questions else {}),
         "dev_queries": t["dev_queries"], "test_queries": t["test_queries"],
         "strategy": t["strategy"], "budget_ms": t["budget_ms"], "max_minutes": t["max_minutes"], "seed": t["seed"],
         "skipped_stages": skip, "space_size": t["space_size"],
@@ -142,7 +199,7 @@ def main() -> int:
                    "dev_p95_ms": t["winner"]["dev_p95_ms"],
                    "test_ndcg@10": round(test_res["winner"]["metrics"]["ndcg@10"], 4),
                    "test_latency_ms": test_res["winner"]["latency_ms"]},
-        "baseline": {"name": "default pipeline (document chunks, hybrid RRF)",
+        "baseline": {"name": baseline_name,
                      "dev_ndcg@10": round(t["baseline"]["dev_metrics"]["ndcg@10"], 4),
                      "dev_p95_ms": t["baseline"]["dev_p95_ms"],
                      "test_ndcg@10": round(test_res["baseline"]["metrics"]["ndcg@10"], 4),
@@ -160,6 +217,7 @@ def main() -> int:
         "dev_significant_wins": sum(1 for v in result["variants"]
                                     if (v.get("vs_reference") or {}).get("ndcg@10", {}).get("direction") == "win"),
         "best_on_record": record,
+        **({"transfer": moved} if moved else {}),
         "load_average": result["machine"]["load_average"],
     }
     if record:
@@ -170,6 +228,11 @@ def main() -> int:
     print(f"winner {out['winner']['name']}: test nDCG@10 {out['winner']['test_ndcg@10']} vs baseline "
           f"{out['baseline']['test_ndcg@10']} (Δ {cmp['delta']:+.4f} [{cmp['ci_low']:+.4f}, {cmp['ci_high']:+.4f}] "
           f"p={cmp['p_value']:.3f}); {t['trials']} trials, {wall:.0f} s; wrote {path} and {tuned}")
+    if moved:
+        print(f"transfer of {moved['configurations']} configurations, synthetic dev -> real test: Spearman "
+              f"{moved['spearman']:+.3f}, Kendall {moved['kendall_tau_b']:+.3f}; the real best "
+              f"({moved['real_best']['name']}) ranked {moved['real_best']['rank_on_dev']} on dev; the chosen one "
+              f"ranked {moved['chosen']['rank_on_real']} on real (regret {moved['regret']:.4f})")
     return 0
 
 

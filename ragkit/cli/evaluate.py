@@ -292,7 +292,11 @@ def _render_ablation(result: dict[str, Any], paths: dict[str, Any], dataset: Pat
 
 
 def tune(
-    dataset: Path = typer.Option(..., "--dataset", "-d", help="dataset directory (BEIR or QA layout)"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="dataset directory (BEIR or QA layout); "
+                                           "with --index, only its --test-split is read (real test questions)"),
+    index: Optional[str] = typer.Option(None, "--index", "-i", help="tune over this existing index (directory or "
+                                        "store URL) with synthetic --questions, no labels needed: its chunks and "
+                                        "embeddings are reused, trials that would change them are skipped"),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="corpus to index when the dataset has none "
                                           "beside it (e.g. eval_sets/beacon with corpora/beacon)"),
     dev_split: str = typer.Option("dev", "--dev-split", help="qrels split the search selects on"),
@@ -301,7 +305,8 @@ def tune(
     dev_fraction: Optional[float] = typer.Option(None, "--dev-fraction", help="divide --dev-split's questions: this "
                                                  "fraction (seeded) for the search, the rest for the test"),
     questions: Optional[Path] = typer.Option(None, "--questions", help="synthetic dev questions (JSONL from "
-                                             "`ragkit finetune queries`); the real --test-split proves the winner"),
+                                             "`ragkit finetune queries`); the real --test-split proves the winner "
+                                             "(with --index and no --dataset: a held-out --dev-fraction of them)"),
     base: Optional[Path] = typer.Option(None, "--base", "--config", "-c", help="base pipeline config (TOML), also "
                                         "the baseline; default: ./ragkit.toml when it exists"),
     overrides: Optional[list[str]] = SetOpt,
@@ -338,12 +343,22 @@ def tune(
     if strategy == "bayes":
         tu.require_optuna()
     base_cfg = load_config(config_path(base), overrides or [])
+    test_source = "test split"
+    if index is not None:
+        if questions is None:
+            raise RagkitError("--index needs --questions (synthetic questions from `ragkit finetune queries`)")
+        base_cfg = tu.index_base(index, base_cfg)
+        dev, test, test_source = tu.index_datasets(index, questions, dataset=dataset, test_split=test_split,
+                                                   corpus=corpus, dev_fraction=dev_fraction, seed=seed)
+    elif dataset is None:
+        raise RagkitError("give --dataset (labelled questions), or --index with --questions (synthetic ones)")
+    else:
+        dev, test = tu.tune_datasets(dataset, dev_split=dev_split, test_split=test_split, questions=questions,
+                                     corpus=corpus, dev_fraction=dev_fraction, seed=seed)
     search_space = tu.load_space(space, base_cfg, skip_stage or ())
-    dev, test = tu.tune_datasets(dataset, dev_split=dev_split, test_split=test_split, questions=questions,
-                                 corpus=corpus, dev_fraction=dev_fraction, seed=seed)
     with tune_progress(as_json) as progress:
         result = tu.Tuner(dev, base_cfg, search_space, out_dir, test=test, settings=settings, cache_root=cache_dir,
-                          progress=progress, fresh=fresh).run()
+                          progress=progress, fresh=fresh, index=index, test_source=test_source).run()
     paths = tu.write_outputs(result, out_dir)
     t = result["tune"]
     if as_json:
@@ -357,7 +372,8 @@ def tune(
               highlight=False)
     if t["test"]:
         c = t["test"]["comparison"][primary]
-        out.print(f"test {primary}: winner {t['test']['winner']['metrics'][primary]:.4f}, baseline "
+        out.print(f"test ({t['test']['source']}, {t['test']['queries']}) {primary}: winner "
+                  f"{t['test']['winner']['metrics'][primary]:.4f}, baseline "
                   f"{t['test']['baseline']['metrics'][primary]:.4f}, Δ {c['delta']:+.4f} "
                   f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.3f}", highlight=False)
     out.print(f"config: {paths['config']}  report: {paths['md']}  {paths['html']}", highlight=False)

@@ -158,11 +158,15 @@ class QueryLog:
 class Ablation:
     def __init__(self, dataset: Dataset, base: Config, variants: list[Variant], out: Path, *,
                  settings: AblationSettings | None = None, cache_root: Path | None = None,
-                 progress: Progress | None = None, fresh: bool = False, judge=None) -> None:
+                 progress: Progress | None = None, fresh: bool = False, judge=None,
+                 index: str | Path | None = None) -> None:
         """``judge``: a :class:`~ragkit.evaluate.judge.Judge` (from ``make_judge``) for the judge-only answer
-        metrics, used with ``settings.answers``."""
-        if dataset.corpus is None:
+        metrics, used with ``settings.answers``. ``index``: an existing index (a directory or store URL) to run
+        every variant on instead of indexing the dataset's corpus; it is only read, and a variant whose
+        index-shaping settings (chunker, embedder, sparse, dense) differ from ``base``'s is skipped."""
+        if dataset.corpus is None and index is None:
             raise RagkitError(f"{dataset.root}: no corpus to index (give one with --corpus)")
+        self.index = str(index) if index is not None else None
         self.dataset = dataset
         self.base = base
         self.variants = dedupe_names(variants)
@@ -182,7 +186,8 @@ class Ablation:
             check_answer_metrics(self.answer_metrics)
             require_judge(self.answer_metrics, judge)
         self.cache_root = Path(cache_root) if cache_root else default_cache_root()
-        self.embedding_cache = self.cache_root / "eval-indexes" / SHARED_EMBEDDINGS
+        # an existing index keeps its own embedding cache (None: the store's)
+        self.embedding_cache = None if self.index else self.cache_root / "eval-indexes" / SHARED_EMBEDDINGS
         self.progress = progress
         self.fresh = fresh
         self.queries = dataset.queries[:self.s.limit] if self.s.limit else list(dataset.queries)
@@ -199,14 +204,44 @@ class Ablation:
         self._qcache = QueryVectorCache()
         # raw reranker scores shared by every variant (None: each variant scores its own head, as a server would)
         self.score_cache: RerankScoreCache | None = RerankScoreCache()
+        self._base_shape = index_shape(base) if self.index else {}
         self._dataset_fp = config_hash({"root": str(dataset.root.resolve()),
-                                        "corpus": corpus_fingerprint(dataset.corpus),
+                                        "corpus": corpus_fingerprint(dataset.corpus) if dataset.corpus else None,
+                                        **({"index": [self.index, index_version(self.index)]} if self.index
+                                           else {}),
                                         "queries": [q.qid for q in self.queries], "split": self.s.split,
                                         "qrels": self.qrels})
 
     # -- indexes and first stage --
 
+    def _existing_index(self, cfg: Config):
+        """The given index, opened read-only for this config (a variant that would reshape it is skipped)."""
+        from ragkit.engine import Engine
+
+        shape = index_shape(cfg)
+        for section in shape:
+            have, want = self._base_shape.get(section) or {}, shape[section]
+            if want != have:
+                diff = ", ".join(f"{k} {have.get(k)!r} -> {want.get(k)!r}" for k in sorted({*have, *want})
+                                 if have.get(k) != want.get(k))
+                raise VariantSkipped(f"changes the index's {section} ({diff}): the chunks and embeddings of an "
+                                     "existing index are fixed (tune with --dataset to search them)")
+        key = config_hash(shape)
+        if key not in self._indexes:
+            eng = Engine.open(self.index, cfg)
+            gen = eng.reader()
+            if gen is None:
+                eng.close()
+                raise RagkitError(f"{self.index}: no index there (build one with ragkit ingest)")
+            info = {"path": str(eng.store.location), "chunks": gen.n_chunks,
+                    "bytes": _dir_bytes(gen.path) if hasattr(gen, "path") else 0, "key": key, "existing": True}
+            self._indexes[key] = (eng, info, doc_key_for(gen, self.queries))
+            self.stats["indexes_reused"] += 1
+        return self._indexes[key]
+
     def _index(self, cfg: Config):
+        if self.index:
+            return self._existing_index(cfg)
         key = config_hash(index_shape(cfg))
         if key not in self._indexes:
             existed = (dataset_index_path(self.dataset, cfg, self.cache_root) / "CURRENT").exists()
@@ -546,6 +581,13 @@ class Ablation:
                 "notes": notes,
                 "seconds": round(seconds, 1),
                 "variant_seconds": round(sum(r.get("seconds") or 0.0 for r in results.values()), 1)}
+
+
+def index_version(index: str | Path) -> str | None:
+    """The committed version of the index at ``index`` (None: nothing there)."""
+    from ragkit.index import open_store
+
+    return open_store(index).version()
 
 
 def _loadavg() -> float | None:

@@ -156,9 +156,16 @@ def tune_sections(summary: dict[str, Any]) -> list[tuple[str, str, list[dict[str
         rows.append({"pipeline": "winner − baseline", f"dev {primary}": "", "dev p95 (ms)": "",
                      f"test {primary} [95% CI]": _delta_cell(test["comparison"][primary]),
                      "test p50 / p95 (ms)": ""})
-        held = (f"Selected on the dev questions only; the {test['queries']} test questions were used once, after "
+        source = test.get("source", "test split")
+        what = f"the {test['queries']} test questions ({source})" if source != "test split" else \
+            f"the {test['queries']} test questions"
+        held = (f"Selected on the dev questions only; {what} were used once, after "
                 f"the search, for these two pipelines. Δ is the mean per-query difference with a "
                 f"{summary['settings']['ci']} and a {summary['settings']['test']}.")
+        if source.startswith("held-out synthetic"):
+            held += (" The test questions are synthetic like the dev ones (there are no labelled questions): this "
+                     "guards against a winner that only fits the dev questions, not against synthetic questions "
+                     "that differ from real ones.")
     else:
         held = "No test questions were given: the numbers are the dev (selection) numbers, optimistic for the winner."
     out.append(("Held-out test: winner against the baseline", held, rows))
@@ -178,7 +185,8 @@ def _objective(obj: dict[str, float]) -> str:
 def _intro(summary: dict[str, Any]) -> list[str]:
     d, s = summary["dataset"], summary["settings"]
     n_done = sum(v["status"] == "done" for v in summary["variants"])
-    return [f"Dataset `{d['root']}` ({d['split']}, {d['queries']} queries), corpus `{d['corpus']}`. "
+    where = f"the existing index `{d['index']}`" if d.get("index") else f"corpus `{d['corpus']}`"
+    return [f"Dataset `{d['root']}` ({d['split']}, {d['queries']} queries), {where}. "
             f"{n_done} of {len(summary['variants'])} variants ran; primary metric **{s['primary']}** "
             f"(retrieval depth {s['k']}).",
             "",

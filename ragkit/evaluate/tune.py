@@ -40,7 +40,7 @@ import numpy as np
 
 from ragkit.config import Config, read_toml
 from ragkit.errors import ConfigError, PluginError, RagkitError
-from ragkit.evaluate.ablate import Ablation, AblationSettings, pareto_front
+from ragkit.evaluate.ablate import Ablation, AblationSettings, index_version, pareto_front
 from ragkit.evaluate.datasets import Dataset, Query, read_jsonl
 from ragkit.evaluate.retrieval import check_metrics
 from ragkit.evaluate.stats import DEFAULT_SEED, compare, mean_ci
@@ -254,6 +254,75 @@ def tune_datasets(root: str | Path, *, dev_split: str = "dev", test_split: str |
     return load_ablation_dataset(root, dev_split, corpus), load_ablation_dataset(root, test_split, corpus)
 
 
+def index_base(index: str | Path, base: Config) -> Config:
+    """The base config of a search over an existing index: ``base`` with the index's own chunker, embedder and
+    index settings (those ``base`` does not set; one it sets differently is the engine's one-line refusal)."""
+    from ragkit.config import INDEX_SECTIONS, load_config
+    from ragkit.index import open_store
+    from ragkit.index import settings as index_settings
+
+    store = open_store(index)
+    stored = store.settings()
+    if store.version() is None or stored is None:
+        raise RagkitError(f"{index}: no index there (build one with `ragkit ingest`, or give --dataset)")
+    diff = index_settings.mismatch(stored, index_settings.wanted(base), base.model_fields_set)
+    if diff is not None:
+        raise diff.error(store.location)
+    data = base.model_dump(mode="json")
+    for section in INDEX_SECTIONS:
+        if section not in base.model_fields_set:
+            data[section] = stored[section]
+    return load_config(data)
+
+
+def check_in_index(index: str | Path, dataset: Dataset, what: str) -> None:
+    """Every document the questions call relevant is in the index (else one line naming the first missing)."""
+    from ragkit.evaluate.datasets import doc_keyer
+    from ragkit.index import open_store
+
+    reader = open_store(index).reader()
+    if reader is None:
+        raise RagkitError(f"{index}: no index there (build one with `ragkit ingest`)")
+    try:
+        indexed = {d.doc_id for d in reader.documents()}
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+    wanted = {d for q in dataset.queries for d in q.relevant}
+    keyer = doc_keyer(indexed, wanted)
+    held = {keyer(d) for d in indexed} if keyer else indexed
+    missing = [q for q in dataset.queries if not set(q.relevant) & held]
+    if missing:
+        doc = next(d for d in sorted(missing[0].relevant) if d not in held)
+        raise RagkitError(f"{what}: {len(missing)} of {len(dataset.queries)} questions name only documents the "
+                          f"index {index} does not hold (e.g. {missing[0].qid}: {doc!r}); were they written for "
+                          "another index?")
+
+
+def index_datasets(index: str | Path, questions: str | Path, *, dataset: str | Path | None = None,
+                   test_split: str | None = "test", corpus: str | Path | None = None,
+                   dev_fraction: float | None = None,
+                   seed: int = DEFAULT_SEED) -> tuple[Dataset, Dataset | None, str]:
+    """(dev, test, what the test is) of a search over an existing index with synthetic ``questions``: with a
+    ``dataset``, its ``test_split`` (real questions) is the test; without, a seeded ``1 - dev_fraction`` (default
+    half) of the synthetic questions is held out as the test (synthetic too)."""
+    from ragkit.evaluate.ablate import load_ablation_dataset
+
+    root = Path(str(index))
+    dev = synthetic_questions(questions, Dataset(root, [], None))
+    check_in_index(index, dev, str(questions))
+    if dataset is not None and test_split:
+        test = load_ablation_dataset(dataset, test_split, corpus)
+        test = Dataset(root, test.queries, None)
+        check_in_index(index, test, f"{dataset} ({test_split})")
+        return dev, test, f"real questions ({Path(dataset).name}, {test_split} split)"
+    if len(dev.queries) < 2:
+        raise RagkitError(f"{questions}: at least 2 questions are needed to hold some out as the test")
+    dev, test = split_queries(dev, 0.5 if dev_fraction is None else dev_fraction, seed)
+    return dev, test, "held-out synthetic questions"
+
+
 # --- trials -----------------------------------------------------------------------------------------------------
 
 class TrialLog:
@@ -311,7 +380,11 @@ class Tuner:
 
     def __init__(self, dev: Dataset, base: Config, space: Space, out: Path, *, test: Dataset | None = None,
                  settings: TuneSettings | None = None, cache_root: Path | None = None,
-                 progress: Progress | None = None, fresh: bool = False) -> None:
+                 progress: Progress | None = None, fresh: bool = False, index: str | Path | None = None,
+                 test_source: str = "test split") -> None:
+        """``index``: an existing index to search over (its chunks and embeddings are reused as they are; trials
+        that would change them are skipped); ``base`` must then carry the index's settings (:func:`index_base`).
+        ``test_source``: what the test questions are, for the report."""
         if not dev.queries:
             raise RagkitError(f"{dev.root}: no dev questions")
         if test is not None:
@@ -325,6 +398,8 @@ class Tuner:
         self.cache_root = cache_root
         self.progress = progress
         self.fresh = fresh
+        self.index = str(index) if index is not None else None
+        self.test_source = test_source
         self._ablation: Ablation | None = None
         self.reuse: dict[str, int] = {}  # the dev ablation's reuse counts (indexes, first stages, reranker scores)
         self.trials: list[dict[str, Any]] = []  # in the order the search asked for them (memo hits once)
@@ -343,7 +418,7 @@ class Tuner:
     def _dev_ablation(self) -> Ablation:
         if self._ablation is None:
             self._ablation = Ablation(self.dev, self.base, [], self.out, settings=self._abl_settings("dev"),
-                                      cache_root=self.cache_root, progress=self._inner_progress)
+                                      cache_root=self.cache_root, progress=self._inner_progress, index=self.index)
             self._ablation.max_first_stages = self.s.first_stages_kept
         return self._ablation
 
@@ -474,6 +549,7 @@ class Tuner:
 
         return {"schema": SCHEMA, "fingerprint": config_hash({
             "corpus": corpus_fingerprint(self.dev.corpus) if self.dev.corpus else None,
+            **({"index": [self.index, index_version(self.index)]} if self.index else {}),
             "dev": {q.qid: [q.text, q.relevant] for q in self.dev.queries},
             "base": self.base.model_dump(mode="json"), "metrics": self.s.metrics, "k": self.s.k})}
 
@@ -494,7 +570,7 @@ class Tuner:
             return None
         baseline = self.trials[0]
         abl = Ablation(self.test, self.base, [], self.out, settings=self._abl_settings("test"),
-                       cache_root=self.cache_root, progress=self._inner_progress)
+                       cache_root=self.cache_root, progress=self._inner_progress, index=self.index)
         try:
             if self.progress:
                 self.progress({"event": "final", "queries": len(self.test.queries)})
@@ -512,7 +588,7 @@ class Tuner:
         obj_b = np.sum([wt * np.array(b["per_query"][m]) for m, wt in self.s.objective.items()], axis=0) / \
             sum(self.s.objective.values())
         kw = {"alpha": self.s.alpha, "resamples": self.s.resamples, "seed": self.s.seed}
-        return {"queries": len(self.test.queries),
+        return {"queries": len(self.test.queries), "source": self.test_source,
                 "winner": {"metrics": w["metrics"], "latency_ms": w["latency_ms"]["total"],
                            "ci95": {p: list(mean_ci(a_w, seed=self.s.seed))}},
                 "baseline": {"metrics": b["metrics"], "latency_ms": b["latency_ms"]["total"],
@@ -583,7 +659,8 @@ class Tuner:
             notes.append(f"The search stopped early: {self.stopped}.")
         return {
             "schema": SCHEMA, "title": f"Tune: {Path(self.dev.root).name}",
-            "dataset": {"root": str(self.dev.root), "corpus": str(self.dev.corpus), "split": "dev",
+            "dataset": {"root": str(self.dev.root), "corpus": str(self.dev.corpus) if self.dev.corpus else None,
+                        "index": self.index, "split": "dev",
                         "queries": len(self.dev.queries), "groups": {}},
             "settings": {"metrics": list(s.metrics), "primary": primary, "k": s.k, "limit": None, "answers": False,
                          "seed": s.seed, "alpha": s.alpha, "resamples": s.resamples,
@@ -602,7 +679,7 @@ class Tuner:
                 "trials_skipped": sum(t["status"] != "done" for t in self.trials),
                 "trials_over_budget": sum(t["status"] == "done" and not t["eligible"] for t in self.trials),
                 "search_seconds": round(self.search_seconds, 1), "stopped": self.stopped, "path": self.path,
-                "dev_queries": len(self.dev.queries),
+                "dev_queries": len(self.dev.queries), "index": self.index,
                 "test_queries": len(self.test.queries) if self.test is not None else 0,
                 "winner": {"name": winner["name"], "choice": winner["choice"], "trial": winner["n"],
                            "dev_metrics": winner["metrics"], "dev_objective": winner["objective"],

@@ -477,3 +477,113 @@ def test_tune_scores_each_pair_once_and_the_report_says_how_latency_is_charged(t
     assert summary["reuse"]["rerank_pairs_scored"] == len(predicted)
     md = tu.write_outputs(summary, tmp_path / "out")["md"].read_text()
     assert "Reranker scores were reused" in md and "charges the time" in md
+
+# --- tuning over an existing index with synthetic questions (no labels) ---------------------------------------
+
+SYNTH = [("s1", "how do I rotate an api key", "gold-keys"), ("s2", "how fast does a revoked key stop working",
+                                                             "gold-revoke"),
+         ("s3", "how long are logs kept on the starter plan", "gold-logs"), ("s4", "restore a backup snapshot",
+                                                                              "gold-backup"),
+         ("s5", "maximum panels on a dashboard", "gold-panels"), ("s6", "which plan has SAML", "gold-saml"),
+         ("s7", "rotate the api key in settings", "gold-keys"), ("s8", "how long do starter logs stay", "gold-logs")]
+
+
+def write_synth(path: Path, rows=SYNTH) -> Path:
+    """Questions as `ragkit finetune queries` writes them: each with its source chunk as the positive."""
+    path.write_text("".join(json.dumps({"qid": q, "query": text, "source": "synthetic",
+                                        "positives": [{"id": f"{doc}#0", "doc_id": doc, "text": "..."}],
+                                        "negatives": []}) + "\n" for q, text, doc in rows))
+    return path
+
+
+@pytest.fixture
+def tiny_index(tiny, tmp_path) -> Path:
+    idx = tmp_path / "idx"
+    with Engine.open(idx, load_config(None, BASE)) as eng:
+        eng.ingest([tiny / "corpus.jsonl"])
+    return idx
+
+
+def index_space(tmp_path: Path) -> Path:
+    return write_space(tmp_path / "space.toml", [
+        {"name": "chunking", "options": [("sentence-64", {"chunker.name": "sentence", "chunker.chunk_size": 64})]},
+        {"name": "retrieval", "options": [("bm25", {"retrieval.mode": "bm25"})]},
+        {"name": "rerank", "options": [("decoy-first", {"rerankers": [DECOY]}),
+                                       ("gold-first", {"rerankers": [GOLD]})]},
+    ])
+
+
+def test_tune_over_an_existing_index_with_synthetic_questions(tiny_index, tmp_path, monkeypatch):
+    from ragkit.evaluate import ablate as ab
+
+    synth = write_synth(tmp_path / "synth.jsonl")
+    base = tu.index_base(tiny_index, load_config(None, []))
+    # the base takes the index's own chunker (the config did not name one): the index is reused as it is
+    assert base.chunker.name == "document"
+    dev, test, source = tu.index_datasets(tiny_index, synth, seed=1)
+    assert source == "held-out synthetic questions" and dev.corpus is None
+    assert len(dev.queries) + len(test.queries) == len(SYNTH)
+    assert not {q.qid for q in dev.queries} & {q.qid for q in test.queries}
+    # nothing is embedded or indexed: any attempt to build a dataset index fails the test
+    monkeypatch.setattr(ab, "dataset_engine", lambda *a, **k: pytest.fail("built an index in --index mode"))
+    before = sorted(p.name for p in tiny_index.rglob("*"))
+    s = tu.TuneSettings(metrics=("ndcg@10", "recall@10"), k=10, resamples=2000)
+    result = tu.Tuner(dev, base, tu.load_space(index_space(tmp_path), base), tmp_path / "out", test=test,
+                      settings=s, cache_root=tmp_path / "cache", index=tiny_index, test_source=source).run()
+    t = result["tune"]
+    chunking = next(v for v in result["variants"] if v["description"] == "chunking=sentence-64")
+    assert chunking["status"] == "skipped" and "changes the index's chunker" in chunking["reason"]
+    assert "fixed" in chunking["reason"]
+    assert t["winner"]["choice"] == {"chunking": "none", "retrieval": "none", "rerank": "gold-first"}
+    assert t["winner"]["dev_metrics"]["ndcg@10"] == pytest.approx(1.0)
+    assert t["index"] == str(tiny_index) and t["test"]["source"] == "held-out synthetic questions"
+    assert t["test"]["queries"] == len(test.queries) and t["test"]["winner"]["metrics"]["ndcg@10"] == \
+        pytest.approx(1.0)
+    assert all(v["index"]["existing"] and v["index"]["path"] == str(tiny_index)
+               for v in result["variants"] if v["status"] == "done")
+    assert sorted(p.name for p in tiny_index.rglob("*")) == before  # the index is only read
+    paths = tu.write_outputs(result, tmp_path / "out")
+    assert load_config(paths["config"]).chunker.name == "document"
+    md = paths["md"].read_text()
+    assert "(held-out synthetic questions)" in md and "synthetic like the dev ones" in md
+    assert "changes the index's chunker" in md  # the skipped trial and its reason are in the report
+
+
+def test_index_mode_with_a_dataset_proves_on_its_real_test_questions(tiny, tiny_index, tmp_path):
+    synth = write_synth(tmp_path / "synth.jsonl")
+    dev, test, source = tu.index_datasets(tiny_index, synth, dataset=tiny, test_split="test")
+    assert len(dev.queries) == len(SYNTH) and [q.qid for q in test.queries] == [q for q, _, _ in TEST]
+    assert source == "real questions (tiny, test split)"
+
+
+def test_index_mode_errors_are_one_line(tiny_index, tmp_path):
+    synth = write_synth(tmp_path / "synth.jsonl")
+    with pytest.raises(RagkitError, match="no index there"):
+        tu.index_base(tmp_path / "nothing", load_config(None, []))
+    with pytest.raises(RagkitError, match="no index there"):
+        tu.index_datasets(tmp_path / "nothing", synth)
+    with pytest.raises(RagkitError, match="index was built with chunker"):
+        tu.index_base(tiny_index, load_config(None, ["chunker.name=sentence"]))
+    other = write_synth(tmp_path / "other.jsonl", [("x1", "what is the refund policy", "refunds.md"),
+                                                    *SYNTH[:2]])
+    with pytest.raises(RagkitError, match=r"1 of 3 questions name only documents the index .* does not hold "
+                                          r"\(e.g. x1: 'refunds.md'\)"):
+        tu.index_datasets(tiny_index, other)
+    with pytest.raises(RagkitError, match="questions file not found"):
+        tu.index_datasets(tiny_index, tmp_path / "missing.jsonl")
+
+
+def test_cli_tune_over_an_index(tiny_index, tmp_path):
+    synth = write_synth(tmp_path / "synth.jsonl")
+    space = index_space(tmp_path)
+    out = tmp_path / "tune"
+    proc = _cli("tune", "--index", tiny_index, "--questions", synth, "--space", space, "--metrics",
+                "ndcg@10,recall@10", "--k", "10", "--cache-dir", tmp_path / "cache", "--out", out)
+    assert "held-out synthetic questions" in proc.stdout and "gold-first" in proc.stdout
+    assert (out / "ragkit.toml").is_file()
+    for args, msg in ((["--index", tmp_path / "nothing", "--questions", synth], "no index there"),
+                      (["--index", tiny_index], "--index needs --questions"),
+                      ([], "give --dataset")):
+        proc = _cli("tune", *args, "--out", tmp_path / "t2", check=False)
+        assert proc.returncode != 0 and proc.stderr.strip().startswith("error: ") and msg in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
