@@ -4,6 +4,7 @@ local directory path loads from disk."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -22,6 +23,9 @@ from ragkit.plugins import Plugin
 # ablations or tests load the weights once). Inference does not mutate the model.
 _LOADED: dict[tuple, object] = {}
 _LOAD_LOCK = threading.Lock()
+_ONNX: dict[Path, object] = {}  # ONNX query encoders by export folder, shared the same way
+_QUERY_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class TokenizerBudget:
@@ -44,7 +48,7 @@ class TokenizerBudget:
 class SentenceTransformerEmbedder(Plugin):
     stage, name = "embedder", "sentence-transformers"
     # not stamped into the index: bf16 and fp32 vectors are interchangeable (nDCG@10 within 0.0003 on SciFact)
-    runtime_params = ("precision",)
+    runtime_params = ("precision", "query_runtime")
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -54,11 +58,15 @@ class SentenceTransformerEmbedder(Plugin):
         max_seq_length: int | None = Field(None, ge=8, description="override the model's max tokens")
         precision: Literal["auto", "fp32", "bf16"] = Field(
             "auto", description="weights and activations: bf16 where the CPU computes it natively (auto), or forced")
+        query_runtime: Literal["auto", "torch", "onnx"] = Field(
+            "auto", description="queries: ONNX Runtime (no torch import; exported once to the ragkit cache) when "
+                                "onnxruntime is installed and the model is mean-pooled (auto), or forced")
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._model = None
         self._stamp: str | None = None  # "@<weights stamp>" for a local folder, "" otherwise
+        self._queries = None  # the ONNX query encoder, or False for the torch path; decided on first use
 
     @property
     def model_id(self) -> str:
@@ -138,8 +146,53 @@ class SentenceTransformerEmbedder(Plugin):
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return vecs
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors: through ONNX Runtime when ``query_runtime`` allows it (see ragkit.embedding.onnx_query),
+        else as documents are embedded."""
+        encoder = self._query_encoder()
+        return encoder.encode(texts) if encoder else self.embed(texts)
+
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        return self.embed_queries([text])[0]
+
+    def _query_encoder(self):
+        if self._queries is None:
+            with _QUERY_LOCK:
+                if self._queries is None:
+                    self._queries = self._load_query_encoder()
+        return self._queries
+
+    def _load_query_encoder(self):
+        from ragkit.embedding import onnx_query
+
+        want = self.params.query_runtime
+        if want == "torch" or self.params.device != "cpu":
+            return False
+        if not onnx_query.runtime_available():
+            if want == "onnx":
+                raise PluginError("embedder: query_runtime 'onnx' needs onnxruntime and tokenizers: "
+                                  "pip install 'ragkit[onnx]'")
+            return False
+        path = onnx_query.export_dir(self.model_id, self.params.max_seq_length)
+        if path not in _ONNX:
+            if not onnx_query.is_exported(path):
+                try:
+                    # from float32 weights: a bf16 model's weights are already rounded
+                    model = self.model if self.precision == "fp32" else SentenceTransformerEmbedder(
+                        **{**self.params.model_dump(), "precision": "fp32", "query_runtime": "torch"}).model
+                    why = onnx_query.exportable(model)
+                    if why:
+                        raise ValueError(why)
+                    onnx_query.export(model, path)
+                except Exception as exc:  # the torch path still works: auto falls back to it
+                    if want == "onnx":
+                        raise PluginError(f"embedder: cannot export {self.params.model!r} to ONNX: "
+                                          f"{str(exc).splitlines()[0]}") from None
+                    log.warning("embedder: queries keep the torch path (ONNX export of %s: %s)", self.params.model,
+                                str(exc).splitlines()[0])
+                    return False
+            _ONNX[path] = onnx_query.OnnxQueryEncoder(path)
+        return _ONNX[path]
 
 
 def cpu_has_bf16() -> bool:

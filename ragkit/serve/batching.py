@@ -217,7 +217,8 @@ class Batching:
         self._torch_threads: int | None = None
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        return self.engine.embedder.embed(texts)
+        emb = self.engine.embedder  # queries as Engine.embed_query would embed them (ONNX or torch)
+        return (getattr(emb, "embed_queries", None) or emb.embed)(texts)
 
     def _embed_one(self, text: str) -> np.ndarray:
         return self.embed.submit([text])[0]
