@@ -265,9 +265,11 @@ def test_a_bad_space_is_one_line_error(tmp_path, text, match):
 def test_the_default_space_loads_and_a_grid_expands():
     space = tu.load_space()
     names = [s.name for s in space.stages]
-    assert names[:3] == ["chunking", "retrieval", "fusion"] and all(s.options[0].label == "none" for s in space.stages)
+    assert names[:4] == ["chunking", "bm25", "retrieval", "fusion"] and all(s.options[0].label == "none" for s in space.stages)
     weights = next(s for s in space.stages if s.name == "fusion-weights")
     assert [o.overrides for o in weights.options[1:3]] == [{"fusion.weights.bm25": 0.25}, {"fusion.weights.bm25": 0.5}]
+    bm25 = next(s for s in space.stages if s.name == "bm25")
+    assert {o.overrides["sparse.k1"] for o in bm25.options[1:]} == {1.2, 1.5}
 
 
 def test_settings_errors_are_one_line():
