@@ -3,10 +3,14 @@
 Each round runs, in turn, one fresh process for each of
   import     `python -c "import ragkit.cli"`
   bm25       `ragkit query Q --index IDX --mode bm25 --no-answer --json`   (must import no torch, load no model)
-  hybrid     `ragkit query Q --index IDX --mode hybrid --no-answer --json`
-  model      import sentence-transformers + load the index's embedder + embed one query (what hybrid adds)
+  hybrid     `ragkit query Q --index IDX --mode hybrid --no-answer --json`    (the query through ONNX Runtime)
+  hybrid-torch   the same with `--set embedder.query_runtime=torch`       (the query through sentence-transformers)
+  model      import sentence-transformers + load the index's embedder + embed one query (what hybrid-torch adds)
+  onnx       import onnxruntime + load the exported query encoder + embed one query (what hybrid adds)
 and reports the median (and min/max) over the rounds, the retrieval's own time from the query's JSON, and which heavy
-modules each query process imported. Writes benchmarks/results/cold_start.json.
+modules each query process imported. The ONNX export is made once before the rounds (not timed). On a dataset's
+index it also scores the test queries with both query paths (nDCG@10, dense and hybrid) and the largest difference
+between their query vectors. Writes benchmarks/results/cold_start.json.
 
     python benchmarks/cold_start.py                          # SciFact's cached index (built once), 5 rounds
     python benchmarks/cold_start.py --index PATH --runs 9    # an existing index
@@ -79,8 +83,31 @@ def timed(code: str) -> tuple[float, subprocess.CompletedProcess]:
     return wall, proc
 
 
-def query_code(index: Path, mode: str) -> str:
-    argv = ["ragkit", "query", QUERY, "--index", str(index), "--mode", mode, "--no-answer", "--json"]
+# The ONNX query path in a fresh process: its imports, the session load, the first query.
+ONNX = """
+import json, time
+t0 = time.perf_counter()
+from ragkit.engine import Engine
+eng = Engine.open({index!r})
+t1 = time.perf_counter()
+import onnxruntime, tokenizers
+t2 = time.perf_counter()
+enc = eng.embedder._query_encoder()
+assert enc, "no ONNX query encoder"
+t3 = time.perf_counter()
+eng.embedder.embed_query("warm")
+t4 = time.perf_counter()
+print(json.dumps({{"open_engine_s": t1 - t0, "import_onnxruntime_s": t2 - t1, "load_session_s": t3 - t2,
+                  "first_embed_s": t4 - t3}}))
+"""
+
+MODES = {"bm25": ("bm25", []), "hybrid": ("hybrid", []),
+         "hybrid-torch": ("hybrid", ["--set", "embedder.query_runtime=torch"])}
+
+
+def query_code(index: Path, name: str) -> str:
+    mode, extra = MODES[name]
+    argv = ["ragkit", "query", QUERY, "--index", str(index), "--mode", mode, "--no-answer", "--json", *extra]
     return PROBE.format(argv=argv, heavy=HEAVY)
 
 
@@ -90,26 +117,55 @@ def summary(values: list[float]) -> dict:
 
 
 def measure(index: Path, runs: int) -> dict:
-    walls: dict[str, list[float]] = {"import": [], "bm25": [], "hybrid": []}
-    inner: dict[str, list[float]] = {"bm25": [], "hybrid": []}
+    walls: dict[str, list[float]] = {"import": [], **{m: [] for m in MODES}}
+    inner: dict[str, list[float]] = {m: [] for m in MODES}
     loaded: dict[str, list[str]] = {}
     model: list[dict] = []
+    onnx: list[dict] = []
+    timed(query_code(index, "hybrid"))  # makes the ONNX export once, if this machine has none yet
     for i in range(runs):
         wall, _ = timed("import ragkit.cli")
         walls["import"].append(wall)
-        for mode in ("bm25", "hybrid"):
+        for mode in MODES:
             wall, proc = timed(query_code(index, mode))
             walls[mode].append(wall)
             inner[mode].append(sum(json.loads(proc.stdout)["timings"].values()))
             loaded[mode] = json.loads(proc.stderr.strip().splitlines()[-1])
         _, proc = timed(MODEL.format(index=str(index)))
         model.append(json.loads(proc.stdout))
+        _, proc = timed(ONNX.format(index=str(index)))
+        onnx.append(json.loads(proc.stdout))
         print(f"round {i + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in walls.items()), flush=True)
     out = {name: summary(v) for name, v in walls.items()}
-    for mode in ("bm25", "hybrid"):
+    for mode in MODES:
         out[mode]["retrieval_ms_median"] = round(1000 * statistics.median(inner[mode]), 2)
         out[mode]["heavy_modules_imported"] = loaded[mode]
     out["model"] = {k: round(statistics.median(m[k] for m in model), 3) for k in model[0]}
+    out["onnx"] = {k: round(statistics.median(m[k] for m in onnx), 3) for k in onnx[0]}
+    return out
+
+
+def quality(index: Path, dataset: Path) -> dict:
+    """The test queries through both query paths on the same index: nDCG@10 (dense, hybrid) and the largest
+    per-component difference between the two paths' query vectors."""
+    import numpy as np
+
+    from ragkit.engine import Engine
+    from ragkit.evaluate.datasets import load_beir
+    from ragkit.evaluate.retrieval import evaluate_run, run_queries
+
+    ds = load_beir(dataset, "test")
+    out: dict = {"dataset": dataset.name, "queries": len(ds.queries)}
+    vecs = {}
+    for runtime in ("onnx", "torch"):
+        with Engine.open(index, overrides=[f"embedder.query_runtime={runtime}"]) as eng:
+            vecs[runtime] = np.stack([eng.embedder.embed_query(q.text) for q in ds.queries])
+            for mode in ("dense", "hybrid"):
+                run = run_queries(eng, ds, k=100, mode=mode)
+                mean, _ = evaluate_run(ds.qrels, run.run, ("ndcg@10",))
+                out[f"{mode}_{runtime}_ndcg@10"] = round(mean["ndcg@10"], 4)
+            out["precision_documents"] = eng.embedder.precision
+    out["max_abs_vector_difference"] = float(np.abs(vecs["onnx"] - vecs["torch"]).max())
     return out
 
 
@@ -145,11 +201,15 @@ def main() -> None:
         with Engine.open(index) as eng:
             stats = eng.stats()
         result = measure(index, args.runs)
+        if args.corpus is None and args.index is None:
+            from _common import DATASETS
+
+            result["quality"] = quality(index, DATASETS / "scifact")
     data = {"index": what, "documents": stats["documents"], "chunks": stats["chunks"], "runs": args.runs,
             "query": QUERY, "goal_bm25_s": GOAL_BM25_S, **result,
             "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     path = write_result(args.out, data)
-    print(json.dumps({k: v for k, v in data.items() if k in ("import", "bm25", "hybrid", "model")}, indent=1))
+    print(json.dumps({k: v for k, v in data.items() if k in ("import", *MODES, "model", "onnx", "quality")}, indent=1))
     print(f"wrote {path}")
 
 

@@ -184,7 +184,8 @@ class Engine:
         retrieval.mode) has a dense branch or a plugin that is warmed needs it: a BM25-only retrieval loads
         no model."""
         if pipeline.check_mode(mode or self.config.retrieval.mode) != "bm25":
-            self.embedder.warm_up()
+            # what query embedding needs (an embedder without a separate query path loads its model)
+            getattr(self.embedder, "warm_up_queries", self.embedder.warm_up)()
         reader = self.reader()
         if reader is not None:
             reader.warm_up()

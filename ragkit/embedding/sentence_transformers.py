@@ -146,6 +146,12 @@ class SentenceTransformerEmbedder(Plugin):
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return vecs
 
+    def warm_up_queries(self) -> None:
+        """Load what embedding a query needs, and only that: the ONNX encoder where it is used (no torch), else
+        the model."""
+        if not self._query_encoder():
+            self.warm_up()
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors: through ONNX Runtime when ``query_runtime`` allows it (see ragkit.embedding.onnx_query),
         else as documents are embedded."""

@@ -1,6 +1,7 @@
 """Cold start: a BM25-only query from a fresh process imports no torch / sentence-transformers and loads no model,
-and finds the same hits as the in-process engine. A hybrid query in the same setting does load them (so the check
-can tell the two apart)."""
+and finds the same hits as the in-process engine. A hybrid query embeds through ONNX Runtime (exported once, by the
+in-process engine here) and imports no torch either; with the torch query path forced it does load them (so the
+check can tell the two apart)."""
 
 from __future__ import annotations
 
@@ -70,11 +71,18 @@ def test_bm25_only_from_config_loads_no_model(index, tmp_path):
     assert [(s["doc_id"], round(s["score"], 5)) for s in data["sources"]] == expected["bm25"]
 
 
-def test_hybrid_and_answers_load_the_model(index):
+def test_hybrid_embeds_through_onnx_without_torch(index):
     idx, expected = index
     data, loaded = run_query(idx, "--mode", "hybrid", "--no-answer")
-    assert {"torch", "sentence_transformers"} <= set(loaded)
+    assert loaded == []
     assert [(s["doc_id"], round(s["score"], 5)) for s in data["sources"]] == expected["hybrid"]
+
+
+def test_torch_query_path_and_answers_load_the_model(index):
+    idx, expected = index
+    data, loaded = run_query(idx, "--mode", "hybrid", "--no-answer", "--set", "embedder.query_runtime=torch")
+    assert {"torch", "sentence_transformers"} <= set(loaded)
+    assert [s["doc_id"] for s in data["sources"]] == [d for d, _ in expected["hybrid"]]
     # the extractive answer embeds sentences: its model loads before the query, even for BM25
     data, loaded = run_query(idx, "--mode", "bm25")
     assert "sentence_transformers" in loaded and data["answer"]
