@@ -68,13 +68,24 @@ def embed_spy(monkeypatch):
     from ragkit.embedding.sentence_transformers import SentenceTransformerEmbedder
 
     seen: list[str] = []
-    original = SentenceTransformerEmbedder.embed
+    original, original_queries = SentenceTransformerEmbedder.embed, SentenceTransformerEmbedder.embed_queries
+    inside = []  # a query batch that falls back to the document path is counted once
 
     def spy(self, texts, batch_size=None):
-        seen.extend(texts)
+        if not inside:
+            seen.extend(texts)
         return original(self, texts, batch_size)
 
+    def spy_queries(self, texts):  # queries take their own path (ONNX Runtime by default)
+        seen.extend(texts)
+        inside.append(1)
+        try:
+            return original_queries(self, texts)
+        finally:
+            inside.pop()
+
     monkeypatch.setattr(SentenceTransformerEmbedder, "embed", spy)
+    monkeypatch.setattr(SentenceTransformerEmbedder, "embed_queries", spy_queries)
     return seen
 
 
