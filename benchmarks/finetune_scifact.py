@@ -103,7 +103,7 @@ def train_and_eval_reranker(section: str, sources: list[Path], args, split: str 
     m, q, eval_s = evaluate(out, depth=args.rerank_depth)
     goal = goal_for(kind or section, base_m["ndcg@10"], args)
     save(section, {"training_data": notes, "examples": len(examples), "prepare_s": round(prep_s, 1),
-                   "card": card, "hybrid": base_m, f"hybrid+reranker@{args.rerank_depth}": m,
+                   "card": brief(card), "hybrid": base_m, f"hybrid+reranker@{args.rerank_depth}": m,
                    "versus_hybrid": versus(q, base_q), "eval_s": eval_s,
                    "goal_ndcg@10": goal, "goal_met": None if goal is None else m["ndcg@10"] >= goal})
 
@@ -197,8 +197,16 @@ def cmd_embedder(args) -> None:
         card = train_embedder(train, out, heldout=held, lora=lora, epochs=args.epochs, batch_size=args.batch_size,
                               max_minutes=args.max_minutes, seed=args.seed, progress=_printer())
         m, q, secs = evaluate(embed_model=out, mode="dense")
-        results[label] = {"card": card, "dense": m, "versus_base": versus(q, base_q), "reindex_and_eval_s": secs}
+        results[label] = {"card": brief(card), "dense": m, "versus_base": versus(q, base_q), "reindex_and_eval_s": secs}
         save("embedder", results)
+
+
+def brief(card: dict) -> dict:
+    """A model card for the results JSON: the list of training question ids becomes its length."""
+    out = {k: v for k, v in card.items() if k != "train_questions"}
+    if "train_questions" in card:
+        out["train_questions"] = len(card["train_questions"])
+    return out
 
 
 def synthetic_dev(heldout: float, seed: int) -> tuple[list[tuple[str, str]], dict]:

@@ -822,6 +822,10 @@ def store_scale() -> str:
                             f"the goal), recall@10 {rec:.3f}: **{'met' if ok else 'missed'}**")
         out += (f"\n\nGoal at {g['chunks']:,} chunks: hybrid p50 ≤ {g['hybrid_p50_ms_at_most']} ms with dense "
                 f"recall@10 ≥ {g['dense_recall@10_at_least']}. " + "; ".join(verdicts) + ".")
+    if not d.get("finished", True):
+        done = sorted({r["chunks"] for r in d["runs"]})
+        out += (f"\n\nThis run stopped before it finished: it measured {', '.join(f'{n:,}' for n in done)} chunks "
+                f"of the planned {', '.join(f'{n:,}' for n in d['sizes'])}; the rows above are all it wrote.")
     return out + (f"\n\n(real SciFact sentences, synthetic {d['dim']}-d vectors around {d['centroids']} centroids; "
                   f"{d['queries']} queries; measured {d['date']})")
 

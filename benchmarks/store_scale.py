@@ -205,6 +205,17 @@ def main(argv: list[str] | None = None) -> int:
         server = TestServer().start()
         base = server.url
     results = []
+
+    def save(finished: bool) -> None:
+        """Written after every row, so a run cut short keeps the sizes it finished."""
+        data = {"sizes": sizes, "stores": kinds, "dim": DIM, "centroids": CENTROIDS, "noise": NOISE,
+                "queries": QUERIES, "filter_keeps": 1 / TENANTS, "finished": finished, "runs": results,
+                "goal": {"chunks": 1_000_000, "hybrid_p50_ms_at_most": 50, "dense_recall@10_at_least": 0.95}}
+        if args.out:
+            args.out.write_text(json.dumps(data, indent=2) + "\n")
+        elif args.max_chunks >= SIZES[0]:
+            write_result("store_scale", data)
+
     tmp = Path(tempfile.mkdtemp(prefix="store-scale-"))
     try:
         for n in sizes:
@@ -217,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
                 store = b.pop("store")
                 m = measure(store, corpus, n)
                 row = {"chunks": n, "store": kind, **b, **m, "disk_mb": disk_mb(store, location),
-                       "client_rss_mb": rss_mb()}
+                       "client_rss_mb": rss_mb(), "load_average_1m": round(os.getloadavg()[0], 2)}
                 if kind == "postgres" and server is not None:
                     row["server_rss_mb"] = rss_mb(server.process.pid, children=True)
                 results.append(row)
                 print(json.dumps(row), flush=True)
+                save(finished=False)
                 if kind != "postgres":
                     shutil.rmtree(location, ignore_errors=True)
                 elif server is None:
@@ -230,14 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    data = {"sizes": sizes, "stores": kinds, "dim": DIM, "centroids": CENTROIDS, "noise": NOISE, "queries": QUERIES,
-            "filter_keeps": 1 / TENANTS, "runs": results,
-            "goal": {"chunks": 1_000_000, "hybrid_p50_ms_at_most": 50, "dense_recall@10_at_least": 0.95}}
-    if args.out:
-        args.out.write_text(json.dumps(data, indent=2) + "\n")
-        print(f"wrote {args.out}")
-    elif args.max_chunks >= SIZES[0]:
-        print(f"wrote {write_result('store_scale', data)}")
+    save(finished=True)
+    print(f"wrote {args.out or 'benchmarks/results/store_scale.json'}")
     return 0
 
 

@@ -31,7 +31,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,6 +375,51 @@ class _OutOfTime(Exception):
     pass
 
 
+def models_named(value: Any) -> Iterator[str]:
+    """Every ``model`` string anywhere in a config or a space option's overrides (nested dicts and lists)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if (k == "model" or k.endswith(".model")) and isinstance(v, str):
+                yield v
+            else:
+                yield from models_named(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from models_named(v)
+
+
+def trained_questions(base: Config, space: Space) -> dict[str, set[str]]:
+    """The question ids each fine-tuned model of the base config or the space was trained on, from the card
+    ``ragkit finetune`` writes beside the weights (models without such a card, e.g. hub names, train on none)."""
+    from ragkit.finetune.training import read_card
+
+    names = set(models_named(base.model_dump(mode="json")))
+    for stage in space.stages:
+        for option in stage.options:
+            names.update(models_named(option.overrides))
+    out = {}
+    for name in sorted(names):
+        path = Path(name).expanduser()
+        card = read_card(path) if path.is_dir() else None
+        if card and card.get("train_questions"):
+            out[name] = set(map(str, card["train_questions"]))
+    return out
+
+
+def without_trained_questions(dev: Dataset, base: Config, space: Space) -> tuple[Dataset, dict[str, Any]]:
+    """``dev`` without the questions a fine-tuned model in the search was trained on: a model scores its own
+    training questions too well, so selecting on them favours it (and its blend weight) unfairly."""
+    seen = trained_questions(base, space)
+    drop = set().union(*seen.values()) if seen else set()
+    kept = [q for q in dev.queries if q.qid not in drop]
+    info = {"questions": len(dev.queries) - len(kept),
+            "models": {name: len(qids & {q.qid for q in dev.queries}) for name, qids in seen.items()}}
+    if not kept:
+        raise RagkitError(f"{dev.root}: every dev question was used to train {', '.join(sorted(seen))}; "
+                          "select on questions the model never saw (its held-out part, or another split)")
+    return Dataset(dev.root, kept, dev.corpus), info
+
+
 class Tuner:
     """One search: ``dev`` questions for selection, ``test`` questions (optional) for the final comparison."""
 
@@ -392,6 +437,7 @@ class Tuner:
             if overlap:
                 raise RagkitError(f"dev and test share {len(overlap)} questions (e.g. {sorted(overlap)[0]}): "
                                   "give disjoint splits")
+        dev, self.dev_excluded = without_trained_questions(dev, base, space)
         self.dev, self.test, self.base, self.space = dev, test, base, space
         self.out = Path(out)
         self.s = settings or TuneSettings()
@@ -679,7 +725,7 @@ class Tuner:
                 "trials_skipped": sum(t["status"] != "done" for t in self.trials),
                 "trials_over_budget": sum(t["status"] == "done" and not t["eligible"] for t in self.trials),
                 "search_seconds": round(self.search_seconds, 1), "stopped": self.stopped, "path": self.path,
-                "dev_queries": len(self.dev.queries), "index": self.index,
+                "dev_queries": len(self.dev.queries), "index": self.index, "dev_excluded": self.dev_excluded,
                 "test_queries": len(self.test.queries) if self.test is not None else 0,
                 "winner": {"name": winner["name"], "choice": winner["choice"], "trial": winner["n"],
                            "dev_metrics": winner["metrics"], "dev_objective": winner["objective"],

@@ -152,6 +152,7 @@ def train_embedder(train: list[Example], out: Path, *, heldout: list[Example] | 
             "stopped_by": "completed" if step >= total else budget.reason,
             "final_loss_mean20": round(log.smoothed()[-1], 4) if log.losses else None,
             "heldout": {"first_stage": first_stage, "base": before, "trained": after},
-            "loss_plot": png.name if png else None}
+            "loss_plot": png.name if png else None,
+            "train_questions": sorted({ex.qid for ex in train})}
     write_card(out, card)
     return card

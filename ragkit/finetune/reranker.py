@@ -113,6 +113,7 @@ def train_reranker(train: list[Example], out: Path, *, heldout: list[Example] | 
             "epochs_done": round(step / steps_per_epoch, 3), "minutes": round(minutes, 2),
             "stopped_by": "completed" if step >= total else budget.reason,
             "final_loss_mean20": round(log.smoothed()[-1], 4) if log.losses else None,
-            "heldout": {"first_stage": before, "trained": after}, "loss_plot": png.name if png else None}
+            "heldout": {"first_stage": before, "trained": after}, "loss_plot": png.name if png else None,
+            "train_questions": sorted({ex.qid for ex in train})}
     write_card(out, card)
     return card

@@ -5,6 +5,7 @@ interrupted search resumes to the same result, the winner's ragkit.toml loads, b
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -479,6 +480,38 @@ def test_tune_scores_each_pair_once_and_the_report_says_how_latency_is_charged(t
     assert summary["reuse"]["rerank_pairs_scored"] == len(predicted)
     md = tu.write_outputs(summary, tmp_path / "out")["md"].read_text()
     assert "Reranker scores were reused" in md and "charges the time" in md
+
+
+def test_questions_a_reranker_in_the_space_was_trained_on_are_kept_out_of_selection(tiny, tmp_path, tiny_ce):
+    """A fine-tuned model's card names its training questions; the search selects on the other dev questions only
+    (a model scores its own training questions too well), and the summary says how many were left out."""
+    from ragkit.finetune.training import read_card, write_card
+
+    model = tmp_path / "ce-with-card"
+    shutil.copytree(tiny_ce, model)
+    write_card(model, {"kind": "reranker", "train_questions": ["d1", "d2", "q-not-in-dev"]})
+    assert read_card(model)["train_questions"] == ["d1", "d2", "q-not-in-dev"]
+    space = write_space(tmp_path / "ce-space.toml", [
+        {"name": "retrieval", "options": [("bm25", {"retrieval.mode": "bm25"})]},
+        {"name": "rerank", "options": [("ce", _ce(model, 4, 0.5))]},
+    ])
+    t = tuner(tiny, tmp_path, space)
+    try:
+        winner = t.search()
+    finally:
+        t.close()
+    assert sorted(q.qid for q in t.dev.queries) == ["d3", "d4"]
+    assert all(len(x["per_query"]["ndcg@10"]) == 2 for x in t.trials if x["status"] == "done")
+    summary = t.summary(winner, None)["tune"]
+    assert summary["dev_queries"] == 2
+    assert summary["dev_excluded"] == {"questions": 2, "models": {str(model): 2}}
+    # a space without that model selects on every dev question
+    plain = tuner(tiny, tmp_path, planted_space(tmp_path), out="plain")
+    assert len(plain.dev.queries) == len(DEV) and plain.dev_excluded == {"questions": 0, "models": {}}
+    write_card(model, {"kind": "reranker", "train_questions": [q for q, _, _ in DEV]})
+    with pytest.raises(RagkitError, match="every dev question was used to train"):
+        tuner(tiny, tmp_path, space, out="none-left")
+
 
 # --- tuning over an existing index with synthetic questions (no labels) ---------------------------------------
 

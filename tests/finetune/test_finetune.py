@@ -199,6 +199,9 @@ def test_trained_reranker_loads_in_the_cross_encoder_plugin_and_changes_the_rank
     root, _, _, card, _ = tiny_run
     assert card["kind"] == "reranker" and card["steps"] >= 1 and (root / "rr" / "loss.png").is_file()
     assert set(card["heldout"]) == {"first_stage", "trained"}
+    # the card names the questions it trained on (what `ragkit tune` keeps out of selection): 75% of them here
+    asked = {r["qid"] for r in read_jsonl(root / "synth.jsonl")}
+    assert set(card["train_questions"]) < asked and len(card["train_questions"]) == card["train_examples"]
     plain = Engine.open(root / "idx")
     reranked = Engine.open(root / "idx", {"rerankers": [{"name": "cross-encoder", "model": str(root / "rr")}]})
     changed = 0
@@ -218,6 +221,7 @@ def test_adapted_embedder_loads_and_reembeds_the_index(tiny_run):
     root, _, _, _, card = tiny_run
     assert card["kind"] == "embedder" and card["method"].startswith("lora")
     assert card["trainable_parameters"] < card["total_parameters"] / 10
+    assert set(card["train_questions"]) == {r["qid"] for r in read_jsonl(root / "synth.jsonl")}  # nothing held out
     assert (root / "emb" / "lora-adapter" / "adapter_config.json").is_file()
     base, tuned = SentenceTransformerEmbedder(), SentenceTransformerEmbedder(model=str(root / "emb"))
     texts = ["How do I rotate an API key?", "Dashboards show metrics over time."]

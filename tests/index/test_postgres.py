@@ -125,6 +125,16 @@ def test_a_selective_filter_still_returns_k_through_the_hnsw_index(pg_index, mon
         assert len(ids) == k and ids == [f"d{i}#0" for i in exact]
 
 
+def test_the_hnsw_build_gets_memory_for_its_graph_and_never_less_than_the_server_gives():
+    from ragkit.index.postgres.store import HNSW_BUILD_MEMORY_CAP_MB, hnsw_build_memory_mb, parse_memory_mb
+
+    assert hnsw_build_memory_mb(10_000, 384, 16) == 512  # small graphs: the floor
+    one_million = hnsw_build_memory_mb(1_000_000, 384, 16)
+    assert 1536 * 1_000_000 / 2 ** 20 < one_million < HNSW_BUILD_MEMORY_CAP_MB  # the vectors alone are 1.4 GB
+    assert hnsw_build_memory_mb(50_000_000, 384, 16) == HNSW_BUILD_MEMORY_CAP_MB
+    assert [parse_memory_mb(s) for s in ("64MB", "1GB", "512kB", "2TB")] == [64, 1024, 0.5, 2 * 1024 ** 2]
+
+
 def test_a_sigkill_before_commit_leaves_the_last_commit_and_the_next_writer_proceeds(pg_index):
     url = pg_index()
     store = open_store(url)

@@ -42,6 +42,26 @@ def gen_name(gen: int) -> str:
     return f"g{gen:06d}"
 
 
+HNSW_BUILD_MEMORY_CAP_MB = 4096
+
+
+def hnsw_build_memory_mb(n_chunks: int, dim: int, m: int) -> int:
+    """The memory an HNSW build needs to keep its graph in memory (pgvector builds far slower once the graph
+    outgrows maintenance_work_mem): per vector its floats plus about 2m neighbour slots of layer 0 and the
+    upper layers' share, with 25% slack; at least 512 MB and at most HNSW_BUILD_MEMORY_CAP_MB."""
+    per_vector = 4 * dim + 48 * m + 64
+    return int(min(max(512, n_chunks * per_vector * 1.25 / 2 ** 20), HNSW_BUILD_MEMORY_CAP_MB))
+
+
+def parse_memory_mb(setting: str) -> float:
+    """A PostgreSQL memory setting as SHOW prints it ('64MB', '1GB', '512kB') in MB."""
+    units = {"kB": 1 / 1024, "MB": 1, "GB": 1024, "TB": 1024 ** 2}
+    for unit, scale in units.items():
+        if setting.endswith(unit):
+            return float(setting[: -len(unit)]) * scale
+    return float(setting) / 2 ** 20  # plain bytes
+
+
 def hnsw_params(dense: dict[str, Any]) -> dict[str, int]:
     """HNSW graph parameters: the dense spec's (faiss' hnsw_m / ef_construction / ef_search) when it asks for
     an HNSW index, else pgvector's defaults (m 16, ef_construction 64) with ef_search 100."""
@@ -359,7 +379,11 @@ class PostgresWriter:
                     (self.store.schema,))
         if cur.fetchone() is None:
             p = hnsw_params(self.settings.get("dense", {}))
-            cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            cur.execute("SHOW maintenance_work_mem")
+            have = parse_memory_mb(cur.fetchone()[0])
+            want = hnsw_build_memory_mb(n_chunks, self._dim, p["m"])
+            if want > have:  # never lower what the server's operator configured
+                cur.execute(f"SET LOCAL maintenance_work_mem = '{want}MB'")
             cur.execute(f"CREATE INDEX chunks_hnsw ON {self._s}.chunks USING hnsw (embedding vector_ip_ops) "
                         f"WITH (m = {p['m']}, ef_construction = {p['ef_construction']})")
 
