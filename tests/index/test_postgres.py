@@ -234,34 +234,47 @@ def test_a_bad_schema_name_and_an_unscorable_sparse_plugin_are_config_errors(pg_
             pass
 
 
-def test_migrations_bring_an_older_schema_up_to_date_once(pg_index):
-    """An index written by schema version 1 (BM25 terms only on the chunks) is migrated by the next writer:
-    postings backfilled, the same BM25 ranking; running the migrations again changes nothing."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_migrations_bring_an_older_schema_up_to_date_once(pg_index, version):
+    """An index written by schema version 1 (BM25 terms on the chunks) or 2 (one row per posting) is migrated by
+    the next writer: posting blocks backfilled, the same BM25 ranking; running the migrations again changes
+    nothing."""
     from ragkit.index.postgres.schema import SCHEMA_VERSION, migrate
 
     store = open_store(pg_index())
     write(store, [{"_id": f"d{i}", "title": f"title {i}", "text": f"alpha beta {'gamma ' * i}"} for i in range(6)])
+    reader = store.reader()
     q = QueryBundle("gamma alpha")
-    before = ranking(store.reader(), store.reader().sparse_search(q, 10, None))
+    before = ranking(reader, reader.sparse_search(q, 10, None))
     s = f'"{store.schema}"'
-    with psycopg.connect(store.conninfo, autocommit=True) as conn:  # back to what version 1 left behind
-        conn.execute(f"UPDATE {s}.chunks c SET terms = x.terms, tfs = x.tfs FROM (SELECT id, array_agg(term) AS "
-                     f"terms, array_agg(tf) AS tfs FROM {s}.postings GROUP BY id) x WHERE c.id = x.id")
-        conn.execute(f"DROP TABLE {s}.postings")
-        conn.execute(f"CREATE INDEX chunks_terms ON {s}.chunks USING gin (terms)")
-        conn.execute(f"UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'")
-    assert store.describe()["schema_version"] == 1
-    with pytest.raises(IndexCorruptError, match=r"schema version 1 is older .* run any `ragkit ingest`"):
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:  # back to what that version left behind
+        rows = conn.execute(f"SELECT id, text, n_tokens, added_in, removed_in FROM {s}.chunks").fetchall()
+        postings = [(i, *search.term_counts(reader.analyze(text)), n, a, r) for i, text, n, a, r in rows]
+        if version == 1:
+            for i, terms, tfs, *_ in postings:
+                conn.execute(f"UPDATE {s}.chunks SET terms = %s, tfs = %s WHERE id = %s", (terms, tfs, i))
+            conn.execute(f"CREATE INDEX chunks_terms ON {s}.chunks USING gin (terms)")
+        else:
+            conn.execute(f"CREATE TABLE {s}.postings (term text NOT NULL, id bigint NOT NULL, tf integer NOT NULL, "
+                         "n_tokens integer NOT NULL, added_in integer NOT NULL, removed_in integer)")
+            for i, terms, tfs, n, a, r in postings:
+                for term, tf in zip(terms, tfs):
+                    conn.execute(f"INSERT INTO {s}.postings VALUES (%s, %s, %s, %s, %s, %s)", (term, i, tf, n, a, r))
+        conn.execute(f"DROP TABLE {s}.term_blocks")
+        conn.execute(f"UPDATE {s}.meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+    assert store.describe()["schema_version"] == version
+    with pytest.raises(IndexCorruptError, match=rf"schema version {version} is older .* run any `ragkit ingest`"):
         store.reader()  # readers never write: they say what to do
     write(store, [], remove=[])  # the next writer migrates
     assert store.describe()["schema_version"] == SCHEMA_VERSION
     after = ranking(store.reader(), store.reader().sparse_search(q, 10, None))
     assert after[0] == before[0] and np.allclose(after[1], before[1])
     with psycopg.connect(store.conninfo) as conn:
-        count = conn.execute(f"SELECT count(*) FROM {s}.postings").fetchone()[0]
+        count = conn.execute(f"SELECT count(*) FROM {s}.term_blocks").fetchone()[0]
         assert migrate(conn.cursor(), store.schema) == SCHEMA_VERSION  # already current: nothing to do
-        assert conn.execute(f"SELECT count(*) FROM {s}.postings").fetchone()[0] == count > 0
+        assert conn.execute(f"SELECT count(*) FROM {s}.term_blocks").fetchone()[0] == count > 0
         assert conn.execute(f"SELECT count(*) FROM {s}.chunks WHERE terms <> '{{}}'").fetchone()[0] == 0
+        assert conn.execute("SELECT to_regclass(%s)", (f"{s}.postings",)).fetchone()[0] is None
 
 
 def test_a_streaming_standby_sees_the_primarys_commits_and_refuses_writes():

@@ -12,7 +12,7 @@ when already applied, so running them again changes nothing.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RETAIN_SECONDS = 600
 
 _NUMBER = r"^\s*([-+]?((\d+\.?\d*|\.\d+)(e[-+]?\d+)?|inf|infinity)|nan)\s*$"
@@ -63,6 +63,21 @@ CREATE INDEX IF NOT EXISTS postings_id ON {s}.postings (id);
 DROP INDEX IF EXISTS {s}.chunks_terms;
 UPDATE {s}.chunks SET terms = '{{}}', tfs = '{{}}' WHERE terms <> '{{}}';
 ALTER TABLE {s}.chunks ALTER COLUMN embedding SET STORAGE MAIN;
+""",
+    # 3: postings packed per term and generation (chunk ids as int8send bytes, term frequencies as int4send
+    # bytes, uncompressed) and scored by the reader in numpy, instead of one row per posting aggregated in SQL;
+    # a chunk's length comes from the chunks table
+    3: """
+CREATE TABLE IF NOT EXISTS {s}.term_blocks (
+    term text NOT NULL, added_in integer NOT NULL, removed_in integer, ids bytea NOT NULL, tfs bytea NOT NULL);
+ALTER TABLE {s}.term_blocks ALTER COLUMN ids SET STORAGE EXTERNAL, ALTER COLUMN tfs SET STORAGE EXTERNAL;
+INSERT INTO {s}.term_blocks (term, added_in, removed_in, ids, tfs)
+    SELECT term, added_in, CASE WHEN bool_and(removed_in IS NOT NULL) THEN max(removed_in) END, string_agg(int8send(id), ''::bytea ORDER BY id),
+           string_agg(int4send(tf), ''::bytea ORDER BY id)
+    FROM {s}.postings GROUP BY term, added_in;
+CREATE INDEX IF NOT EXISTS term_blocks_term ON {s}.term_blocks (term, added_in);
+CREATE INDEX IF NOT EXISTS term_blocks_live ON {s}.term_blocks (removed_in);
+DROP TABLE IF EXISTS {s}.postings;
 """,
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,11 @@ class PostgresReader:
         self.hnsw = hnsw_params(settings.get("dense", {}))
         self._s = f'"{store.schema}"'
         self._ids: np.ndarray | None = None
+        self._lengths: np.ndarray | None = None  # BM25 tokens per row
+        self._row_of: np.ndarray | None = None  # chunk id -> row (-1: not seen by this generation)
         self._lock = threading.Lock()
         self._masks: LRU[tuple, Candidates] = LRU(128)
+        self._allowed: LRU[str, np.ndarray] = LRU(128)  # filter condition -> row mask
 
     # --- plumbing ---
 
@@ -97,16 +100,42 @@ class PostgresReader:
         """The chunk ids this generation sees, ascending: row r is ``ids()[r]``."""
         with self._lock:
             if self._ids is None:
-                sql = (f"COPY (SELECT c.id FROM {self._s}.chunks c WHERE {visible('c', str(int(self.gen)))} "
-                       "ORDER BY c.id) TO STDOUT (FORMAT BINARY)")
+                sql = (f"COPY (SELECT c.id, c.n_tokens FROM {self._s}.chunks c WHERE "
+                       f"{visible('c', str(int(self.gen)))} ORDER BY c.id) TO STDOUT (FORMAT BINARY)")
                 data = self.store.copy_out(sql)
-                ids = np.frombuffer(data[19:-2], dtype=[("n", ">i2"), ("l", ">i4"), ("v", ">i8")])["v"] \
-                    if len(data) > 21 else np.zeros(0, np.int64)
+                rows = np.frombuffer(data[19:-2], dtype=[("n", ">i2"), ("l", ">i4"), ("v", ">i8"), ("m", ">i4"),
+                                                         ("t", ">i4")]) if len(data) > 21 else None
+                ids = rows["v"] if rows is not None else np.zeros(0, np.int64)
                 if len(ids) != self.n_chunks:
                     raise IndexCorruptError(f"{self.store.where}: generation {self.name} holds {len(ids)} chunks, "
                                             f"its record says {self.n_chunks} (collected? reopen the index)")
+                self._lengths = rows["t"].astype(np.float64) if rows is not None else np.zeros(0)
                 self._ids = ids.astype(np.int64)
             return self._ids
+
+    def row_of(self) -> np.ndarray:
+        """Chunk id -> this generation's row, -1 for the ids it does not see."""
+        ids = self.ids()
+        with self._lock:
+            if self._row_of is None:
+                row_of = np.full(int(ids[-1]) + 1 if len(ids) else 0, -1, np.int64)
+                row_of[ids] = np.arange(len(ids))
+                self._row_of = row_of
+            return self._row_of
+
+    def _allowed_rows(self, condition: str) -> np.ndarray:
+        """The rows a compiled filter lets through, as a mask over rows (read once per filter and reader: the
+        BM25 branch scores only these; the dense branch's SQL applies the condition itself)."""
+        mask = self._allowed.get(condition)
+        if mask is None:
+            data = self.store.copy_out(f"COPY (SELECT c.id FROM {self._s}.chunks c WHERE {visible('c')} AND "
+                                       f"({condition})) TO STDOUT (FORMAT BINARY)", {"gen": self.gen})
+            ids = np.frombuffer(data[19:-2], dtype=[("n", ">i2"), ("l", ">i4"), ("v", ">i8")])["v"] \
+                if len(data) > 21 else np.zeros(0, np.int64)
+            mask = np.zeros(len(self.ids()), bool)
+            mask[self.row_of()[ids.astype(np.int64)]] = True
+            self._allowed.put(condition, mask)
+        return mask
 
     def _rows(self, found: list[tuple]) -> Ranking:
         if not found:
@@ -172,8 +201,8 @@ class PostgresReader:
         cached = self._masks.get(key)
         if cached is None:
             condition = compile_filter(flt, self.store.schema)
-            count = self._q(f"SELECT count(*) FROM {self._s}.chunks c WHERE {visible('c')} AND ({condition})")[0][0]
-            cached = Candidates(flt, int(count), self.n_chunks, condition)
+            count = int(self._allowed_rows(condition).sum())
+            cached = Candidates(flt, count, self.n_chunks, condition)
             self._masks.put(key, cached)
         return cached
 
@@ -182,7 +211,7 @@ class PostgresReader:
 
     def sparse_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
         plan = self._sparse_plan(query, k, candidates)
-        return _EMPTY if plan is None else self._rows(self.store.query(*plan))
+        return _EMPTY if plan is None else plan[2](self.store.query(plan[0], plan[1], binary=True))
 
     def dense_search(self, query: QueryBundle, k: int, candidates: Candidates | None) -> Ranking:
         plan = self._dense_plan(query, k, candidates)
@@ -196,25 +225,34 @@ class PostgresReader:
         """Both branches' top-k in one round trip to the server (psycopg's pipeline mode); a second one only when
         the HNSW walk comes back short under a selective filter and the exact query has to answer."""
         sparse, dense = self._sparse_plan(query, k, candidates), self._dense_plan(query, k, candidates)
-        statements = [p[:2] for p in (sparse, dense) if p is not None]
+        statements = ([(sparse[0], sparse[1], True)] if sparse is not None else []) + \
+            ([(dense[0], dense[1], False)] if dense is not None else [])
         setup = dense[2] if dense is not None else []
         results = iter(self.store.query_pipelined(statements, setup) if statements else [])
-        bm25 = _EMPTY if sparse is None else self._rows(next(results))
+        bm25 = _EMPTY if sparse is None else sparse[2](next(results))
         if dense is None:
             return bm25, _EMPTY
         found = next(results)
         return bm25, self._rows(found if len(found) >= dense[3] else self._dense_exact(query, k, candidates))
 
-    def _sparse_plan(self, query: QueryBundle, k: int, candidates: Candidates | None) -> tuple[str, dict] | None:
+    def _sparse_plan(self, query: QueryBundle, k: int,
+                     candidates: Candidates | None) -> tuple[str, dict, Callable[[list[tuple]], Ranking]] | None:
+        """(sql, params, scoring) of the BM25 branch: the SQL reads the query terms' posting blocks, the scoring
+        function turns its rows into the ranking."""
         tokens = self.analyze(query.text)
-        if not tokens or not self.n_chunks or (candidates is not None and not candidates.count):
+        if not tokens or not self.n_chunks or (candidates is not None and not candidates.count) or k <= 0:
             return None
-        terms, qtf = search.term_counts(tokens)
-        condition = "true" if candidates is None else candidates.native
-        sql = search.bm25_sql(self.store.schema, self.bm25["method"], visible("p"), condition)
+        terms, counts = search.term_counts(tokens)
+        qtf = dict(zip(terms, counts))
+        row_of, lengths = self.row_of(), self._lengths
+        allowed = None if candidates is None else self._allowed_rows(candidates.native)
         avglen = self.n_tokens / self.n_chunks if self.n_tokens else 1.0
-        return sql, {"gen": self.gen, "terms": terms, "qtf": qtf, "n": self.n_chunks, "k": int(k),
-                     "k1": self.bm25["k1"], "b": self.bm25["b"], "avglen": avglen}
+
+        def score(blocks: list[tuple]) -> Ranking:
+            rows, scores = search.bm25_top_k(blocks, qtf, row_of, lengths, avglen, self.bm25, int(k), allowed)
+            return (rows, scores) if len(rows) else _EMPTY
+
+        return search.blocks_sql(self.store.schema, visible("b")), {"gen": self.gen, "terms": terms}, score
 
     def _dense_plan(self, query: QueryBundle, k: int,
                     candidates: Candidates | None) -> tuple[str, dict, list[str], int] | None:
@@ -255,6 +293,7 @@ class PostgresWriter:
         self._dim = self.previous.dim if self.previous is not None else 0
         self._removed: set[str] = set()
         self._added = 0
+        self._batches = 0  # batches of postings staged for this generation
         self.analyzer = registry.create("sparse", settings["sparse"]).analyzer
         self.committed = False
         self.n_documents = self.n_chunks = 0
@@ -270,7 +309,7 @@ class PostgresWriter:
                     (f"{self._s}.chunks",))
         if cur.fetchone()[0] != dim:  # a new index, or a rebuild with another embedder: retype the column
             cur.execute(f"DELETE FROM {self._s}.chunks WHERE embedding IS NOT NULL")
-            cur.execute(f"DELETE FROM {self._s}.postings WHERE added_in < %s", (self.gen,))
+            cur.execute(f"DELETE FROM {self._s}.term_blocks WHERE added_in < %s", (self.gen,))
             cur.execute(f"DROP INDEX IF EXISTS {self._s}.chunks_hnsw")
             cur.execute(f"ALTER TABLE {self._s}.chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
         self._dim = dim
@@ -289,7 +328,7 @@ class PostgresWriter:
             with self.conn.cursor() as cur:
                 if len(chunks) and int(vectors.shape[1]) != self._dim or (len(chunks) and not self._added):
                     self._check_dim(cur, int(vectors.shape[1]))
-                postings = []
+                postings: dict[str, tuple[list[int], list[int]]] = {}  # term -> (chunk ids, tfs)
                 with cur.copy(f"COPY {self._s}.chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)") \
                         as copy:
                     copy.set_types(_CHUNK_TYPES)
@@ -298,14 +337,14 @@ class PostgresWriter:
                         terms, tfs = search.term_counts(tokens)
                         copy.write_row((self._next_id, g, c.chunk_id, c.doc_id, c.position, c.text,
                                         Jsonb(c.metadata), len(tokens), [], [], search.vector_binary(v)))
-                        postings.append((self._next_id, len(tokens), terms, tfs))
-                        self._next_id += 1
-                with cur.copy(f"COPY {self._s}.postings (term, id, tf, n_tokens, added_in) FROM STDIN "
-                              "(FORMAT BINARY)") as copy:
-                    copy.set_types(["text", "int8", "int4", "int4", "int4"])
-                    for cid, n_tokens, terms, tfs in postings:
                         for term, tf in zip(terms, tfs):
-                            copy.write_row((term, cid, tf, n_tokens, g))
+                            entry = postings.get(term)
+                            if entry is None:
+                                postings[term] = entry = ([], [])
+                            entry[0].append(self._next_id)
+                            entry[1].append(tf)
+                        self._next_id += 1
+                self._stage(cur, postings)
                 cur.executemany(f"INSERT INTO {self._s}.documents (doc_id, added_in, source, title, metadata) "
                                 "VALUES (%s, %s, %s, %s, %s)",
                                 [(d.doc_id, g, d.source, d.title, Jsonb(d.metadata)) for d in documents])
@@ -318,13 +357,27 @@ class PostgresWriter:
             raise self.store.failure(exc) from None
         self._added += len(chunks)
 
+    def _stage(self, cur, postings: dict[str, tuple[list[int], list[int]]]) -> None:
+        """This batch's postings as one packed block per term, in a temporary table of the writer's transaction;
+        the commit joins each term's blocks of the generation into one row of ``term_blocks``."""
+        if not postings:
+            return
+        if not self._batches:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS ragkit_staged_blocks (term text, seq integer, ids bytea, "
+                        "tfs bytea) ON COMMIT DROP")
+        self._batches += 1
+        with cur.copy("COPY ragkit_staged_blocks (term, seq, ids, tfs) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int4", "bytea", "bytea"])
+            for term, (ids, tfs) in postings.items():
+                copy.write_row((term, self._batches, *search.pack_postings(ids, tfs)))
+
     def commit(self) -> str:
         g, s = self.gen, self._s
         live = "removed_in IS NULL AND added_in < %(g)s"
         try:
             with self.conn.cursor() as cur:
                 if self.previous is None:  # a rebuild (or the first commit): nothing before this one stays
-                    for table in ("chunks", "documents", "files", "postings"):
+                    for table in ("chunks", "documents", "files", "term_blocks"):
                         cur.execute(f"UPDATE {s}.{table} SET removed_in = %(g)s WHERE {live}", {"g": g})
                 elif self._removed:
                     src = {"g": g, "src": sorted(self._removed)}
@@ -335,15 +388,19 @@ class PostgresWriter:
                     cur.execute(f"UPDATE {s}.documents SET removed_in = %(g)s WHERE {live} AND doc_id = ANY(%(ids)s)",
                                 ids)
                     cur.execute(f"UPDATE {s}.files SET removed_in = %(g)s WHERE {live} AND source = ANY(%(src)s)", src)
-                    cur.execute(f"UPDATE {s}.postings SET removed_in = %(g)s WHERE {live} AND id IN "
-                                f"(SELECT id FROM {s}.chunks WHERE removed_in = %(g)s)", {"g": g})
+                    # the removed chunks' postings stay in their blocks: readers of this generation do not see
+                    # those chunks, so they are not counted (search.bm25_top_k)
+                if self._batches:
+                    cur.execute(f"INSERT INTO {s}.term_blocks (term, added_in, ids, tfs) SELECT term, %(g)s, "
+                                "string_agg(ids, ''::bytea ORDER BY seq), string_agg(tfs, ''::bytea ORDER BY seq) "
+                                "FROM ragkit_staged_blocks GROUP BY term", {"g": g})
                 cur.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {s}.chunks WHERE removed_in IS NULL")
                 n_chunks, n_tokens = cur.fetchone()
                 cur.execute(f"SELECT count(*) FROM {s}.documents WHERE removed_in IS NULL")
                 n_docs = cur.fetchone()[0]
                 if self._added > 1000 and self._added * 5 > n_chunks:
                     cur.execute(f"ANALYZE {s}.chunks")
-                    cur.execute(f"ANALYZE {s}.postings")
+                    cur.execute(f"ANALYZE {s}.term_blocks")
                 self._build_hnsw(cur, n_chunks)
                 cur.execute(f"INSERT INTO {s}.generations VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s)",
                             (g, now(), _jsonb(self.settings), self._model_id, int(self._dim), n_docs, n_chunks,
@@ -362,13 +419,13 @@ class PostgresWriter:
         return gen_name(g)
 
     def _vacuum(self) -> None:
-        """After a large commit: mark the new postings all-visible, so BM25 reads them by index-only scans at
-        once instead of after autovacuum's next pass (the commit is done; a failure here only costs speed)."""
+        """After a large commit: vacuum and analyze the posting blocks now rather than at autovacuum's next pass,
+        so the planner knows their sizes (the commit is done; a failure here only costs speed)."""
         import psycopg
 
         try:
             self.conn.autocommit = True
-            self.conn.execute(f"VACUUM (ANALYZE) {self._s}.postings")
+            self.conn.execute(f"VACUUM (ANALYZE) {self._s}.term_blocks")
         except psycopg.Error:
             pass
 
@@ -391,7 +448,7 @@ class PostgresWriter:
         """Delete rows removed by generations committed more than RETAIN_SECONDS ago."""
         old = (f"removed_in IN (SELECT gen FROM {self._s}.generations "
                f"WHERE committed_at < now() - interval '{RETAIN_SECONDS} seconds')")
-        for table in ("chunks", "documents", "files", "postings"):
+        for table in ("chunks", "documents", "files", "term_blocks"):
             cur.execute(f"DELETE FROM {self._s}.{table} WHERE {old}")
 
 
@@ -420,17 +477,18 @@ class PostgresStore:
     def failure(self, exc: BaseException) -> RagkitError:
         return exc if isinstance(exc, RagkitError) else explain(exc, self.where)
 
-    def query(self, sql: str, params: Any = None, setup: Sequence[str] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Any = None, setup: Sequence[str] = (), binary: bool = False) -> list[tuple]:
+        """The rows of one read statement (``binary``: results in the binary format, e.g. for bytea)."""
         import psycopg
 
         try:
             with self.pool.connection() as conn:
                 if not setup:  # one statement in autocommit mode: one round trip
-                    return conn.execute(sql, params).fetchall()
+                    return conn.execute(sql, params, binary=binary).fetchall()
                 with conn.transaction():
                     for stmt in setup:
                         conn.execute(stmt)
-                    return conn.execute(sql, params).fetchall()
+                    return conn.execute(sql, params, binary=binary).fetchall()
         except psycopg.errors.UndefinedTable:
             raise
         except (psycopg.Error, Exception) as exc:
@@ -438,10 +496,10 @@ class PostgresStore:
                 raise
             raise self.failure(exc) from None
 
-    def query_pipelined(self, statements: Sequence[tuple[str, Any]], setup: Sequence[str] = ()) -> list[list[tuple]]:
-        """Several read statements sent together and answered in one round trip (psycopg's pipeline mode), in one
-        transaction when ``setup`` (``SET LOCAL ...``) is given. (``conn.transaction()`` and an explicit sync
-        would each cost a round trip of their own.)"""
+    def query_pipelined(self, statements: Sequence[tuple], setup: Sequence[str] = ()) -> list[list[tuple]]:
+        """Several read statements, each (sql, params) or (sql, params, binary), sent together and answered in one
+        round trip (psycopg's pipeline mode), in one transaction when ``setup`` (``SET LOCAL ...``) is given.
+        (``conn.transaction()`` and an explicit sync would each cost a round trip of their own.)"""
         import psycopg
 
         try:
@@ -449,7 +507,7 @@ class PostgresStore:
                 with conn.pipeline():  # leaving the block sends everything queued and one Sync
                     for stmt in ["BEGIN", *setup] if setup else []:
                         conn.execute(stmt)
-                    cursors = [conn.execute(sql, params) for sql, params in statements]
+                    cursors = [conn.execute(st[0], st[1], binary=bool(st[2:] and st[2])) for st in statements]
                     if setup:
                         conn.execute("COMMIT")
                 return [cur.fetchall() for cur in cursors]
@@ -460,10 +518,11 @@ class PostgresStore:
                 raise
             raise self.failure(exc) from None
 
-    def copy_out(self, sql: str) -> bytes:
+    def copy_out(self, sql: str, params: Any = None) -> bytes:
+        """What a ``COPY ... TO STDOUT`` writes (``params`` bound on the client, as COPY takes none)."""
         try:
             with self.pool.connection() as conn:
-                with conn.cursor().copy(sql) as copy:
+                with conn.cursor().copy(sql, params) as copy:
                     return b"".join(bytes(b) for b in copy)
         except Exception as exc:
             raise self.failure(exc) from None
