@@ -183,7 +183,7 @@ def main() -> int:
         "dataset": args.dataset, "test_split": args.test_split,
         "dev_split": f"synthetic ({args.questions})" if args.questions else args.dev_split,
         **({"questions": args.questions, "corpus": str(corpus.relative_to(ROOT))} if args.questions else {}),
-        "dev_queries": t["dev_queries"], "test_queries": t["test_queries"],
+        "dev_queries": t["dev_queries"], "dev_excluded": t.get("dev_excluded"), "test_queries": t["test_queries"],
         "strategy": t["strategy"], "budget_ms": t["budget_ms"], "max_minutes": t["max_minutes"], "seed": t["seed"],
         "skipped_stages": skip, "space_size": t["space_size"],
         "cross_encoder": str(cross_encoder) if cross_encoder else None,

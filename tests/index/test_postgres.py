@@ -234,6 +234,26 @@ def test_a_bad_schema_name_and_an_unscorable_sparse_plugin_are_config_errors(pg_
             pass
 
 
+def test_a_collected_chunks_id_is_never_reused_so_its_old_postings_stay_dead(pg_index, monkeypatch):
+    """Removed chunks keep their postings inside their commit's block; once their rows are collected, a new chunk
+    must not take their id, or it would inherit their terms."""
+    import ragkit.index.postgres.store as pg_store
+
+    monkeypatch.setattr(pg_store, "RETAIN_SECONDS", 0)
+    store = open_store(pg_index())
+    docs = [{"_id": f"d{i}", "title": "", "text": f"common words {i}"} for i in range(4)]
+    write(store, docs + [{"_id": "d9", "title": "", "text": "zebra stripes"}])
+    write(store, [], remove=["d9.txt"])
+    write(store, [])  # collects the rows d9 left
+    s = f'"{store.schema}"'
+    with psycopg.connect(store.conninfo) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {s}.chunks WHERE doc_id = 'd9'").fetchone()[0] == 0
+    write(store, [{"_id": "d10", "title": "", "text": "apple orchard"}])
+    reader = store.reader()
+    assert ranking(reader, reader.sparse_search(QueryBundle("zebra"), 10, None))[0] == []
+    assert ranking(reader, reader.sparse_search(QueryBundle("apple"), 10, None))[0] == ["d10"]
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_migrations_bring_an_older_schema_up_to_date_once(pg_index, version):
     """An index written by schema version 1 (BM25 terms on the chunks) or 2 (one row per posting) is migrated by

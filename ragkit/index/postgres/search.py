@@ -11,9 +11,8 @@ equal the embedded store's up to float rounding:
 
 A chunk that a later commit removed stays in its block; it no longer counts because the reader does not see
 it. ``df_t`` is counted over the chunks the generation sees (not over the filtered ones, as in the embedded
-store); a filter decides which chunks are scored. Scoring in SQL cost work per posting in the executor (about
-230 ns each; a query over 100,000 chunks of scientific prose reads about 100,000 postings); unpacking blocks in
-numpy costs a few nanoseconds per posting.
+store); a filter decides which chunks are scored. (Schema 2 scored one row per posting in SQL, exact as well but
+about 8x slower at 100,000 chunks, and growing with the corpus: docs/postgres.md.)
 
 Dense search orders by inner product (``<#>``) on the normalised vectors: exactly (a sequential scan) while few
 chunks can match, else through the HNSW index with pgvector's iterative scan, which keeps walking the graph

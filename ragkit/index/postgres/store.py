@@ -290,6 +290,10 @@ class PostgresWriter:
             self.gen = cur.fetchone()[0]
             cur.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self._s}.chunks")
             self._next_id = cur.fetchone()[0]
+            # never reuse the id of a chunk that was removed and collected: its postings live on in old blocks
+            cur.execute(f"SELECT value FROM {self._s}.meta WHERE key = 'next_chunk_id'")
+            row = cur.fetchone()
+            self._next_id = max(self._next_id, int(row[0]) if row else 0)
         self._dim = self.previous.dim if self.previous is not None else 0
         self._removed: set[str] = set()
         self._added = 0
@@ -402,6 +406,8 @@ class PostgresWriter:
                     cur.execute(f"ANALYZE {s}.chunks")
                     cur.execute(f"ANALYZE {s}.term_blocks")
                 self._build_hnsw(cur, n_chunks)
+                cur.execute(f"INSERT INTO {s}.meta VALUES ('next_chunk_id', %s) "
+                            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (str(self._next_id),))
                 cur.execute(f"INSERT INTO {s}.generations VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s)",
                             (g, now(), _jsonb(self.settings), self._model_id, int(self._dim), n_docs, n_chunks,
                              n_tokens))
