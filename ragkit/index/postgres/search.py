@@ -122,6 +122,15 @@ def dense_sql(schema: str, visible: str, condition: str, exact: bool) -> str:
             f"WHERE {visible} AND ({condition}) ORDER BY {order} LIMIT %(k)s")
 
 
+def copy_columns(data: bytes, types: Sequence[str]) -> list[np.ndarray]:
+    """The columns of a ``COPY ... TO STDOUT (FORMAT BINARY)`` of fixed-width, non-null numbers (``types`` as
+    numpy big-endian codes, e.g. ``">i8"``), as native arrays: each row is a field count, then per field its
+    length and value, between a 19-byte header and a 2-byte trailer."""
+    fields = [("n", ">i2")] + [f for i, t in enumerate(types) for f in ((f"l{i}", ">i4"), (f"v{i}", t))]
+    rows = np.frombuffer(data[19:-2], dtype=fields) if len(data) > 21 else np.zeros(0, dtype=fields)
+    return [rows[f"v{i}"].astype(t.lstrip(">")) for i, t in enumerate(types)]
+
+
 def vector_text(v: np.ndarray) -> str:
     return "[" + ",".join(repr(float(x)) for x in np.asarray(v, dtype=np.float32).ravel()) + "]"
 

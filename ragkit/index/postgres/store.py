@@ -103,14 +103,12 @@ class PostgresReader:
                 sql = (f"COPY (SELECT c.id, c.n_tokens FROM {self._s}.chunks c WHERE "
                        f"{visible('c', str(int(self.gen)))} ORDER BY c.id) TO STDOUT (FORMAT BINARY)")
                 data = self.store.copy_out(sql)
-                rows = np.frombuffer(data[19:-2], dtype=[("n", ">i2"), ("l", ">i4"), ("v", ">i8"), ("m", ">i4"),
-                                                         ("t", ">i4")]) if len(data) > 21 else None
-                ids = rows["v"] if rows is not None else np.zeros(0, np.int64)
+                ids, lengths = search.copy_columns(data, (">i8", ">i4"))
                 if len(ids) != self.n_chunks:
                     raise IndexCorruptError(f"{self.store.where}: generation {self.name} holds {len(ids)} chunks, "
                                             f"its record says {self.n_chunks} (collected? reopen the index)")
-                self._lengths = rows["t"].astype(np.float64) if rows is not None else np.zeros(0)
-                self._ids = ids.astype(np.int64)
+                self._lengths = lengths.astype(np.float64)
+                self._ids = ids
             return self._ids
 
     def row_of(self) -> np.ndarray:
@@ -130,10 +128,9 @@ class PostgresReader:
         if mask is None:
             data = self.store.copy_out(f"COPY (SELECT c.id FROM {self._s}.chunks c WHERE {visible('c')} AND "
                                        f"({condition})) TO STDOUT (FORMAT BINARY)", {"gen": self.gen})
-            ids = np.frombuffer(data[19:-2], dtype=[("n", ">i2"), ("l", ">i4"), ("v", ">i8")])["v"] \
-                if len(data) > 21 else np.zeros(0, np.int64)
+            (ids,) = search.copy_columns(data, (">i8",))
             mask = np.zeros(len(self.ids()), bool)
-            mask[self.row_of()[ids.astype(np.int64)]] = True
+            mask[self.row_of()[ids]] = True
             self._allowed.put(condition, mask)
         return mask
 
