@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 
@@ -174,8 +173,11 @@ def main() -> int:
     paths = tu.write_outputs(result, work)
     tuned = ROOT / "benchmarks" / "tuned" / f"{args.dataset}.toml"
     tuned.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths["config"], tuned)
+    # the committed copy names files in the repository relative to its root, as `ragkit query` is run from there
+    tuned.write_text(Path(paths["config"]).read_text(encoding="utf-8").replace(f"{ROOT}/", ""), encoding="utf-8")
     t = result["tune"]
+    if t.get("dev_excluded"):
+        t["dev_excluded"]["models"] = {k.replace(f"{ROOT}/", ""): v for k, v in t["dev_excluded"]["models"].items()}
     test_res = t["test"]
     cmp = test_res["comparison"]["ndcg@10"]
     record = best_on_record(args.dataset)
