@@ -848,6 +848,24 @@ def store_scale() -> str:
                   f"{d['queries']} queries; measured {d['date']})")
 
 
+def pg_hnsw_params() -> str:
+    """pgvector's HNSW at 1M chunks against its build and search parameters: pg_hnsw_params.json."""
+    if not (RESULTS / "pg_hnsw_params.json").exists():
+        return "Not measured yet: `python benchmarks/pg_hnsw_params.py` writes it."
+    d = load("pg_hnsw_params")
+    rows = [[b["m"], b["ef_construction"], b["build_s"], s["ef_search"], f"{s['p50_ms']} / {s['p95_ms']}",
+             f"{s['recall@10']:.3f}"] for b in d["builds"] for s in b["searches"]]
+    out = table(["m", "ef_construction", "build s", "ef_search", "dense p50/p95 ms", "recall@10"], rows)
+    e = d["exact_1%_filter"]
+    loads = sorted({b["load_average_1m"] for b in d["builds"]})
+    return out + (f"\n\n{d['chunks']:,} of store_scale's vectors in a bare table, {d['queries']} queries asking for "
+                  f"the top {d['depth']} as the dense branch does (iterative scan, strict order). Under a filter "
+                  f"keeping 1% of the rows, the exact query (the filter's index, then distances) takes "
+                  f"{e['p50_ms']} / {e['p95_ms']} ms p50/p95 with recall@10 {e['recall@10']:.3f}. Build times "
+                  f"are with maintenance_work_mem 4 GB (1-minute load average at the end of each build: "
+                  f"{', '.join(str(x) for x in loads)}). (measured {d['date']})")
+
+
 # --- numbers from tables -----------------------------------------------------------------------------------------
 
 def sql_tool() -> str:
@@ -947,6 +965,8 @@ def sections() -> list[Section]:
                 store_parity),
         Section("The stores from 10k to 1M chunks", "store_scale.py",
                 ("store_scale",) if (RESULTS / "store_scale.json").exists() else (), store_scale),
+        Section("pgvector's HNSW parameters at 1M chunks", "pg_hnsw_params.py",
+                ("pg_hnsw_params",) if (RESULTS / "pg_hnsw_params.json").exists() else (), pg_hnsw_params),
     ]
 
 

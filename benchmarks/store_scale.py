@@ -139,6 +139,18 @@ def disk_mb(store, location: str) -> float:
     return round(sum(f.stat().st_size for f in Path(location).rglob("*") if f.is_file()) / 2 ** 20, 1)
 
 
+def graph(store_kind: str) -> dict | None:
+    """The HNSW parameters a store builds and searches with (None: exact search only)."""
+    dense = settings(store_kind)["dense"]
+    if store_kind == "postgres":
+        from ragkit.index.postgres.store import hnsw_params
+
+        return hnsw_params(dense)
+    if dense["index"] != "hnsw":
+        return None
+    return {"m": dense["hnsw_m"], "ef_construction": dense["ef_construction"], "ef_search": dense["ef_search"]}
+
+
 def build(location: str, store_kind: str, corpus: Corpus, n: int) -> dict:
     store = open_store(location)
     t0 = time.perf_counter()
@@ -227,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 b = build(location, kind, corpus, n)
                 store = b.pop("store")
                 m = measure(store, corpus, n)
-                row = {"chunks": n, "store": kind, **b, **m, "disk_mb": disk_mb(store, location),
+                row = {"chunks": n, "store": kind, "graph": graph(kind), **b, **m, "disk_mb": disk_mb(store, location),
                        "client_rss_mb": rss_mb(), "load_average_1m": round(os.getloadavg()[0], 2)}
                 if kind == "postgres" and server is not None:
                     row["server_rss_mb"] = rss_mb(server.process.pid, children=True)

@@ -103,6 +103,7 @@ def test_a_selective_filter_still_returns_k_through_the_hnsw_index(pg_index, mon
     """3000 chunks with an HNSW index; a filter keeping 1% of them: k passing chunks, the exact top k."""
     monkeypatch.setattr(search, "HNSW_FROM", 1000)
     monkeypatch.setattr(search, "EXACT_BELOW", 10)
+    monkeypatch.setattr(search, "FILTERED_EXACT_BELOW", 10)
     store = open_store(pg_index())
     n, k = 3000, 10
     chunks = [Chunk(f"d{i}#0", f"d{i}", f"text {i}", 0, {"tier": "gold" if i % 100 == 7 else "plain"})
@@ -123,6 +124,33 @@ def test_a_selective_filter_still_returns_k_through_the_hnsw_index(pg_index, mon
         passing = [i for i in range(n) if i % 100 == 7]
         exact = sorted(passing, key=lambda i: -float(vectors[i] @ qv))[:k]
         assert len(ids) == k and ids == [f"d{i}#0" for i in exact]
+
+
+def test_a_filter_keeping_fewer_than_filtered_exact_below_chunks_is_answered_exactly(pg_index, monkeypatch):
+    """Under a filter that keeps few chunks the dense branch scores the kept chunks directly instead of walking
+    the graph over the many it must drop; unfiltered, and under a filter keeping many, the graph answers."""
+    monkeypatch.setattr(search, "HNSW_FROM", 1000)
+    monkeypatch.setattr(search, "EXACT_BELOW", 10)
+    monkeypatch.setattr(search, "FILTERED_EXACT_BELOW", 500)
+    store = open_store(pg_index())
+    n, k = 3000, 10
+    chunks = [Chunk(f"d{i}#0", f"d{i}", f"text {i}", 0, {"tier": "gold" if i % 10 == 3 else "plain"})
+              for i in range(n)]
+    vectors = np.stack([unit(i) for i in range(n)])
+    with store.writer(settings(), model_id="random") as w:
+        w.add([DocRecord(f"d{i}", f"d{i}.txt", "", {}) for i in range(n)], chunks, vectors,
+              [FileRecord(f"d{i}.txt", "0" * 64, 1, 0.0, [f"d{i}"]) for i in range(n)])
+        w.commit()
+    reader = store.reader()
+    gold, plain = reader.candidates(to_filter("tier=gold")), reader.candidates(to_filter("tier=plain"))
+    assert (gold.count, plain.count) == (300, 2700)
+    qv = unit(20_000)
+    through_graph = {name: bool(reader._dense_plan(QueryBundle("q", lambda _: qv), k, c)[2])
+                     for name, c in (("none", None), ("gold", gold), ("plain", plain))}
+    assert through_graph == {"none": True, "gold": False, "plain": True}
+    rows, _ = reader.dense_search(QueryBundle("q", lambda _: qv), k, gold)
+    exact = sorted(range(3, n, 10), key=lambda i: -float(vectors[i] @ qv))[:k]
+    assert [c.chunk_id for c in reader.chunks(rows.tolist())] == [f"d{i}#0" for i in exact]
 
 
 def test_the_hnsw_build_gets_memory_for_its_graph_and_never_less_than_the_server_gives():
@@ -382,6 +410,7 @@ def test_hybrid_search_is_one_round_trip_and_equals_the_two_branches(pg_index, m
 
     monkeypatch.setattr(search, "HNSW_FROM", 1000)
     monkeypatch.setattr(search, "EXACT_BELOW", 100 if through_hnsw else 10**9)
+    monkeypatch.setattr(search, "FILTERED_EXACT_BELOW", 100 if through_hnsw else 10**9)
     url = pg_index()
     n = 2000
     chunks = [Chunk(f"d{i}#0", f"d{i}", f"text {i} word{i % 7} other{i % 11}", 0, {"tier": str(i % 4)})

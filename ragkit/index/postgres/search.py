@@ -14,9 +14,12 @@ it. ``df_t`` is counted over the chunks the generation sees (not over the filter
 store); a filter decides which chunks are scored. (Schema 2 scored one row per posting in SQL, exact as well but
 about 8x slower at 100,000 chunks, and growing with the corpus: docs/postgres.md.)
 
-Dense search orders by inner product (``<#>``) on the normalised vectors: exactly (a sequential scan) while few
-chunks can match, else through the HNSW index with pgvector's iterative scan, which keeps walking the graph
-until k chunks pass the filter; when it still comes back short, the exact query answers.
+Dense search orders by inner product (``<#>``) on the normalised vectors: exactly while few chunks can match
+(fewer than ``EXACT_BELOW`` in all, or a filter that keeps fewer than ``FILTERED_EXACT_BELOW``: the filter's
+own index finds its rows and their distances are computed), else through the HNSW index with pgvector's
+iterative scan, which keeps walking the graph until k chunks pass the filter; when it still comes back short,
+the exact query answers. A graph walk under a selective filter steps over many rows it must drop, so it is both
+slower and less exact than scoring the kept rows directly (docs/postgres.md has the measurements).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ragkit.errors import ConfigError
 
 IDF_METHODS = ("lucene", "robertson", "atire")
 EXACT_BELOW = 5_000  # candidate chunks below which dense search is exact
+FILTERED_EXACT_BELOW = 50_000  # the same for the chunks a filter keeps (as the embedded store's default)
 HNSW_FROM = 10_000  # chunks in the index from which an HNSW index is built
 
 

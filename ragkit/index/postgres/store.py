@@ -254,14 +254,17 @@ class PostgresReader:
     def _dense_plan(self, query: QueryBundle, k: int,
                     candidates: Candidates | None) -> tuple[str, dict, list[str], int] | None:
         """(sql, params, setup statements, how many rows it must return) of the dense query: through the HNSW
-        index with an iterative scan from EXACT_BELOW passing chunks, else exact."""
+        index with an iterative scan from EXACT_BELOW passing chunks (FILTERED_EXACT_BELOW under a filter), else
+        exact."""
         passing = self.n_chunks if candidates is None else candidates.count
         if not passing or k <= 0:
             return None
+        exact_below = search.EXACT_BELOW if candidates is None else \
+            max(search.EXACT_BELOW, search.FILTERED_EXACT_BELOW)
         condition = "true" if candidates is None else candidates.native
         params = {"gen": self.gen, "q": search.vector_text(query.vector), "k": int(k)}
         want = min(int(k), passing)
-        if passing >= search.EXACT_BELOW and self.store.has_hnsw():
+        if passing >= exact_below and self.store.has_hnsw():
             ef = max(self.hnsw["ef_search"], min(int(k), 1000))
             return (search.dense_sql(self.store.schema, visible("c"), condition, exact=False), params,
                     [f"SET LOCAL hnsw.ef_search = {ef}", "SET LOCAL hnsw.iterative_scan = strict_order"], want)
