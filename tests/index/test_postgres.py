@@ -153,6 +153,17 @@ def test_a_filter_keeping_fewer_than_filtered_exact_below_chunks_is_answered_exa
     assert [c.chunk_id for c in reader.chunks(rows.tolist())] == [f"d{i}#0" for i in exact]
 
 
+def test_the_graph_is_the_dense_specs_when_it_asks_for_hnsw_else_the_measured_defaults():
+    from ragkit.index.postgres.store import HNSW_DEFAULTS, hnsw_params
+    from ragkit.plugins import registry
+
+    flat = registry.create("dense", {"name": "faiss"}).spec()
+    assert hnsw_params(flat) == HNSW_DEFAULTS and hnsw_params(flat) is not HNSW_DEFAULTS
+    spec = registry.create("dense", {"name": "faiss", "index": "hnsw", "hnsw_m": 8, "ef_construction": 40,
+                                     "ef_search": 60}).spec()
+    assert hnsw_params(spec) == {"m": 8, "ef_construction": 40, "ef_search": 60}
+
+
 def test_the_hnsw_build_gets_memory_for_its_graph_and_never_less_than_the_server_gives():
     from ragkit.index.postgres.store import HNSW_BUILD_MEMORY_CAP_MB, hnsw_build_memory_mb, parse_memory_mb
 
