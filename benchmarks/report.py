@@ -810,9 +810,10 @@ def store_scale() -> str:
         return "Not measured yet: `python benchmarks/store_scale.py` writes it."
     d = load("store_scale")
     def graph(r: dict) -> str:
-        p = r.get("graph")
-        return "exact" if p is None and "graph" in r else "–" if p is None else \
-            f"{p['m']} / {p['ef_construction']} / {p['ef_search']}"
+        if "graph" not in r:  # a run from before the parameters were recorded
+            return "–"
+        p = r["graph"]
+        return "exact" if p is None else f"{p['m']} / {p['ef_construction']} / {p['ef_search']}"
 
     rows = [[f"{r['chunks']:,}", r["store"], graph(r), r["ingest_chunks_per_s"], r["commit_s"]]
             + [f"{r[m]['p50_ms']} / {r[m]['p95_ms']}" for m in ("bm25", "dense", "hybrid", "hybrid+1% filter")]
