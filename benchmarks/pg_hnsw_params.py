@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -39,16 +38,11 @@ def load(conn, corpus: Corpus, n: int) -> None:
     with conn.cursor() as cur:
         for start in range(0, n, BATCH):
             _, vecs = corpus.batch(start, min(BATCH, n - start))
-            # binary COPY: a signature and two zero words, then per row its field count and length-prefixed fields
-            out = [b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)]
-            for i, v in enumerate(vecs):
-                tenant = f"t{(start + i) % TENANTS:03d}".encode()
-                vec = search.vector_binary(v)
-                out.append(struct.pack(">hiqi", 3, 8, start + i, len(tenant)) + tenant +
-                           struct.pack(">i", len(vec)) + vec)
-            out.append(struct.pack(">h", -1))
+            # binary COPY as the store's writer does it: the vector in pgvector's binary format
             with cur.copy("COPY v (id, tenant, embedding) FROM STDIN (FORMAT BINARY)") as cp:
-                cp.write(b"".join(out))
+                cp.set_types(["int8", "text", "bytea"])
+                for i, v in enumerate(vecs):
+                    cp.write_row((start + i, f"t{(start + i) % TENANTS:03d}", search.vector_binary(v)))
     conn.execute("CREATE INDEX v_tenant ON v (tenant)")
     conn.execute("VACUUM ANALYZE v")
 

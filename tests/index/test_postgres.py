@@ -99,20 +99,27 @@ def test_bm25_and_dense_agree_with_the_embedded_store_as_the_corpus_changes(scif
         e.close()
 
 
-def test_a_selective_filter_still_returns_k_through_the_hnsw_index(pg_index, monkeypatch):
-    """3000 chunks with an HNSW index; a filter keeping 1% of them: k passing chunks, the exact top k."""
-    monkeypatch.setattr(search, "HNSW_FROM", 1000)
-    monkeypatch.setattr(search, "EXACT_BELOW", 10)
-    monkeypatch.setattr(search, "FILTERED_EXACT_BELOW", 10)
-    store = open_store(pg_index())
-    n, k = 3000, 10
-    chunks = [Chunk(f"d{i}#0", f"d{i}", f"text {i}", 0, {"tier": "gold" if i % 100 == 7 else "plain"})
+def tiered_index(url: str, n: int, gold) -> tuple:
+    """A postgres index of ``n`` one-chunk documents with random unit vectors, tier "gold" where ``gold(i)``,
+    else "plain": (the store, the vectors)."""
+    store = open_store(url)
+    chunks = [Chunk(f"d{i}#0", f"d{i}", f"text {i}", 0, {"tier": "gold" if gold(i) else "plain"})
               for i in range(n)]
     vectors = np.stack([unit(i) for i in range(n)])
     with store.writer(settings(), model_id="random") as w:
         w.add([DocRecord(f"d{i}", f"d{i}.txt", "", {}) for i in range(n)], chunks, vectors,
               [FileRecord(f"d{i}.txt", "0" * 64, 1, 0.0, [f"d{i}"]) for i in range(n)])
         w.commit()
+    return store, vectors
+
+
+def test_a_selective_filter_still_returns_k_through_the_hnsw_index(pg_index, monkeypatch):
+    """3000 chunks with an HNSW index; a filter keeping 1% of them: k passing chunks, the exact top k."""
+    monkeypatch.setattr(search, "HNSW_FROM", 1000)
+    monkeypatch.setattr(search, "EXACT_BELOW", 10)
+    monkeypatch.setattr(search, "FILTERED_EXACT_BELOW", 10)
+    n, k = 3000, 10
+    store, vectors = tiered_index(pg_index(), n, lambda i: i % 100 == 7)
     assert store.has_hnsw()
     reader = store.reader()
     gold = reader.candidates(to_filter("tier=gold"))
@@ -132,15 +139,8 @@ def test_a_filter_keeping_fewer_than_filtered_exact_below_chunks_is_answered_exa
     monkeypatch.setattr(search, "HNSW_FROM", 1000)
     monkeypatch.setattr(search, "EXACT_BELOW", 10)
     monkeypatch.setattr(search, "FILTERED_EXACT_BELOW", 500)
-    store = open_store(pg_index())
     n, k = 3000, 10
-    chunks = [Chunk(f"d{i}#0", f"d{i}", f"text {i}", 0, {"tier": "gold" if i % 10 == 3 else "plain"})
-              for i in range(n)]
-    vectors = np.stack([unit(i) for i in range(n)])
-    with store.writer(settings(), model_id="random") as w:
-        w.add([DocRecord(f"d{i}", f"d{i}.txt", "", {}) for i in range(n)], chunks, vectors,
-              [FileRecord(f"d{i}.txt", "0" * 64, 1, 0.0, [f"d{i}"]) for i in range(n)])
-        w.commit()
+    store, vectors = tiered_index(pg_index(), n, lambda i: i % 10 == 3)
     reader = store.reader()
     gold, plain = reader.candidates(to_filter("tier=gold")), reader.candidates(to_filter("tier=plain"))
     assert (gold.count, plain.count) == (300, 2700)

@@ -18,8 +18,8 @@ Dense search orders by inner product (``<#>``) on the normalised vectors: exactl
 (fewer than ``EXACT_BELOW`` in all, or a filter that keeps fewer than ``FILTERED_EXACT_BELOW``: the filter's
 own index finds its rows and their distances are computed), else through the HNSW index with pgvector's
 iterative scan, which keeps walking the graph until k chunks pass the filter; when it still comes back short,
-the exact query answers. A graph walk under a selective filter steps over many rows it must drop, so it is both
-slower and less exact than scoring the kept rows directly (docs/postgres.md has the measurements).
+the exact query answers. A graph walk under a selective filter steps over many rows it must drop and stops at
+pgvector's scan limit with rows that are not the exact top k (docs/postgres.md has the measurements).
 """
 
 from __future__ import annotations
