@@ -99,6 +99,10 @@ def train_and_eval_reranker(section: str, sources: list[Path], args, split: str 
                           groups_per_step=args.groups, max_length=args.max_length, lr=args.lr,
                           max_minutes=args.max_minutes, seed=args.seed, threads=args.threads,
                           progress=_printer())
+    if args.skip_eval:  # a model for `tune.py --refit-cross-encoder`: its test number comes from the tune run
+        save(section, {"training_data": notes, "examples": len(examples), "prepare_s": round(prep_s, 1),
+                       "card": brief(card), "evaluated": False})
+        return
     base_m, base_q = baseline()
     m, q, eval_s = evaluate(out, depth=args.rerank_depth)
     goal = goal_for(kind or section, base_m["ndcg@10"], args)
@@ -281,6 +285,7 @@ def main() -> int:
     ap.add_argument("--max-length", type=int, default=160)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--max-minutes", type=float, default=25.0)
+    ap.add_argument("--skip-eval", action="store_true", help="train and save only (no test evaluation)")
     ap.add_argument("--rerank-depth", type=int, default=50)
     ap.add_argument("--goal", type=float, default=0.73)
     ap.add_argument("--n", type=int, default=600, help="synthetic questions to keep")

@@ -232,6 +232,9 @@ def tune() -> str:
         if left_out:
             dev += (f" (the other {left_out} were left out of selection: the fine-tuned cross-encoder in the space "
                     "was trained on them)")
+        for searched, final in (d.get("refit") or {}).items():
+            dev += (f"; refit: the search ran with `{searched}`, the tuned pipeline is proved and written with "
+                    f"`{final}` (same recipe, trained on the dev questions too, on no test question)")
         parts.append(
             f"**{d['dataset']}** ({d['strategy']}, {dev}; "
             f"test = `{d['test_split']}`, {d['test_queries']} questions; budget p95 {d['budget_ms']:g} ms/query; "
@@ -430,13 +433,16 @@ def finetune() -> str:
     hybrid = d["supervised"]["hybrid"]["ndcg@10"]
     rows = []
     for sec in ("supervised", "supervised-4ep", "supervised-4ep-rerun", "supervised-4ep-rerun2", "supervised-4ep-rerun3",
-                "synthetic", "synthetic-8ep", "transfer"):
+                "supervised-4ep-half", "supervised-4ep-all", "synthetic", "synthetic-8ep", "transfer"):
         if sec not in d:
             continue
         s, c = d[sec], d[sec]["card"]
         blend = d.get(f"{sec}-blend")
-        rows.append([f"`{sec}`", s["examples"], c["steps"], c["epochs_done"], f"{c['minutes']:.1f}", c["stopped_by"],
-                     f"{s['hybrid+reranker@50']['ndcg@10']:.4f}",
+        alone = s.get("hybrid+reranker@50")
+        trained = f" ({c['train_questions']} trained on)" if "train_questions" in c else ""
+        rows.append([f"`{sec}`", f"{s['examples']}{trained}", c["steps"], c["epochs_done"],
+                     f"{c['minutes']:.1f}", c["stopped_by"],
+                     f"{alone['ndcg@10']:.4f}" if alone else "– (not evaluated alone)",
                      f"{blend['test_ndcg@10_at_chosen']:.4f} (weight {blend['chosen_on_dev']}; "
                      f"{versus(blend['versus_hybrid'])})" if blend else "–"])
     out = ("**Cross-encoder rerankers** (SciFact test, 300 queries, hybrid top 50 reranked; hybrid alone "

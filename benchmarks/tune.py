@@ -18,6 +18,10 @@ given with --skip-stage (default: chunking, whose re-embedding costs minutes per
 directory (trials.jsonl: a re-run resumes) is .cache/tune/<dataset>/. For SciFact the best hand-built pipeline on
 record is read from the results of the reranker-depth benchmark (not typed in).
 
+--refit-cross-encoder PATH: the search runs with --cross-encoder (a model that never saw the dev questions it
+selects on); the chosen pipeline is then proved on test, and written, with PATH instead: the same recipe trained
+on more questions (the dev ones too, never a test one: its card is checked). See benchmarks/tune.md.
+
 --cross-encoder PATH (default: .cache/finetune/reranker-supervised-4ep when it exists; "none" to leave it out) makes
 the rerank stage that model at depth 10, 20, 50 x blend 0.2, 0.5, "none" competing. The shipped space's rerank
 options name no local model, so without one they are skipped offline. The search scores each (question, passage)
@@ -137,10 +141,18 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--cross-encoder", default=str(DEFAULT_CROSS_ENCODER) if DEFAULT_CROSS_ENCODER.is_dir() else None,
                     help="a local CrossEncoder directory for the rerank stage ('none': the shipped options)")
+    ap.add_argument("--refit-cross-encoder", default=None,
+                    help="after the search, the chosen pipeline uses this model (trained the same way on more "
+                         "questions, never a test one) in place of --cross-encoder: in the test run and the config")
     args = ap.parse_args()
     cross_encoder = None if args.cross_encoder in (None, "none") else Path(args.cross_encoder).expanduser().resolve()
     if cross_encoder is not None and not cross_encoder.is_dir():
         ap.error(f"--cross-encoder {args.cross_encoder}: no such model directory")
+    refit = None
+    if args.refit_cross_encoder:
+        if cross_encoder is None:
+            ap.error("--refit-cross-encoder needs --cross-encoder (the model the search runs with)")
+        refit = {str(cross_encoder): str(Path(args.refit_cross_encoder).expanduser().resolve())}
     skip = ["chunking"] if args.skip_stage is None else [s for s in args.skip_stage if s != "none"]
 
     root, corpus = BUNDLED.get(args.dataset, (DATASETS / args.dataset, None))
@@ -166,7 +178,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     tuner = tu.Tuner(dev, base, space, work, test=test, settings=settings, cache_root=CACHE, progress=progress,
-                     fresh=args.fresh)
+                     fresh=args.fresh, refit=refit)
     result = tuner.run()
     wall = time.perf_counter() - t0
     moved = transfer(tuner, test, result["tune"]["winner"]["trial"]) if args.questions else None
@@ -188,7 +200,9 @@ def main() -> int:
         "dev_queries": t["dev_queries"], "dev_excluded": t.get("dev_excluded"), "test_queries": t["test_queries"],
         "strategy": t["strategy"], "budget_ms": t["budget_ms"], "max_minutes": t["max_minutes"], "seed": t["seed"],
         "skipped_stages": skip, "space_size": t["space_size"],
-        "cross_encoder": str(cross_encoder) if cross_encoder else None,
+        "cross_encoder": str(cross_encoder).replace(f"{ROOT}/", "") if cross_encoder else None,
+        "refit": {k.replace(f"{ROOT}/", ""): v.replace(f"{ROOT}/", "")
+                  for k, v in t["winner"].get("refit", {}).items()},
         "rerank_pairs": {"scored": result["reuse"].get("rerank_pairs_scored", 0),
                          "reused": result["reuse"].get("rerank_pairs_reused", 0),
                          "latency": "a reused pair charges the time scoring it took (full-depth rerank latency)"},

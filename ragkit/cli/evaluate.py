@@ -327,6 +327,10 @@ def tune(
     out_dir: Path = typer.Option(Path("tune"), "--out", "-o", help="ragkit.toml (the winner), report.md/.html, "
                                  "results.json, trials.jsonl (resume state)"),
     fresh: bool = typer.Option(False, "--fresh", help="ignore trials.jsonl from an earlier run"),
+    refit: Optional[list[str]] = typer.Option(None, "--refit", help="OLD=NEW: after the search, the chosen "
+                                              "pipeline uses model NEW (e.g. retrained with the dev questions) "
+                                              "where it searched with OLD, in the test run and the written config "
+                                              "(repeatable)"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where dataset indexes and the shared "
                                              "embedding cache live (default: $RAGKIT_CACHE or ~/.cache/ragkit)"),
     as_json: bool = JsonOpt,
@@ -358,7 +362,8 @@ def tune(
     search_space = tu.load_space(space, base_cfg, skip_stage or ())
     with tune_progress(as_json) as progress:
         result = tu.Tuner(dev, base_cfg, search_space, out_dir, test=test, settings=settings, cache_root=cache_dir,
-                          progress=progress, fresh=fresh, index=index, test_source=test_source).run()
+                          progress=progress, fresh=fresh, index=index, test_source=test_source,
+                          refit=tu.parse_refit(refit)).run()
     paths = tu.write_outputs(result, out_dir)
     t = result["tune"]
     if as_json:

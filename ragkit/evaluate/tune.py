@@ -21,6 +21,12 @@ once, after it, to evaluate the winner and the baseline (the base config) with a
 bootstrap interval. Every finished trial is appended to ``trials.jsonl``; a re-run with the same dev questions,
 base config and settings takes finished trials from it (resume), and since the strategies are deterministic for a
 seed, an interrupted search resumed this way makes the same choices as an uninterrupted one.
+
+*Refit*: a fine-tuned model in the space must not have seen the dev questions (they are dropped from dev when it
+did), so the search runs with a model trained on less data. ``refit`` names, per such model, one trained the same
+way on more (its own data plus the dev questions, never a test question: checked on the model's card); the
+chosen configuration then runs with it, in the test run and in the written config. The search's choices are made
+without it.
 """
 
 from __future__ import annotations
@@ -420,16 +426,55 @@ def without_trained_questions(dev: Dataset, base: Config, space: Space) -> tuple
     return Dataset(dev.root, kept, dev.corpus), info
 
 
+def with_models_replaced(value: Any, mapping: dict[str, str]) -> Any:
+    """``value`` (a config dump or overrides) with every ``model`` string that is a key of ``mapping`` replaced."""
+    if isinstance(value, dict):
+        return {k: (mapping.get(v, v) if (k == "model" or k.endswith(".model")) and isinstance(v, str)
+                    else with_models_replaced(v, mapping)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_models_replaced(v, mapping) for v in value]
+    return value
+
+
+def check_refit(refit: dict[str, str], test: Dataset | None) -> None:
+    """Every refit model exists and was not trained on a test question (the test stays unseen)."""
+    from ragkit.finetune.training import read_card
+
+    for old, new in refit.items():
+        path = Path(new).expanduser()
+        if not path.is_dir():
+            raise RagkitError(f"refit model {new} (for {old}): no such model directory")
+        card = read_card(path) or {}
+        if test is not None:
+            seen = set(map(str, card.get("train_questions") or ())) & {q.qid for q in test.queries}
+            if seen:
+                raise RagkitError(f"refit model {new} was trained on {len(seen)} test questions (e.g. "
+                                  f"{sorted(seen)[0]}): the test must stay unseen")
+
+
+def parse_refit(items: list[str] | None) -> dict[str, str]:
+    """``OLD=NEW`` pairs (the CLI's ``--refit``)."""
+    out = {}
+    for item in items or ():
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise ConfigError(f"--refit {item!r}: expected OLD_MODEL=NEW_MODEL")
+        out[old] = new
+    return out
+
+
 class Tuner:
     """One search: ``dev`` questions for selection, ``test`` questions (optional) for the final comparison."""
 
     def __init__(self, dev: Dataset, base: Config, space: Space, out: Path, *, test: Dataset | None = None,
                  settings: TuneSettings | None = None, cache_root: Path | None = None,
                  progress: Progress | None = None, fresh: bool = False, index: str | Path | None = None,
-                 test_source: str = "test split") -> None:
+                 test_source: str = "test split", refit: dict[str, str] | None = None) -> None:
         """``index``: an existing index to search over (its chunks and embeddings are reused as they are; trials
         that would change them are skipped); ``base`` must then carry the index's settings (:func:`index_base`).
-        ``test_source``: what the test questions are, for the report."""
+        ``test_source``: what the test questions are, for the report. ``refit``: model -> model trained on more
+        data (e.g. the dev questions too) that the chosen pipeline uses instead after the search, in the test
+        run and in the written config; the search itself never sees it."""
         if not dev.queries:
             raise RagkitError(f"{dev.root}: no dev questions")
         if test is not None:
@@ -437,6 +482,8 @@ class Tuner:
             if overlap:
                 raise RagkitError(f"dev and test share {len(overlap)} questions (e.g. {sorted(overlap)[0]}): "
                                   "give disjoint splits")
+        self.refit = dict(refit or {})
+        check_refit(self.refit, test)
         dev, self.dev_excluded = without_trained_questions(dev, base, space)
         self.dev, self.test, self.base, self.space = dev, test, base, space
         self.out = Path(out)
@@ -479,6 +526,13 @@ class Tuner:
             if opt.overrides:
                 cfg = apply_overrides(cfg, opt.overrides)
         return cfg
+
+    def chosen_config(self, choice: dict[str, str]) -> Config:
+        """The configuration the search chose, with the refit models in place of the ones it searched with."""
+        cfg = self.config_of(choice)
+        if not self.refit:
+            return cfg
+        return Config.model_validate(with_models_replaced(cfg.model_dump(mode="json"), self.refit))
 
     @staticmethod
     def name_of(choice: dict[str, str]) -> str:
@@ -620,7 +674,7 @@ class Tuner:
         try:
             if self.progress:
                 self.progress({"event": "final", "queries": len(self.test.queries)})
-            w = abl.evaluate("winner", self.config_of(winner["choice"]))
+            w = abl.evaluate("winner", self.chosen_config(winner["choice"]))
             b = abl.evaluate("baseline", self.config_of(baseline["choice"]))
         finally:
             abl.close()
@@ -730,7 +784,10 @@ class Tuner:
                 "winner": {"name": winner["name"], "choice": winner["choice"], "trial": winner["n"],
                            "dev_metrics": winner["metrics"], "dev_objective": winner["objective"],
                            "dev_p95_ms": winner["p95_ms"],
-                           "config": self.config_of(winner["choice"]).model_dump(mode="json")},
+                           "config": self.chosen_config(winner["choice"]).model_dump(mode="json"),
+                           "refit": {k: v for k, v in self.refit.items()
+                                     if k in set(models_named(self.config_of(winner["choice"]).model_dump(
+                                         mode="json")))}},
                 "baseline": {"name": baseline["name"], "dev_metrics": baseline.get("metrics"),
                              "dev_objective": baseline.get("objective"), "dev_p95_ms": baseline.get("p95_ms"),
                              "eligible": baseline["eligible"]},

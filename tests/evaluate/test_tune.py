@@ -513,6 +513,67 @@ def test_questions_a_reranker_in_the_space_was_trained_on_are_kept_out_of_select
         tuner(tiny, tmp_path, space, out="none-left")
 
 
+def test_a_refit_model_is_used_only_after_the_search_and_never_one_trained_on_test(tiny, tmp_path, tiny_ce,
+                                                                                    monkeypatch):
+    """--refit OLD=NEW: the search selects with OLD (on dev questions OLD never saw); the chosen pipeline then runs
+    on the test questions and is written with NEW (trained on more, e.g. the dev questions too). NEW is never
+    loaded during the search, and a NEW trained on a test question is refused."""
+    from sentence_transformers import CrossEncoder
+
+    from ragkit.finetune.training import write_card
+
+    searched, refit = tmp_path / "ce-searched", tmp_path / "ce-refit"
+    shutil.copytree(tiny_ce, searched)
+    shutil.copytree(tiny_ce, refit)
+    write_card(searched, {"kind": "reranker", "train_questions": ["d1"]})
+    write_card(refit, {"kind": "reranker", "train_questions": ["d1", "d2", "d3", "d4"]})
+    loaded: list[str] = []
+    original = CrossEncoder.__init__
+
+    def spy(self, model_name_or_path, *args, **kw):
+        loaded.append(str(model_name_or_path))
+        return original(self, model_name_or_path, *args, **kw)
+
+    monkeypatch.setattr(CrossEncoder, "__init__", spy)
+    space = write_space(tmp_path / "refit-space.toml", [{"name": "rerank", "options": [("ce", _ce(searched, 4))]}])
+    base = load_config(None, BASE)
+    dev, test = tu.tune_datasets(tiny, dev_split="dev", test_split="test")
+    s = tu.TuneSettings(metrics=("ndcg@10",), k=10, resamples=200)
+
+    def make(mapping, out="refit"):
+        return tu.Tuner(dev, base, tu.load_space(space, base), tmp_path / out, test=test, settings=s,
+                        cache_root=tmp_path / "cache", refit=mapping)
+
+    t = make(tu.parse_refit([f"{searched}={refit}"]))
+    try:
+        t.search()
+    finally:
+        t.close()
+    assert sorted(q.qid for q in t.dev.queries) == ["d2", "d3", "d4"]  # only what the searched model never saw
+    assert loaded and set(loaded) == {str(searched)}
+    chosen = next(x for x in t.trials if x["choice"]["rerank"] == "ce")
+    before = len(loaded)
+    result = t.final(chosen)
+    assert set(loaded[before:]) == {str(refit)}
+    assert result["queries"] == len(TEST)
+    summary = t.summary(chosen, result)
+    assert summary["tune"]["winner"]["refit"] == {str(searched): str(refit)}
+    written = load_config(tu.write_outputs(summary, tmp_path / "written")["config"])
+    assert [r.model for r in written.rerankers] == [str(refit)]
+    # a baseline without the model records no refit, and the mapping changes nothing else of the config
+    base_trial = t.trials[0]
+    assert t.summary(base_trial, None)["tune"]["winner"]["refit"] == {}
+    assert t.chosen_config(base_trial["choice"]) == t.config_of(base_trial["choice"])
+
+    write_card(refit, {"kind": "reranker", "train_questions": ["d1", "t2"]})
+    with pytest.raises(RagkitError, match="trained on 1 test questions"):
+        make({str(searched): str(refit)}, out="leaky")
+    with pytest.raises(RagkitError, match="no such model directory"):
+        make({str(searched): str(tmp_path / "missing")}, out="missing")
+    with pytest.raises(ConfigError, match="OLD_MODEL=NEW_MODEL"):
+        tu.parse_refit(["just-a-path"])
+
+
 # --- tuning over an existing index with synthetic questions (no labels) ---------------------------------------
 
 SYNTH = [("s1", "how do I rotate an api key", "gold-keys"), ("s2", "how fast does a revoked key stop working",
