@@ -898,7 +898,9 @@ def sql_tool() -> str:
                   f"\"routed\" answers numeric questions through the router and the SQL tool (falling back to "
                   f"passages when no table fits or the query fails), \"passages only\" is the same generator "
                   f"without the router. The router's rules were written with this question set in view."
-                  f"{limit}{missing} (measured {d['date']})") + _sql_goals(d["runs"])
+                  f"{limit}{missing} (measured "
+                  + "; ".join(f"{r['model']} {r.get('date') or d['date']}" for r in d["runs"]) + ")"
+                  + _sql_goals(d["runs"]))
 
 
 def _sql_goals(runs: list[dict]) -> str:

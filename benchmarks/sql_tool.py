@@ -99,7 +99,8 @@ def run_model(index: Path, model: str, questions: list[dict], llm_router: bool) 
     def mean(xs):
         return round(statistics.mean(xs), 4) if xs else None
 
-    return {"model": model, "file": str(offline_model_path(model)), "questions": len(rows),
+    return {"model": model, "date": time.strftime("%Y-%m-%d"), "file": str(offline_model_path(model)),
+            "questions": len(rows),
             "numeric": len(numeric), "non_numeric": len(rows) - len(numeric),
             "routing_accuracy": mean([r["route_ok"] for r in rows]),
             "routing_accuracy_llm": mean([r["route_llm_ok"] for r in rows]) if llm_router else None,
@@ -148,7 +149,7 @@ def main() -> None:
         done = {r["model"] for r in runs}
         old = json.loads(out.read_text())
         if not old.get("limit"):
-            runs = [r for r in old.get("runs", []) if r["model"] not in done] + runs
+            runs = [{"date": old.get("date"), **r} for r in old.get("runs", []) if r["model"] not in done] + runs
             missing = [m for m in missing if m not in {r["model"] for r in runs}]
     data = {"set": "eval_sets/beacon-numeric", "limit": args.limit or None, "models_missing": missing,
             "router": "default rules (config.SQL_CUES)", "runs": runs}
