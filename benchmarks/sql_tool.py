@@ -48,10 +48,15 @@ def build_index(path: Path) -> None:
         print(f"index {path}: {rep.documents_total} documents, {rep.chunks_total} chunks", file=sys.stderr)
 
 
-def run_model(index: Path, model: str, questions: list[dict], llm_router: bool) -> dict:
+def run_model(index: Path, model: str, questions: list[dict], llm_router: bool, fresh: bool = False) -> dict:
     from ragkit import Engine
-    from ragkit.llm.models import offline_model_path
 
+    # every finished question is appended here, so an interrupted run resumes where it stopped (--fresh: anew)
+    partial = CACHE / "sql_tool" / f"{model}{'' if llm_router else '-no-llm-router'}.jsonl"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        partial.unlink(missing_ok=True)
+    done = {r["id"]: r for r in map(json.loads, partial.read_text().splitlines())} if partial.exists() else {}
     gen = {"name": "llama-cpp", "model": model, "n_ctx": 4096}
     routed = Engine.open(index, config={"generator": gen, "router": {"enabled": True}})
     plain = Engine.open(index, config={"generator": gen})
@@ -59,40 +64,57 @@ def run_model(index: Path, model: str, questions: list[dict], llm_router: bool) 
     routed.warm_up()  # load the model and the index before the clock runs
     rows = []
     for i, q in enumerate(questions, 1):
-        if q["route"] != "sql":  # only the route matters: a passage question's answer is today's path
-            d = routed.router.route(q["question"])
-            row = {"id": q["id"], "kind": q["kind"], "gold_route": q["route"], "route": d.route,
-                   "route_ok": d.route == "passages"}
-            if llm_router:
-                row["route_llm"] = routed.router.by_llm(q["question"]).route
-                row["route_llm_ok"] = row["route_llm"] == "passages"
-            rows.append(row)
-            print(f"[{model} {i}/{len(questions)}] {q['id']} route={d.route}", file=sys.stderr)
+        if q["id"] in done:
+            rows.append(done[q["id"]])
+            print(f"[{model} {i}/{len(questions)}] {q['id']} (resumed)", file=sys.stderr)
             continue
-        t = time.perf_counter()
-        a = routed.query(q["question"])
-        sql_s = time.perf_counter() - t
-        route = next((e.data["route"] for e in a.events if e.kind == "route"), "passages")
-        tables = next((e.data["tables"] for e in a.events if e.kind == "sql" and "tables" in e.data), [])
-        row = {"id": q["id"], "kind": q["kind"], "gold_route": q["route"], "route": route,
-               "route_ok": (route != "passages") == (q["route"] == "sql"), "sql": a.extras.get("sql"),
-               "executed": bool(a.extras.get("sql")), "fallback": a.extras.get("fallback"),
-               "attempts": [e.data for e in a.events if e.kind == "sql" and "error" in e.data],
-               "gold_table_shown": bool(q["tables"]) and set(q["tables"]) <= set(tables),
-               "answer": a.text, "seconds": round(sql_s, 3)}
-        if llm_router:
-            row["route_llm"] = routed.router.by_llm(q["question"]).route
-            row["route_llm_ok"] = (row["route_llm"] != "passages") == (q["route"] == "sql")
-        row["em"] = exact(a.text, q)
-        t = time.perf_counter()
-        p = plain.query(q["question"])  # the same question without the router: today's path
-        row["passages_answer"], row["passages_seconds"] = p.text, round(time.perf_counter() - t, 3)
-        row["passages_em"] = exact(p.text, q)
-        rows.append(row)
-        print(f"[{model} {i}/{len(questions)}] {q['id']} route={route} em={row.get('em')} "
-              f"passages_em={row.get('passages_em')} {sql_s:.1f}s", file=sys.stderr)
+        rows.append(one_question(routed, plain, q, llm_router))
+        with partial.open("a") as fh:
+            fh.write(json.dumps(rows[-1]) + "\n")
+        r = rows[-1]
+        print(f"[{model} {i}/{len(questions)}] {q['id']} route={r['route']}"
+              + (f" em={r['em']} passages_em={r['passages_em']} {r['seconds']:.1f}s" if "em" in r else ""),
+              file=sys.stderr)
     routed.close()
     plain.close()
+    return summarise(model, rows, llm_router, resumed=len(done))
+
+
+def one_question(routed, plain, q: dict, llm_router: bool) -> dict:
+    """One question's row: the route (and, for a numeric one, the routed and the passages-only answers)."""
+    if q["route"] != "sql":  # only the route matters: a passage question's answer is today's path
+        d = routed.router.route(q["question"])
+        row = {"id": q["id"], "kind": q["kind"], "gold_route": q["route"], "route": d.route,
+               "route_ok": d.route == "passages"}
+        if llm_router:
+            row["route_llm"] = routed.router.by_llm(q["question"]).route
+            row["route_llm_ok"] = row["route_llm"] == "passages"
+        return row
+    t = time.perf_counter()
+    a = routed.query(q["question"])
+    sql_s = time.perf_counter() - t
+    route = next((e.data["route"] for e in a.events if e.kind == "route"), "passages")
+    tables = next((e.data["tables"] for e in a.events if e.kind == "sql" and "tables" in e.data), [])
+    row = {"id": q["id"], "kind": q["kind"], "gold_route": q["route"], "route": route,
+           "route_ok": (route != "passages") == (q["route"] == "sql"), "sql": a.extras.get("sql"),
+           "executed": bool(a.extras.get("sql")), "fallback": a.extras.get("fallback"),
+           "attempts": [e.data for e in a.events if e.kind == "sql" and "error" in e.data],
+           "gold_table_shown": bool(q["tables"]) and set(q["tables"]) <= set(tables),
+           "answer": a.text, "seconds": round(sql_s, 3)}
+    if llm_router:
+        row["route_llm"] = routed.router.by_llm(q["question"]).route
+        row["route_llm_ok"] = (row["route_llm"] != "passages") == (q["route"] == "sql")
+    row["em"] = exact(a.text, q)
+    t = time.perf_counter()
+    p = plain.query(q["question"])  # the same question without the router: today's path
+    row["passages_answer"], row["passages_seconds"] = p.text, round(time.perf_counter() - t, 3)
+    row["passages_em"] = exact(p.text, q)
+    return row
+
+
+def summarise(model: str, rows: list[dict], llm_router: bool, resumed: int = 0) -> dict:
+    from ragkit.llm.models import offline_model_path
+
     numeric = [r for r in rows if r["gold_route"] == "sql"]
     to_sql = [r for r in numeric if r["route"] != "passages"]
 
@@ -100,7 +122,7 @@ def run_model(index: Path, model: str, questions: list[dict], llm_router: bool) 
         return round(statistics.mean(xs), 4) if xs else None
 
     return {"model": model, "date": time.strftime("%Y-%m-%d"), "file": str(offline_model_path(model)),
-            "questions": len(rows),
+            "questions": len(rows), "resumed": resumed,
             "numeric": len(numeric), "non_numeric": len(rows) - len(numeric),
             "routing_accuracy": mean([r["route_ok"] for r in rows]),
             "routing_accuracy_llm": mean([r["route_llm_ok"] for r in rows]) if llm_router else None,
@@ -128,6 +150,7 @@ def main() -> None:
     ap.add_argument("--models", default="qwen0.5b,qwen1.5b")
     ap.add_argument("--limit", type=int, default=0, help="first N numeric and N non-numeric questions only")
     ap.add_argument("--no-llm-router", action="store_true", help="skip measuring the LLM classifier")
+    ap.add_argument("--fresh", action="store_true", help="ignore the finished questions of an interrupted run")
     ap.add_argument("--out", type=Path, help="write here instead of benchmarks/results/sql_tool.json")
     args = ap.parse_args()
     questions = [json.loads(line) for line in SET.read_text().splitlines() if line.strip()]
@@ -143,7 +166,7 @@ def main() -> None:
             missing.append(model)
             print(f"skipping {model}: not fetched (../shared/models/fetch.sh {model})", file=sys.stderr)
             continue
-        runs.append(run_model(index, model, questions, not args.no_llm_router))
+        runs.append(run_model(index, model, questions, not args.no_llm_router, fresh=args.fresh))
     out = args.out or RESULTS / "sql_tool.json"
     if out.exists() and not args.limit:  # keep the runs of models not run this time (one model per invocation)
         done = {r["model"] for r in runs}
