@@ -174,6 +174,7 @@ def main() -> None:
         if not old.get("limit"):
             runs = [{"date": old.get("date"), **r} for r in old.get("runs", []) if r["model"] not in done] + runs
             missing = [m for m in missing if m not in {r["model"] for r in runs}]
+    runs.sort(key=lambda r: r["model"])  # the same row order whichever model ran last
     data = {"set": "eval_sets/beacon-numeric", "limit": args.limit or None, "models_missing": missing,
             "router": "default rules (config.SQL_CUES)", "runs": runs}
     if args.out:
