@@ -920,6 +920,22 @@ def _sql_goals(runs: list[dict]) -> str:
     return "\n\nGoals:\n\n" + "\n".join(lines)
 
 
+def sql_matrix_probe() -> str:
+    """The plan matrices in wide and in long form, gold tables given: sql_matrix_probe.json."""
+    if not (RESULTS / "sql_matrix_probe.json").exists():
+        return "Not measured yet: `python benchmarks/sql_matrix_probe.py` writes it."
+    d = load("sql_matrix_probe")
+    rows = [[form, f"{d[form]['right']} of {d['questions']}", pct(d[form]["exact_match"]), pct(d[form]["ran"])]
+            for form in ("wide", "long")]
+    out = table(["table form", "exact answers", "exact match", "query ran"], rows)
+    return out + (f"\n\n{d['model']}, the {d['questions']} numeric questions of `eval_sets/beacon-numeric` whose gold "
+                  f"table is a price list with one column per plan ({', '.join(f'`{t}`' for t in d['tables'])}); "
+                  f"the SQL tool is given the gold tables (no retrieval, no routing), stored as they are (wide) or "
+                  f"with one row per feature and plan (long), alternating in one run. Right only in long form: "
+                  f"{d['only_long_right']}; only in wide form: {d['only_wide_right']}. A probe of the table form: "
+                  f"the index and the SQL tool's numbers above are unchanged. Measured {d['date']}.")
+
+
 # --- the page -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -963,6 +979,8 @@ def sections() -> list[Section]:
         Section("Fuzzing loaders and the server", "fuzz.py", ("fuzz", "fuzz_long"), fuzz),
         Section("HTML parsers on adversarial pages", "html_parsers.py", ("html_parsers",), html_parsers),
         Section("Numbers from tables: the SQL tool", "sql_tool.py", ("sql_tool",), sql_tool),
+        Section("The SQL tool on plan matrices: wide or long tables", "sql_matrix_probe.py",
+                ("sql_matrix_probe",) if (RESULTS / "sql_matrix_probe.json").exists() else (), sql_matrix_probe),
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
         Section("Server micro-batching", "serve_load.py", tuple(
