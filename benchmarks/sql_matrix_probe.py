@@ -14,8 +14,8 @@ Writes benchmarks/results/sql_matrix_probe.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -69,11 +69,9 @@ def main() -> None:
     src = max(index.glob("gens/*/tables.sqlite"))
     wide_db = TableDB(src)
     full = {t.name: t for t in wide_db.tables()}
-    for name in MATRICES:
-        full[name].rows = wide_db.rows(name)
-    tmp = Path(tempfile.mkdtemp(prefix="ragkit-matrix-"))
-    long_path = tmp / "tables.sqlite"
-    write_tables(long_path, [long_form(full[n]) for n in MATRICES])
+    tmp = tempfile.TemporaryDirectory(prefix="ragkit-matrix-")
+    long_path = Path(tmp.name) / "tables.sqlite"
+    write_tables(long_path, [long_form(dataclasses.replace(full[n], rows=wide_db.rows(n))) for n in MATRICES])
     long_db = TableDB(long_path)
     long_tables = {t.name: t for t in long_db.tables()}
 
@@ -98,20 +96,17 @@ def main() -> None:
                          "em": exact(text, q), "seconds": round(time.perf_counter() - t, 3)})
             print(f"[{i}/{len(questions)}] {q['id']} {form}: ran={out.answer is not None} em={rows[-1]['em']} "
                   f"{sql or out.reason}", file=sys.stderr)
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.cleanup()
 
-    def share(form: str, key: str) -> float:
-        xs = [r[key] for r in rows if r["form"] == form]
-        return round(sum(xs) / len(xs), 4)
-
-    wide_em = [r["em"] for r in rows if r["form"] == "wide"]
-    long_em = [r["em"] for r in rows if r["form"] == "long"]
+    em = {form: [r["em"] for r in rows if r["form"] == form] for form in ("wide", "long")}
+    ran = {form: [r["ran"] for r in rows if r["form"] == form] for form in ("wide", "long")}
     data = {"model": args.model, "set": "eval_sets/beacon-numeric",
             "questions": len(questions), "tables": list(MATRICES),
-            "wide": {"ran": share("wide", "ran"), "exact_match": share("wide", "em"), "right": sum(wide_em)},
-            "long": {"ran": share("long", "ran"), "exact_match": share("long", "em"), "right": sum(long_em)},
-            "only_long_right": sum(b and not a for a, b in zip(wide_em, long_em)),
-            "only_wide_right": sum(a and not b for a, b in zip(wide_em, long_em)),
+            **{form: {"ran": round(sum(ran[form]) / len(questions), 4),
+                      "exact_match": round(sum(em[form]) / len(questions), 4), "right": sum(em[form])}
+               for form in ("wide", "long")},
+            "only_long_right": sum(b and not a for a, b in zip(em["wide"], em["long"])),
+            "only_wide_right": sum(a and not b for a, b in zip(em["wide"], em["long"])),
             "rows": rows}
     write_result("sql_matrix_probe", data)
     print(json.dumps({k: v for k, v in data.items() if k != "rows"}, indent=2))
