@@ -1,10 +1,11 @@
 """Probe: does a feature-by-plan matrix in long form help the SQL tool's model?
 
 In ``sql_tool.py`` the numeric questions over the two Beacon price lists (one row per feature, one column per plan)
-were answered worst: the model filters on the plan name as if plans were rows. This probe gives the model each such
-question's gold tables directly (no retrieval, no routing), once in the stored wide form and once in a long form
-(``feature, plan, value, unit, as_written``: one row per feature and plan), alternating, with the same model and
-the same SQL tool, and counts exact answers. It is a probe of the table form only: the index is not changed.
+were answered worst: the model filters on the plan name as if plans were rows. Ingest now stores such a matrix in
+long form (``feature, plan, value, unit, as_written``: one row per feature and plan, ``ragkit.ingest.tables``).
+This probe gives the model each such question's gold tables directly (no retrieval, no routing), once as ingest
+stores them (long) and once pivoted back to the page's wide form, alternating, with the same model and the same
+SQL tool, and counts exact answers. It is a probe of the table form only.
 
     python benchmarks/sql_matrix_probe.py --model qwen1.5b
 
@@ -28,28 +29,21 @@ from sql_tool import SET, build_index, exact  # noqa: E402
 MATRICES = ("plans__compare_plans", "plans_2023__plans_and_pricing")
 
 
-def long_form(table):
-    """The matrix as rows of (feature, plan, value, unit, as_written): each value column with its ``_unit`` and
-    ``_text`` companions becomes the rows of one plan; a plain text column (e.g. "Custom") keeps only as_written."""
-    from ragkit.types import Table, TableColumn
+def wide_form(table, rows):
+    """The stored long form (``label, item, value, unit, as_written``) pivoted back to the page's matrix (one row
+    per label, one column per item, each cell as written) and typed as ingest types a table that is not a
+    matrix; the same name, so the questions' gold tables name it."""
+    from ragkit.ingest.tables import build_table
 
-    cols = [c.name for c in table.columns]
-    label, groups = cols[0], [c for c in table.columns[1:] if not c.name.endswith(("_unit", "_text"))]
-    rows = []
-    for row in table.rows:
-        get = dict(zip(cols, row))
-        for c in groups:
-            numeric = c.type in ("integer", "decimal")
-            value = get.get(c.name) if numeric else None
-            written = get.get(f"{c.name}_text") if f"{c.name}_text" in get else get.get(c.name)
-            if value is None and written in (None, ""):
-                continue
-            rows.append([get[label], c.header, value, get.get(f"{c.name}_unit") or "", written])
-    columns = [TableColumn(label, table.columns[0].header, "text"), TableColumn("plan", "Plan", "text"),
-               TableColumn("value", "Value", "decimal"), TableColumn("unit", "Unit", "text"),
-               TableColumn("as_written", "As written", "text")]
-    return Table(columns=columns, rows=rows, title=table.title, heading=table.heading, name=f"{table.name}_long",
-                 doc_id=table.doc_id, source=table.source, metadata=table.metadata)
+    items = list(dict.fromkeys(r[1] for r in rows))
+    cells: dict[str, dict[str, str]] = {}
+    for label, item, _value, _unit, written in rows:
+        cells.setdefault(label, {})[item] = written
+    header = [table.columns[0].header, *items]
+    body = [[label, *(row.get(i) for i in items)] for label, row in cells.items()]
+    wide = build_table(header, body, title=table.title, heading=table.heading, long_matrices=False)
+    return dataclasses.replace(wide, name=table.name, doc_id=table.doc_id, source=table.source,
+                               metadata=table.metadata)
 
 
 def main() -> None:
@@ -67,13 +61,13 @@ def main() -> None:
     if not index.exists():
         build_index(index)
     src = max(index.glob("gens/*/tables.sqlite"))
-    wide_db = TableDB(src)
-    full = {t.name: t for t in wide_db.tables()}
-    tmp = tempfile.TemporaryDirectory(prefix="ragkit-matrix-")
-    long_path = Path(tmp.name) / "tables.sqlite"
-    write_tables(long_path, [long_form(dataclasses.replace(full[n], rows=wide_db.rows(n))) for n in MATRICES])
-    long_db = TableDB(long_path)
+    long_db = TableDB(src)
     long_tables = {t.name: t for t in long_db.tables()}
+    tmp = tempfile.TemporaryDirectory(prefix="ragkit-matrix-")
+    wide_path = Path(tmp.name) / "tables.sqlite"
+    write_tables(wide_path, [wide_form(long_tables[n], long_db.rows(n)) for n in MATRICES])
+    wide_db = TableDB(wide_path)
+    full = {t.name: t for t in wide_db.tables()}
 
     def hit(t) -> Hit:
         return Hit(Chunk(f"table:{t.name}", t.doc_id, t.title, 0, {"table": t.name, "source": t.source}), 1.0)
@@ -85,7 +79,7 @@ def main() -> None:
     rows = []
     for i, q in enumerate(questions, 1):
         for form, db, tables in (("wide", wide_db, full), ("long", long_db, long_tables)):
-            names = [n if form == "wide" else f"{n}_long" for n in q["tables"]]
+            names = list(q["tables"])
             chosen = [(tables[n], hit(tables[n])) for n in names]
             t = time.perf_counter()
             out = tool.run(q["question"], chosen, db)

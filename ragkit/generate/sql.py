@@ -6,6 +6,9 @@
     query    the LLM writes one query; :func:`check_sql` parses it (sqlglot) and refuses anything but a single
              read-only SELECT over those tables with known, side-effect-free functions; it then runs on a
              read-only connection under a row limit, a time limit and an authorizer (``ragkit.index.tables``)
+    guards   a query that names columns its table lacks moves to the one candidate table that has them; text
+             equality that finds nothing is relaxed to LIKE; a COUNT of one cell of a matrix in long form reads
+             the cell's value
     repair   on a refusal, an error or an empty result the model gets one more try with the error text
     answer   the result in words, citing the table's description chunk as ``[1]``; the SQL, columns and rows in
              ``Answer.extras``
@@ -141,6 +144,44 @@ def retarget(sql: str, tables: Sequence[Table]) -> str | None:
     return tree.sql(dialect="sqlite")
 
 
+def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
+    """A top-level ``COUNT`` over a matrix in long form whose filter pins one label and one item, e.g.
+    ``SELECT COUNT(*) FROM plans WHERE feature LIKE 'Alert rules' AND plan = 'Team'``, counts the one cell it
+    pins (0 or 1), while the question ("how many alert rules ...") asks for the number in that cell: the COUNT
+    becomes the ``value`` column. None when the query is not of that shape (a count of items, e.g. of the plans
+    that offer a feature, pins no item and is left alone)."""
+    import sqlglot
+    from sqlglot import exp
+
+    from ragkit.index.tables import is_long_form
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    read = list(tree.find_all(exp.Table))
+    if not isinstance(tree, exp.Select) or len(read) != 1 or tree.args.get("group") or tree.args.get("joins"):
+        return None
+    table = next((t for t in tables if t.name.lower() == read[0].name.lower() and is_long_form(t)), None)
+    where = tree.args.get("where")
+    if table is None or where is None or where.find(exp.Or, exp.Not):
+        return None
+    pinned = set()
+    for cond in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        if isinstance(cond, (exp.EQ, exp.Like, exp.ILike)):
+            col, lit = cond.this, cond.expression
+            if isinstance(lit, exp.Column) and isinstance(col, exp.Literal):
+                col, lit = lit, col
+            if isinstance(col, exp.Column) and isinstance(lit, exp.Literal) and lit.is_string:
+                pinned.add(col.name.lower())
+    if not {table.columns[0].name.lower(), table.columns[1].name.lower()} <= pinned:
+        return None
+    changed = False
+    for e in tree.expressions:
+        inner = e.this if isinstance(e, exp.Alias) else e
+        if isinstance(inner, exp.Count):
+            inner.replace(exp.column("value"))
+            changed = True
+    return tree.sql(dialect="sqlite") if changed else None
+
+
 def extract_sql(reply: str) -> str:
     """The query in a model's reply: the first fenced block, else the text from the first SELECT or WITH."""
     m = re.search(r"```[a-zA-Z]*\s*\n?(.*?)(```|$)", reply, re.S)
@@ -240,6 +281,11 @@ class SqlTool:
         the one candidate table that has every column named. Raises SqlRejected or QueryError."""
         names = [t.name for t, _ in chosen]
         checked = check_sql(sql, names)
+        if (cell := count_cell(checked, [t for t, _ in chosen])) is not None:
+            cell = check_sql(cell, names)
+            events.append(Event("sql", f"sql: a COUNT of one matrix cell read as the cell's value: {cell}",
+                                {"sql": checked, "cell": cell}))
+            checked = cell
 
         def run(q: str) -> Result:
             return view.run(q, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)

@@ -28,6 +28,14 @@ SAFE_FUNCTIONS = frozenset({
     "cast", "date", "time", "datetime", "julianday", "strftime", "unixepoch", "like", "glob", "printf", "format",
     "typeof", "sign", "ceil", "ceiling", "floor", "trunc",
 })
+LONG_COLUMNS = ("value", "unit", "as_written")  # the last columns of a matrix stored in long form
+
+
+def is_long_form(table: Table) -> bool:
+    """A matrix stored in long form: ``<label>, <item>, value, unit, as_written`` (``ragkit.ingest.tables``)."""
+    return len(table.columns) == 5 and tuple(c.name for c in table.columns[2:]) == LONG_COLUMNS
+
+
 _CATALOG_SQL = f"""CREATE TABLE {CATALOG} (name TEXT PRIMARY KEY, doc_id TEXT NOT NULL, source TEXT NOT NULL,
     title TEXT, heading TEXT NOT NULL, metadata TEXT NOT NULL, columns TEXT NOT NULL, n_rows INTEGER NOT NULL)"""
 

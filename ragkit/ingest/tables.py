@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ragkit.index.tables import LONG_COLUMNS
 from ragkit.types import Table, TableColumn
 
 MAX_ROWS = 200_000  # rows kept per table; a bigger sheet is cut (and the loader says so)
@@ -144,20 +145,24 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def build_table(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, title: str = "",
-                heading: Sequence[str] = ()) -> Table | None:
+                heading: Sequence[str] = (), long_matrices: bool = True) -> Table | None:
     """Type the columns of one table (rows padded or cut to the header's width). None when it has fewer than two
-    columns or no data row."""
+    columns or no data row. A matrix (see :func:`is_matrix`) is stored in long form unless ``long_matrices`` is
+    false."""
     header = [clean_cell(h) for h in header][:MAX_COLUMNS]
     width = len(header)
     body = [list(r[:width]) + [None] * (width - len(r)) for r in rows]
     body = [r for r in body if any(clean_cell(c) for c in r)][:MAX_ROWS]
     if width < 2 or not body:
         return None
+    typed = [[classify_cell(r[j]) for r in body] for j in range(width)]
+    if long_matrices and is_matrix(typed):
+        return long_table(header, body, typed, title=title, heading=heading)
     taken: set[str] = set()
     columns: list[TableColumn] = []
     values: list[list[Any]] = []  # one list per stored column
     for j, head in enumerate(header):
-        cells = [classify_cell(r[j]) for r in body]
+        cells = typed[j]
         name = _unique(sql_name(head, f"col_{j + 1}"), taken)
         for col, vals in _type_column(name, head or f"column {j + 1}", cells, body, j, taken):
             columns.append(col)
@@ -191,6 +196,77 @@ def _type_column(name: str, head: str, cells: list[tuple[str, Any, str]], body: 
         out.append((TableColumn(_unique(name + "_text", taken), head + " (as written)", "text"),
                     [None if k == "null" else clean_cell(body[i][j]) for i, (k, _, _) in enumerate(cells)]))
     return out
+
+
+# --- matrices in long form -------------------------------------------------------------------------------------
+
+def _mixed_units(cells: list[tuple[str, Any, str]]) -> bool:
+    kinds = [k for k, _, _ in cells if k != "null"]
+    numeric = [u for k, _, u in cells if k in ("integer", "decimal")]
+    return bool(numeric) and len(numeric) >= NUMERIC_SHARE * len(kinds) and len(set(numeric)) > 1
+
+
+def is_matrix(typed: list[list[tuple[str, Any, str]]]) -> bool:
+    """True for a feature-by-item matrix: the first column labels the rows (text, each label once) and at least
+    two of the other columns, and at least half of them, are numbers in differing units, while across a row the
+    numbers share one unit (in at least two thirds of the rows with two or more numbers). Units that differ down
+    a column and agree along a row mean each row is one quantity (a price, a size, a count) and the columns are
+    items (plans, products, regions), e.g. a price list with one column per plan. A table of entities whose
+    quantities differ in unit from row to row (an API limit in requests, another in queries) differs along its
+    rows too and stays as it is."""
+    if len(typed) < 3 or len(typed[0]) < 2:
+        return False
+    labels = [v for k, v, _ in typed[0] if k != "null"]
+    if not labels or any(k not in ("text", "null") for k, _, _ in typed[0]) or len(set(labels)) != len(labels):
+        return False
+    mixed = sum(_mixed_units(cells) for cells in typed[1:])
+    if mixed < 2 or 2 * mixed < len(typed) - 1:
+        return False
+    row_units = [{typed[j][i][2] for j in range(1, len(typed)) if typed[j][i][0] in ("integer", "decimal")}
+                 for i in range(len(typed[0]))
+                 if sum(typed[j][i][0] in ("integer", "decimal") for j in range(1, len(typed))) >= 2]
+    return len(row_units) >= 2 and 3 * sum(len(u) == 1 for u in row_units) >= 2 * len(row_units)
+
+
+def item_name(title: str, heading: Sequence[str], taken: set[str]) -> str:
+    """The name of the column that holds a matrix's column headers: the singular of the first plural word in the
+    nearest heading ("Compare plans" -> ``plan``), else in the title, else ``item``."""
+    for text in [*reversed(heading), title]:
+        for word in re.findall(r"[A-Za-z]+", text):
+            w = word.lower()
+            if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+                name = sql_name(w[:-1], "item")
+                if name not in taken and name not in LONG_COLUMNS:
+                    return name
+    return "item" if "item" not in taken else "item_name"
+
+
+def long_table(header: Sequence[str], body: list[list[Any]], typed: list[list[tuple[str, Any, str]]], *,
+               title: str = "", heading: Sequence[str] = ()) -> Table:
+    """A matrix as one row per (label, item): ``<label>, <item>, value, unit, as_written``. ``value`` holds the
+    cell's number (NULL for words such as "Unlimited" or "Yes"), ``unit`` its unit, ``as_written`` the cell's
+    text; an empty cell gives no row."""
+    label = sql_name(header[0], "label")
+    item = item_name(title, heading, {label})
+    items = [h or f"column {j + 1}" for j, h in enumerate(header[1:], 1)]
+    rows: list[list[Any]] = []
+    for i, r in enumerate(body):
+        for j, name in enumerate(items, 1):
+            kind, value, unit = typed[j][i]
+            if kind == "null":
+                continue
+            numeric = kind in ("integer", "decimal")
+            rows.append([typed[0][i][1], name, value if numeric else None, unit or None, clean_cell(r[j])])
+    numbers = [r[2] for r in rows if r[2] is not None]
+    kind = "integer" if numbers and all(isinstance(v, int) for v in numbers) else "decimal"
+    columns = [
+        TableColumn(label, header[0] or "label", "text"),
+        TableColumn(item, f"{item} (a column of the original table: {', '.join(items)})", "text"),
+        TableColumn("value", f"the {header[0] or 'row'}'s number for this {item} (a count, price or size): "
+                             "select it; COUNT(*) would count rows, not this number", kind),
+        TableColumn("unit", "the value's unit", "text"),
+        TableColumn("as_written", "the cell as written (words such as Unlimited or Yes are only here)", "text")]
+    return Table(columns=columns, rows=rows, title=title, heading=list(heading))
 
 
 # --- sources ---------------------------------------------------------------------------------------------------

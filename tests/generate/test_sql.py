@@ -180,3 +180,29 @@ def test_a_missing_column_moves_the_query_to_the_one_table_that_has_it(tmp_path)
     assert out.answer.extras["rows"] == [[20]]
     assert out.answer.extras["sql"] == "SELECT burst FROM limits WHERE api LIKE '%Query API%'"
     assert len(llm.prompts) == 1
+
+
+def test_a_count_of_one_matrix_cell_reads_the_cells_value(tmp_path):
+    from ragkit.generate.sql import count_cell
+
+    t = build_table(["Feature", "Free", "Team", "Business"],
+                    [["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
+                     ["Price", "$0", "$299", "$1,200"], ["SSO", "No", "No", "Yes"]], heading=["Compare plans"])
+    t.name, t.doc_id, t.source = "plans", "acme/plans.md", "acme/plans.md"
+    write_tables(tmp_path / "t.sqlite", [t])
+    db = TableDB(tmp_path / "t.sqlite")
+    [plans] = db.tables()
+    pinned = "SELECT COUNT(*) FROM plans WHERE plan = 'Team' AND feature LIKE '%alert rules%'"
+    assert count_cell(pinned, [plans]) == "SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%alert rules%'"
+    # a count of plans (no plan pinned), an OR, a grouped count: left alone
+    assert count_cell("SELECT COUNT(*) FROM plans WHERE feature = 'SSO' AND as_written = 'Yes'", [plans]) is None
+    assert count_cell("SELECT COUNT(*) FROM plans WHERE plan = 'Team' OR feature = 'SSO'", [plans]) is None
+    assert count_cell("SELECT plan, COUNT(*) FROM plans WHERE plan = 'Team' AND feature = 'SSO' GROUP BY plan",
+                      [plans]) is None
+    llm = ScriptedLLM(f"```sql\n{pinned}\n```")
+    out = SqlTool(SqlConfig(), lambda: llm).run("How many alert rules does Team allow?", [(plans, _hit("plans"))], db)
+    assert out.answer.extras["rows"] == [[200]] and "200" in out.answer.text
+    assert any("cell" in e.data for e in out.events)
+    llm = ScriptedLLM("SELECT COUNT(*) FROM plans WHERE feature = 'SSO' AND as_written = 'Yes'")
+    out = SqlTool(SqlConfig(), lambda: llm).run("How many plans offer SSO?", [(plans, _hit("plans"))], db)
+    assert out.answer.extras["rows"] == [[1]]

@@ -157,3 +157,41 @@ def test_a_very_wide_table_is_cut_to_what_sqlite_can_store(tmp_path):
     t.name, t.doc_id, t.source = "wide", "w.csv", "w.csv"
     write_tables(tmp_path / "t.sqlite", [t])
     assert TableDB(tmp_path / "t.sqlite").rows("wide")[0][:2] == ["x0", 1]
+
+
+MATRIX = [["Feature", "Free", "Team", "Business", "Enterprise"],
+          ["Price per month", "$0", "$299", "$1,200", "Custom"],
+          ["Included log ingest", "1 GB per day", "20 GB per day", "100 GB per day", ""],
+          ["Members", "3", "25", "Unlimited", "Unlimited"],
+          ["Log retention", "7 days", "15 days", "30 days", "30 days"],
+          ["Alert rules", "5", "200", "1,000", "Unlimited"]]
+
+
+def test_a_feature_by_plan_matrix_is_stored_in_long_form():
+    t = build_table(MATRIX[0], MATRIX[1:], title="Pricing", heading=["Pricing", "Compare plans"])
+    assert [c.name for c in t.columns] == ["feature", "plan", "value", "unit", "as_written"]
+    assert [c.type for c in t.columns] == ["text", "text", "integer", "text", "text"]
+    assert "Free, Team, Business, Enterprise" in t.columns[1].header
+    got = {(r[0], r[1]): r[2:] for r in t.rows}
+    assert got[("Alert rules", "Business")] == [1000, None, "1,000"]
+    assert got[("Included log ingest", "Team")] == [20, "GB per day", "20 GB per day"]
+    assert got[("Price per month", "Team")] == [299, "$", "$299"]
+    assert got[("Members", "Enterprise")] == [None, None, "Unlimited"]  # words: only as written
+    assert ("Included log ingest", "Enterprise") not in got  # an empty cell gives no row
+    assert len(t.rows) == 5 * 4 - 1
+    wide = build_table(MATRIX[0], MATRIX[1:], long_matrices=False)
+    assert [c.name for c in wide.columns][:3] == ["feature", "free", "free_unit"]
+
+
+def test_only_matrices_are_reshaped_and_the_item_column_falls_back_to_item():
+    # entities whose quantities differ in unit from row to row, also along the row: stays wide
+    api = build_table(["API", "Limit", "Burst"], [["REST", "1,200 requests", "200 requests per second"],
+                                                  ["Query", "120 queries", "20 queries per second"]])
+    assert [c.name for c in api.columns][0] == "api" and "value" not in [c.name for c in api.columns]
+    # one unit per column: the columns are quantities, not items
+    plans = build_table(["Plan", "Price", "Retention"], [["Team", "$299", "15 days"], ["Business", "$1,200", "30 days"]])
+    assert [c.name for c in plans.columns] == ["plan", "price", "retention"]
+    # repeated row labels: not a matrix
+    assert build_table(MATRIX[0], MATRIX[1:] + [MATRIX[1]]).columns[1].name == "free"
+    t = build_table(MATRIX[0], MATRIX[1:], heading=["Compare"])
+    assert t.columns[1].name == "item"
