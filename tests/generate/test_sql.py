@@ -206,3 +206,21 @@ def test_a_count_of_one_matrix_cell_reads_the_cells_value(tmp_path):
     llm = ScriptedLLM("SELECT COUNT(*) FROM plans WHERE feature = 'SSO' AND as_written = 'Yes'")
     out = SqlTool(SqlConfig(), lambda: llm).run("How many plans offer SSO?", [(plans, _hit("plans"))], db)
     assert out.answer.extras["rows"] == [[1]]
+
+
+def test_an_aggregate_over_every_feature_of_a_matrix_goes_back_for_repair(tmp_path):
+    t = build_table(["Feature", "Free", "Team", "Business"],
+                    [["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
+                     ["Price", "$0", "$299", "$1,200"]], heading=["Compare plans"])
+    t.name, t.doc_id, t.source = "plans", "acme/plans.md", "acme/plans.md"
+    write_tables(tmp_path / "t.sqlite", [t])
+    db = TableDB(tmp_path / "t.sqlite")
+    [plans] = db.tables()
+    llm = ScriptedLLM("SELECT SUM(value) FROM plans WHERE plan IN ('Team', 'Business')",
+                      "SELECT SUM(value) FROM plans WHERE plan IN ('Team', 'Business') AND feature LIKE '%price%'")
+    out = SqlTool(SqlConfig(), lambda: llm).run("Team and Business together cost?", [(plans, _hit("plans"))], db)
+    assert "add a condition on feature" in llm.prompts[1]
+    assert out.answer.extras["rows"] == [[1499]]
+    grouped = ScriptedLLM("SELECT feature, MAX(value) FROM plans GROUP BY feature")
+    out = SqlTool(SqlConfig(), lambda: grouped).run("Largest per feature?", [(plans, _hit("plans"))], db)
+    assert out.answer is not None and len(grouped.prompts) == 1
