@@ -195,3 +195,15 @@ def test_only_matrices_are_reshaped_and_the_item_column_falls_back_to_item():
     assert build_table(MATRIX[0], MATRIX[1:] + [MATRIX[1]]).columns[1].name == "free"
     t = build_table(MATRIX[0], MATRIX[1:], heading=["Compare"])
     assert t.columns[1].name == "item"
+
+
+def test_a_matrix_description_names_its_row_labels():
+    from ragkit.ingest.tables import describe
+
+    t = build_table(MATRIX[0], MATRIX[1:], heading=["Compare plans"])
+    t.name = "plans"
+    text = describe(t)
+    assert "Feature: Price per month; Included log ingest; Members; Log retention; Alert rules" in text
+    plain = build_table(["Plan", "Price"], [["Team", "$299"], ["Business", "$1,200"]])
+    plain.name = "prices"
+    assert "Plan:" not in describe(plain)
