@@ -8,7 +8,7 @@
              read-only connection under a row limit, a time limit and an authorizer (``ragkit.index.tables``)
     guards   a query that names columns its table lacks moves to the one candidate table that has them; text
              equality that finds nothing is relaxed to LIKE; a COUNT of one cell of a matrix in long form reads
-             the cell's value; a SUM or AVG of a matrix's values over every feature is sent back for repair
+             the cell's value; a matrix's values read over every feature at once go back for repair
     repair   on a refusal, an error or an empty result the model gets one more try with the error text
     answer   the result in words, citing the table's description chunk as ``[1]``; the SQL, columns and rows in
              ``Answer.extras``
@@ -182,10 +182,11 @@ def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
     return tree.sql(dialect="sqlite") if changed else None
 
 
-def mixed_aggregate(sql: str, tables: Sequence[Table]) -> str | None:
-    """Why a query that sums, averages or takes the extreme of a long-form matrix's ``value`` without a condition
-    on its label column is meaningless (it mixes quantities in different units: prices, sizes, counts), as an
-    error for the repair attempt; None when the query is not such a query."""
+def mixed_features(sql: str, tables: Sequence[Table]) -> str | None:
+    """Why a query that reads a long-form matrix's ``value`` without saying which row label it means is
+    meaningless, as an error for the repair attempt; None when the query is not such a query. ``SELECT value
+    ... WHERE plan = 'Team'`` returns every feature's number at once (a price, a size, a count) and
+    ``SUM(value)`` adds them up; a query that filters on the label column, selects it or groups is left alone."""
     import sqlglot
     from sqlglot import exp
 
@@ -194,20 +195,18 @@ def mixed_aggregate(sql: str, tables: Sequence[Table]) -> str | None:
     tree = sqlglot.parse_one(sql, read="sqlite")
     for select in tree.find_all(exp.Select):
         read = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
-        if len(read) != 1:
+        if len(read) != 1 or select.args.get("group"):
             continue
         table = next((t for t in tables if t.name.lower() == read[0].name.lower() and is_long_form(t)), None)
         if table is None:
             continue
         label = table.columns[0].name.lower()
-        aggs = [a for a in select.find_all(exp.Sum, exp.Avg, exp.Max, exp.Min)
-                if a.find_ancestor(exp.Select) is select and any(c.name.lower() == "value"
-                                                                 for c in a.find_all(exp.Column))]
+        shown = {c.name.lower() for e in select.expressions for c in e.find_all(exp.Column)}
         where = select.args.get("where")
-        if aggs and not (where and any(c.name.lower() == label for c in where.find_all(exp.Column))) \
-                and not select.args.get("group"):
-            return (f"{aggs[0].sql(dialect='sqlite')} over {table.name} mixes every {label} (different quantities "
-                    f"and units): add a condition on {label} (e.g. {label} LIKE '%...%')")
+        filtered = where is not None and any(c.name.lower() == label for c in where.find_all(exp.Column))
+        if "value" in shown and label not in shown and not filtered:
+            return (f"the query reads value from {table.name} for every {label} at once (different quantities and "
+                    f"units): add a condition on {label}, e.g. {label} LIKE '%...%' with the words of the question")
     return None
 
 
@@ -315,7 +314,7 @@ class SqlTool:
             events.append(Event("sql", f"sql: a COUNT of one matrix cell read as the cell's value: {cell}",
                                 {"sql": checked, "cell": cell}))
             checked = cell
-        if (mixed := mixed_aggregate(checked, [t for t, _ in chosen])) is not None:
+        if (mixed := mixed_features(checked, [t for t, _ in chosen])) is not None:
             raise QueryError(mixed)
 
         def run(q: str) -> Result:

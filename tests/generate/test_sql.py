@@ -208,7 +208,9 @@ def test_a_count_of_one_matrix_cell_reads_the_cells_value(tmp_path):
     assert out.answer.extras["rows"] == [[1]]
 
 
-def test_an_aggregate_over_every_feature_of_a_matrix_goes_back_for_repair(tmp_path):
+def test_values_read_over_every_feature_of_a_matrix_go_back_for_repair(tmp_path):
+    from ragkit.generate.sql import mixed_features
+
     t = build_table(["Feature", "Free", "Team", "Business"],
                     [["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
                      ["Price", "$0", "$299", "$1,200"]], heading=["Compare plans"])
@@ -221,6 +223,10 @@ def test_an_aggregate_over_every_feature_of_a_matrix_goes_back_for_repair(tmp_pa
     out = SqlTool(SqlConfig(), lambda: llm).run("Team and Business together cost?", [(plans, _hit("plans"))], db)
     assert "add a condition on feature" in llm.prompts[1]
     assert out.answer.extras["rows"] == [[1499]]
+    assert mixed_features("SELECT value FROM plans WHERE plan = 'Team'", [plans]) is not None
+    assert mixed_features("SELECT feature, value FROM plans WHERE plan = 'Team'", [plans]) is None
+    assert mixed_features("SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%rules%'", [plans]) is None
+    assert mixed_features("SELECT COUNT(*) FROM plans WHERE plan = 'Team'", [plans]) is None
     grouped = ScriptedLLM("SELECT feature, MAX(value) FROM plans GROUP BY feature")
     out = SqlTool(SqlConfig(), lambda: grouped).run("Largest per feature?", [(plans, _hit("plans"))], db)
     assert out.answer is not None and len(grouped.prompts) == 1
