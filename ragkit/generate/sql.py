@@ -144,6 +144,19 @@ def retarget(sql: str, tables: Sequence[Table]) -> str | None:
     return tree.sql(dialect="sqlite")
 
 
+def _long_table(select: Any, tables: Sequence[Table]) -> Table | None:
+    """The matrix in long form that one SELECT reads, when it reads exactly one table (its own FROM and joins,
+    not those of its sub-queries) and that table is one."""
+    from sqlglot import exp
+
+    from ragkit.index.tables import is_long_form
+
+    read = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+    if len(read) != 1:
+        return None
+    return next((t for t in tables if t.name.lower() == read[0].name.lower() and is_long_form(t)), None)
+
+
 def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
     """A top-level ``COUNT`` over a matrix in long form whose filter pins one label and one item, e.g.
     ``SELECT COUNT(*) FROM plans WHERE feature LIKE 'Alert rules' AND plan = 'Team'``, counts the one cell it
@@ -153,13 +166,10 @@ def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
     import sqlglot
     from sqlglot import exp
 
-    from ragkit.index.tables import is_long_form
-
     tree = sqlglot.parse_one(sql, read="sqlite")
-    read = list(tree.find_all(exp.Table))
-    if not isinstance(tree, exp.Select) or len(read) != 1 or tree.args.get("group") or tree.args.get("joins"):
+    if not isinstance(tree, exp.Select) or len(list(tree.find_all(exp.Select))) != 1 or tree.args.get("group"):
         return None
-    table = next((t for t in tables if t.name.lower() == read[0].name.lower() and is_long_form(t)), None)
+    table = _long_table(tree, tables)
     where = tree.args.get("where")
     if table is None or where is None or where.find(exp.Or, exp.Not):
         return None
@@ -190,15 +200,10 @@ def mixed_features(sql: str, tables: Sequence[Table]) -> str | None:
     import sqlglot
     from sqlglot import exp
 
-    from ragkit.index.tables import is_long_form
-
     tree = sqlglot.parse_one(sql, read="sqlite")
     for select in tree.find_all(exp.Select):
-        read = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
-        if len(read) != 1 or select.args.get("group"):
-            continue
-        table = next((t for t in tables if t.name.lower() == read[0].name.lower() and is_long_form(t)), None)
-        if table is None:
+        table = _long_table(select, tables)
+        if table is None or select.args.get("group"):
             continue
         label = table.columns[0].name.lower()
         shown = {c.name.lower() for e in select.expressions for c in e.find_all(exp.Column)}
