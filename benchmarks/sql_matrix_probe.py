@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, write_result  # noqa: E402
-from sql_tool import SET, build_index, exact  # noqa: E402
+from _common import write_result  # noqa: E402
+from sql_tool import SET, exact, table_index  # noqa: E402
 
 MATRICES = ("plans__compare_plans", "plans_2023__plans_and_pricing")
 
@@ -57,10 +57,7 @@ def main() -> None:
     ap.add_argument("--model", default="qwen1.5b")
     args = ap.parse_args()
 
-    index = CACHE / "indexes" / "beacon-tables"
-    if not index.exists():
-        build_index(index)
-    src = max(index.glob("gens/*/tables.sqlite"))
+    src = max(table_index().glob("gens/*/tables.sqlite"))
     long_db = TableDB(src)
     long_tables = {t.name: t for t in long_db.tables()}
     tmp = tempfile.TemporaryDirectory(prefix="ragkit-matrix-")

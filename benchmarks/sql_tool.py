@@ -12,6 +12,7 @@ Writes benchmarks/results/sql_tool.json (unless ``--out``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import statistics
@@ -43,6 +44,16 @@ def exact(answer: str, q: dict) -> bool:
 def listed(answer: str) -> bool:
     """An SQL answer that lists several rows (the SQL tool's wording for a result of more than one row)."""
     return answer.startswith("The query returned ")
+
+
+def table_index() -> Path:
+    """The Beacon index with tables, built when missing. Its folder is named after the code that makes tables
+    (``ragkit/ingest/tables.py``), so a change there gets a fresh index instead of a stale one."""
+    code = (ROOT / "ragkit" / "ingest" / "tables.py").read_bytes()
+    path = CACHE / "indexes" / f"beacon-tables-{hashlib.sha256(code).hexdigest()[:12]}"
+    if not (path / "CURRENT").exists():
+        build_index(path)
+    return path
 
 
 def build_index(path: Path) -> None:
@@ -164,9 +175,7 @@ def main() -> None:
     if args.limit:
         questions = ([q for q in questions if q["route"] == "sql"][:args.limit]
                      + [q for q in questions if q["route"] != "sql"][:args.limit])
-    index = CACHE / "indexes" / "beacon-tables"
-    if not (index / "CURRENT").exists():
-        build_index(index)
+    index = table_index()
     runs, missing = [], []
     for model in args.models.split(","):
         if offline_model_path(model) is None:
