@@ -928,9 +928,11 @@ def sql_matrix_probe() -> str:
     """The plan matrices in wide and in long form, gold tables given: sql_matrix_probe.json."""
     if not (RESULTS / "sql_matrix_probe.json").exists():
         return "Not measured yet: `python benchmarks/sql_matrix_probe.py` writes it."
+    from sql_tool import listed  # stdlib only at import
+
     d = load("sql_matrix_probe")
-    lists = {form: sum(r["em"] and r["answer"].startswith("The query returned ") for r in d["rows"]
-                       if r["form"] == form) for form in ("wide", "long")}
+    lists = {form: sum(r["em"] and listed(r["answer"]) for r in d["rows"] if r["form"] == form)
+             for form in ("wide", "long")}
     rows = [[form, f"{d[form]['right']} of {d['questions']}", str(lists[form]), pct(d[form]["exact_match"]),
              pct(d[form]["ran"])] for form in ("wide", "long")]
     out = table(["table form", "exact answers", "of which a listed row", "exact match", "query ran"], rows)

@@ -96,6 +96,18 @@ def check_sql(sql: str, allowed: Iterable[str]) -> str:
     return tree.sql(dialect="sqlite")
 
 
+def _text_comparison(node: Any) -> tuple[Any, Any] | None:
+    """(column, string literal) of a binary comparison between the two, on either side; None otherwise."""
+    from sqlglot import exp
+
+    col, lit = node.this, node.expression
+    if isinstance(lit, exp.Column) and isinstance(col, exp.Literal):
+        col, lit = lit, col
+    if isinstance(col, exp.Column) and isinstance(lit, exp.Literal) and lit.is_string:
+        return col, lit
+    return None
+
+
 def relax_text_equality(sql: str) -> str | None:
     """``col = 'Team'`` -> ``col LIKE '%Team%'`` (case-insensitive, a substring) for every comparison of a column
     with a text literal; None when the query has none. Tried when a checked query returns nothing: small models
@@ -108,13 +120,10 @@ def relax_text_equality(sql: str) -> str | None:
 
     def relax(node: exp.Expression) -> exp.Expression:
         nonlocal changed
-        if isinstance(node, exp.EQ):
-            a, b = node.left, node.right
-            if isinstance(b, exp.Column) and isinstance(a, exp.Literal):
-                a, b = b, a
-            if isinstance(a, exp.Column) and isinstance(b, exp.Literal) and b.is_string:
-                changed = True
-                return exp.Like(this=a.copy(), expression=exp.Literal.string(f"%{b.this.strip()}%"))
+        if isinstance(node, exp.EQ) and (pair := _text_comparison(node)) is not None:
+            col, lit = pair
+            changed = True
+            return exp.Like(this=col.copy(), expression=exp.Literal.string(f"%{lit.this.strip()}%"))
         return node
 
     out = tree.transform(relax)
@@ -175,12 +184,8 @@ def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
         return None
     pinned = set()
     for cond in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
-        if isinstance(cond, (exp.EQ, exp.Like, exp.ILike)):
-            col, lit = cond.this, cond.expression
-            if isinstance(lit, exp.Column) and isinstance(col, exp.Literal):
-                col, lit = lit, col
-            if isinstance(col, exp.Column) and isinstance(lit, exp.Literal) and lit.is_string:
-                pinned.add(col.name.lower())
+        if isinstance(cond, (exp.EQ, exp.Like, exp.ILike)) and (pair := _text_comparison(cond)) is not None:
+            pinned.add(pair[0].name.lower())
     if not {table.columns[0].name.lower(), table.columns[1].name.lower()} <= pinned:
         return None
     changed = False
@@ -312,14 +317,15 @@ class SqlTool:
                  events: list[Event]) -> tuple[str, Result]:
         """Check and run one query; an empty result is retried with text comparisons relaxed, a missing column on
         the one candidate table that has every column named. Raises SqlRejected or QueryError."""
-        names = [t.name for t, _ in chosen]
+        tables = [t for t, _ in chosen]
+        names = [t.name for t in tables]
         checked = check_sql(sql, names)
-        if (cell := count_cell(checked, [t for t, _ in chosen])) is not None:
+        if (cell := count_cell(checked, tables)) is not None:
             cell = check_sql(cell, names)
             events.append(Event("sql", f"sql: a COUNT of one matrix cell read as the cell's value: {cell}",
                                 {"sql": checked, "cell": cell}))
             checked = cell
-        if (mixed := mixed_features(checked, [t for t, _ in chosen])) is not None:
+        if (mixed := mixed_features(checked, tables)) is not None:
             raise QueryError(mixed)
 
         def run(q: str) -> Result:
@@ -328,7 +334,7 @@ class SqlTool:
         try:
             result = run(checked)
         except QueryError as exc:
-            moved = retarget(checked, [t for t, _ in chosen]) if "no such column" in str(exc) else None
+            moved = retarget(checked, tables) if "no such column" in str(exc) else None
             if moved is None:
                 raise
             moved = check_sql(moved, names)
