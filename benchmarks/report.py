@@ -900,11 +900,19 @@ def sql_tool() -> str:
                   f"\"routed\" answers numeric questions through the router and the SQL tool (falling back to "
                   f"passages when no table fits or the query fails), \"passages only\" is the same generator "
                   f"without the router; \"listed\": routed answers counted exact because the gold number is one "
-                  f"of several rows the query returned. The router's rules were written with this question set in "
-                  f"view."
+                  f"of several rows the query returned. Both paths use the same query config: {_sql_configs(d)}. "
+                  f"The router's rules were written with this question set in view."
                   f"{limit}{missing} (measured "
                   + "; ".join(f"{r['model']} {r.get('date') or d['date']}" for r in d["runs"]) + ")"
                   + _sql_goals(d["runs"]))
+
+
+def _sql_configs(d: dict) -> str:
+    """The query config each model's run used (older runs predate ``--config``: the defaults, no reranker)."""
+    named = {r["model"]: f"`{r['config']}`" if r.get("config") else "the defaults (no reranker)" for r in d["runs"]}
+    if len(set(named.values())) == 1:
+        return next(iter(named.values()))
+    return "; ".join(f"{m}: {c}" for m, c in named.items())
 
 
 def _sql_goals(runs: list[dict]) -> str:

@@ -4,6 +4,11 @@ numbers) and latency, beside today's passages-only answers to the same questions
     python benchmarks/sql_tool.py                        # qwen0.5b and qwen1.5b (those fetched), every question
     python benchmarks/sql_tool.py --models qwen1.5b      # one model; the other's run in the results is kept
     python benchmarks/sql_tool.py --limit 5 --out /tmp/sql_tool.json     # a smoke run
+    python benchmarks/sql_tool.py --ids n07,n08 --out /tmp/sql_tool.json  # some questions only
+
+Both engines (routed and passages-only) use the same query config, ``--config`` (default
+examples/prefer-newest.toml: the Beacon corpus keeps superseded pages, and the rules reranker demotes them for the
+passages and, since the SQL tool's table search runs through the rerankers, for the tables too).
 
 The index (corpora/beacon with ``ingest.tables = true``) is built once under .cache/indexes/beacon-tables.
 Writes benchmarks/results/sql_tool.json (unless ``--out``).
@@ -64,18 +69,24 @@ def build_index(path: Path) -> None:
         print(f"index {path}: {rep.documents_total} documents, {rep.chunks_total} chunks", file=sys.stderr)
 
 
-def run_model(index: Path, model: str, questions: list[dict], llm_router: bool, fresh: bool = False) -> dict:
+def run_model(index: Path, model: str, questions: list[dict], llm_router: bool, fresh: bool = False,
+              config: Path | None = None) -> dict:
     from ragkit import Engine
+    from ragkit.config import read_toml
 
     # every finished question is appended here, so an interrupted run resumes where it stopped (--fresh: anew)
-    partial = CACHE / "sql_tool" / f"{model}{'' if llm_router else '-no-llm-router'}.jsonl"
+    # (named after the config and the questions: a run with other ones starts its own file)
+    setup = hashlib.sha256(((config.read_text() if config else "") + ",".join(q["id"] for q in questions))
+                           .encode()).hexdigest()[:8]
+    partial = CACHE / "sql_tool" / f"{model}{'' if llm_router else '-no-llm-router'}-{setup}.jsonl"
     partial.parent.mkdir(parents=True, exist_ok=True)
     if fresh:
         partial.unlink(missing_ok=True)
     done = {r["id"]: r for r in map(json.loads, partial.read_text().splitlines())} if partial.exists() else {}
     gen = {"name": "llama-cpp", "model": model, "n_ctx": 4096}
-    routed = Engine.open(index, config={"generator": gen, "router": {"enabled": True}})
-    plain = Engine.open(index, config={"generator": gen})
+    base = read_toml(config, "config file") if config else {}
+    routed = Engine.open(index, config={**base, "generator": gen, "router": {"enabled": True}})
+    plain = Engine.open(index, config={**base, "generator": gen})
     plain.generator = routed.generator  # one loaded model serves both
     routed.warm_up()  # load the model and the index before the clock runs
     rows = []
@@ -93,7 +104,10 @@ def run_model(index: Path, model: str, questions: list[dict], llm_router: bool, 
               file=sys.stderr)
     routed.close()
     plain.close()
-    return summarise(model, rows, llm_router, resumed=len(done))
+    out = summarise(model, rows, llm_router, resumed=len(done))
+    out["config"] = str(config.relative_to(ROOT)) if config and config.is_relative_to(ROOT) else \
+        (str(config) if config else None)
+    return out
 
 
 def one_question(routed, plain, q: dict, llm_router: bool) -> dict:
@@ -170,8 +184,16 @@ def main() -> None:
     ap.add_argument("--no-llm-router", action="store_true", help="skip measuring the LLM classifier")
     ap.add_argument("--fresh", action="store_true", help="ignore the finished questions of an interrupted run")
     ap.add_argument("--out", type=Path, help="write here instead of benchmarks/results/sql_tool.json")
+    ap.add_argument("--ids", default="", help="only these question ids (comma-separated); needs --out")
+    ap.add_argument("--config", type=Path, default=ROOT / "examples" / "prefer-newest.toml",
+                    help="query config for both engines (its generator and router are set here)")
     args = ap.parse_args()
     questions = [json.loads(line) for line in SET.read_text().splitlines() if line.strip()]
+    if args.ids:
+        if not args.out:
+            ap.error("--ids writes a partial run: give --out")
+        wanted = set(args.ids.split(","))
+        questions = [q for q in questions if q["id"] in wanted]
     if args.limit:
         questions = ([q for q in questions if q["route"] == "sql"][:args.limit]
                      + [q for q in questions if q["route"] != "sql"][:args.limit])
@@ -182,7 +204,8 @@ def main() -> None:
             missing.append(model)
             print(f"skipping {model}: not fetched (../shared/models/fetch.sh {model})", file=sys.stderr)
             continue
-        runs.append(run_model(index, model, questions, not args.no_llm_router, fresh=args.fresh))
+        runs.append(run_model(index, model, questions, not args.no_llm_router, fresh=args.fresh,
+                              config=args.config.resolve()))
     out = args.out or RESULTS / "sql_tool.json"
     if out.exists() and not args.limit:  # keep the runs of models not run this time (one model per invocation)
         done = {r["model"] for r in runs}

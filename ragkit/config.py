@@ -144,6 +144,8 @@ class SqlConfig(_Strict):
     timeout: float = Field(5.0, gt=0, description="seconds a query may run")
     max_tokens: int = Field(160, ge=16, le=2048, description="tokens the model may write for a query")
     repair: bool = Field(True, description="on an error, give the model one more try with the error text")
+    schema_metadata: list[str] = Field(["date", "status"], description="document metadata fields shown beside "
+                                       "each table's schema (the model tells a current table from an older one)")
 
 
 class Config(_Strict):

@@ -256,8 +256,15 @@ class Engine:
             return None
 
         def search(query: str, flt: Filter) -> list:
+            """Table description chunks inside ``flt``, through the rerankers (not the filters: those shape the
+            passages a generator reads), so a rule that demotes a deprecated page demotes its tables too."""
             only_tables = to_filter(flt) & Filter.parse("table?")
-            return self.first_stage(query, k=self.config.sql.max_tables, filter=only_tables).hits
+            k = self.config.sql.max_tables
+            first = self.first_stage(query, k=k, filter=only_tables,
+                                     depth=max(self.config.retrieval.candidates, k) if self.rerankers else k)
+            if not self.rerankers or not first.hits:
+                return first.hits[:k]
+            return pipeline.post_stage(query, first, self.rerankers, k).hits
 
         return TableRoute(self.router, self.sql_tool, self.reader(), search)
 

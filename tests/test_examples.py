@@ -51,3 +51,20 @@ def test_sql_example_turns_tables_and_the_router_on():
     assert cfg.ingest.tables and cfg.router.enabled and cfg.router.classifier == "rules"
     gen = registry.create("generator", cfg.generator.as_dict())
     assert gen.params.model == "qwen1.5b" and hasattr(type(gen), "llm")
+
+
+def test_prefer_newest_demotes_deprecated_pages_unless_the_question_asks_about_an_earlier_version():
+    from ragkit.types import Chunk, Hit
+
+    cfg = load_config(ROOT / "examples" / "prefer-newest.toml")
+    [rules] = [registry.create("reranker", s.as_dict()) for s in cfg.rerankers]
+
+    def order(question):
+        hits = [Hit(Chunk("old#0", "old.md", "t", 0, {"status": "deprecated", "title": "Plans (2023)"}), 1.0),
+                Hit(Chunk("new#0", "new.md", "t", 0, {"status": "current", "title": "Plans"}), 0.8)]
+        return [h.doc_id for h in rules.process(question, hits)]
+
+    assert order("How much does the Team plan cost?") == ["new.md", "old.md"]
+    for q in ("How much did the Team plan cost in the 2023 price list?", "What was the previous Team price?",
+              "Which limits did the deprecated page list?"):
+        assert order(q) == ["old.md", "new.md"], q

@@ -39,8 +39,12 @@ MAX_SQL_CHARS = 4000
 
 SYSTEM_PROMPT = ("You write one SQLite query that answers the user's question from the tables below. Use only "
                  "these tables and columns. Numbers are stored as numbers (units are in the comments). For "
-                 "names and labels, compare with LIKE '%word%' (case-insensitive). Reply with one SELECT "
-                 "statement in a ```sql block and nothing else.")
+                 "names and labels, compare with LIKE '%word%' (case-insensitive). When two tables are versions of "
+                 "the same data, read the current one (the newest date, not deprecated) unless the question asks "
+                 "about the older one. Reply with one SELECT statement in a ```sql block and nothing else.")
+
+
+MAX_LABEL_ROWS = 5000  # rows of a matrix read for its labels (a matrix from a page is far smaller)
 
 
 class SqlRejected(Exception):
@@ -127,6 +131,36 @@ def relax_text_equality(sql: str) -> str | None:
         return node
 
     out = tree.transform(relax)
+    return out.sql(dialect="sqlite") if changed else None
+
+
+_FILLER = {"the", "of", "a", "an", "and", "or", "for", "to", "in", "on", "at", "by", "with", "is", "are"}
+
+
+def relax_words(sql: str) -> str | None:
+    """``col LIKE '%monthly price%'`` -> ``col LIKE '%monthly%' AND col LIKE '%price%'``: every word of a several-word
+    pattern (filler words left out), in any order; None when the query has no such pattern. Tried when a query
+    still returns nothing after :func:`relax_text_equality`: the model's words ("monthly price") are in the label
+    in another order ("Price per month (billed monthly)")."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    changed = False
+
+    def split(node: exp.Expression) -> exp.Expression:
+        nonlocal changed
+        if not isinstance(node, exp.Like) or (pair := _text_comparison(node)) is None:
+            return node
+        col, lit = pair
+        words = [w for w in re.findall(r"[^\W_]+", lit.this) if w.lower() not in _FILLER]
+        if len(words) < 2 or not re.fullmatch(r"%[^%_]*%", lit.this):
+            return node
+        changed = True
+        parts = [exp.Like(this=col.copy(), expression=exp.Literal.string(f"%{w}%")) for w in words]
+        return exp.Paren(this=exp.and_(*parts))
+
+    out = tree.transform(split)
     return out.sql(dialect="sqlite") if changed else None
 
 
@@ -229,14 +263,22 @@ def extract_sql(reply: str) -> str:
     return m.group(0).strip() if m else reply.strip()
 
 
-def schema_text(table: Table, sample: list[list[Any]]) -> str:
+def schema_text(table: Table, sample: list[list[Any]], metadata: Sequence[str] = (),
+                labels: Sequence[str] = ()) -> str:
     """A table as the model sees it: CREATE TABLE with typed columns (units and original headers as comments),
-    where it comes from, and sample rows."""
-    from ragkit.index.tables import SQL_TYPES
+    where it comes from (title, headings and the document's ``metadata`` fields it has, e.g. its date and
+    status, so the model can tell the current version of a table from an older one), and sample rows. For a
+    matrix in long form, ``labels`` (its row labels) are listed beside the label column, so the model compares
+    with a label that exists even when the sample rows do not show it."""
+    from ragkit.index.tables import SQL_TYPES, is_long_form
 
-    lines = [f"-- {' > '.join([table.title, *table.heading]).strip(' >')}", f"CREATE TABLE {table.name} ("]
+    meta = "; ".join(f"{k} {table.metadata[k]}" for k in metadata if table.metadata.get(k) not in (None, ""))
+    place = " > ".join([table.title, *table.heading]).strip(" >")
+    lines = [f"-- {place}" + (f" ({meta})" if meta else ""), f"CREATE TABLE {table.name} ("]
     for i, c in enumerate(table.columns):
         note = ", ".join(x for x in (c.unit, f'"{c.header}"' if c.header else "") if x)
+        if i == 0 and labels and is_long_form(table):
+            note += f" one of: {_label_list(labels)}"
         comma = "," if i < len(table.columns) - 1 else ""
         lines.append(f"  {c.name} {SQL_TYPES.get(c.type, 'TEXT')}{comma}" + (f"  -- {note}" if note else ""))
     lines.append(");")
@@ -246,6 +288,13 @@ def schema_text(table: Table, sample: list[list[Any]]) -> str:
         lines.extend(" | ".join("NULL" if v is None else str(v) for v in row) for row in sample)
         lines.append("*/")
     return "\n".join(lines)
+
+
+def _label_list(labels: Sequence[str]) -> str:
+    from ragkit.ingest.tables import MAX_LABEL_CHARS
+
+    text = "; ".join(labels)
+    return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS].rsplit(";", 1)[0] + "; ..."
 
 
 def _fmt(value: Any) -> str:
@@ -313,6 +362,14 @@ class SqlTool:
             return []
         return view.rows(name, None if view.n_rows(name) <= 2 * n else n)
 
+    def _labels(self, view: Any, table: Table) -> list[str]:
+        """The row labels of a matrix in long form (none for another table), in the order of the page."""
+        from ragkit.index.tables import is_long_form
+
+        if not is_long_form(table):
+            return []
+        return list(dict.fromkeys(str(r[0]) for r in view.rows(table.name, MAX_LABEL_ROWS) if r[0] is not None))
+
     def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any,
                  events: list[Event]) -> tuple[str, Result]:
         """Check and run one query; an empty result is retried with text comparisons relaxed, a missing column on
@@ -341,11 +398,12 @@ class SqlTool:
             events.append(Event("sql", f"sql: {exc}; moved to the table that has those columns: {moved}",
                                 {"sql": checked, "retargeted": moved}))
             checked, result = moved, run(moved)
-        if _empty(result) and (relaxed := relax_text_equality(checked)) is not None:
-            relaxed = check_sql(relaxed, names)
-            events.append(Event("sql", f"sql: no rows; text comparisons relaxed to LIKE: {relaxed}",
-                                {"sql": checked, "relaxed": relaxed}))
-            checked, result = relaxed, run(relaxed)
+        for relax, how in ((relax_text_equality, "text comparisons relaxed to LIKE"),
+                           (relax_words, "LIKE patterns split into their words")):
+            if _empty(result) and (relaxed := relax(checked)) is not None:
+                relaxed = check_sql(relaxed, names)
+                events.append(Event("sql", f"sql: no rows; {how}: {relaxed}", {"sql": checked, "relaxed": relaxed}))
+                checked, result = relaxed, run(relaxed)
         if _empty(result):
             raise QueryError("the query returned no rows (or only NULL): check the values you compare with "
                              "(spelling, case: use LIKE) and the columns")
@@ -357,7 +415,8 @@ class SqlTool:
                               [Event("sql", "sql: no table fits the question", {"tables": []})])
         names = [t.name for t, _ in chosen]
         events = [Event("sql", "sql: tables " + ", ".join(names), {"tables": names})]
-        schema = "\n\n".join(schema_text(t, self._sample(view, t.name)) for t, _ in chosen)
+        schema = "\n\n".join(schema_text(t, self._sample(view, t.name), self.cfg.schema_metadata,
+                                           self._labels(view, t)) for t, _ in chosen)
         messages = [{"role": "system", "content": SYSTEM_PROMPT},
                     {"role": "user", "content": f"{schema}\n\nQuestion: {query}"}]
         llm = self._llm()

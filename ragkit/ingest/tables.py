@@ -231,13 +231,14 @@ def is_matrix(typed: list[list[tuple[str, Any, str]]]) -> bool:
 
 def item_name(title: str, heading: Sequence[str], taken: set[str]) -> str:
     """The name of the column that holds a matrix's column headers: the singular of the first plural word in the
-    nearest heading ("Compare plans" -> ``plan``), else in the title, else ``item``."""
+    nearest heading ("Compare plans" -> ``plan``), else in the title, else ``item``. A word that names the rows
+    (the label column's own name, "Limits" above a "Limit" column) or an SQL keyword is passed over."""
     for text in [*reversed(heading), title]:
         for word in re.findall(r"[A-Za-z]+", text):
             w = word.lower()
             if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
                 name = sql_name(w[:-1], "item")
-                if name not in taken and name not in LONG_COLUMNS:
+                if name == w[:-1] and not any(t.split("_")[0] == name for t in taken) and name not in LONG_COLUMNS:
                     return name
     return "item" if "item" not in taken else "item_name"
 
@@ -248,6 +249,8 @@ def long_table(header: Sequence[str], body: list[list[Any]], typed: list[list[tu
     cell's number (NULL for words such as "Unlimited" or "Yes"), ``unit`` its unit, ``as_written`` the cell's
     text; an empty cell gives no row."""
     label = sql_name(header[0], "label")
+    if label.endswith("_value") and label[:-6] in _RESERVED:  # "Limit": limit_name, not limit_value beside value
+        label = label[:-6] + "_name"
     item = item_name(title, heading, {label})
     items = [h or f"column {j + 1}" for j, h in enumerate(header[1:], 1)]
     rows: list[list[Any]] = []

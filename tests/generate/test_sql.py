@@ -230,3 +230,46 @@ def test_values_read_over_every_feature_of_a_matrix_go_back_for_repair(tmp_path)
     grouped = ScriptedLLM("SELECT feature, MAX(value) FROM plans GROUP BY feature")
     out = SqlTool(SqlConfig(), lambda: grouped).run("Largest per feature?", [(plans, _hit("plans"))], db)
     assert out.answer is not None and len(grouped.prompts) == 1
+
+
+def _matrix_db(tmp_path):
+    t = build_table(["Feature", "Free", "Team", "Business"],
+                    [["Price per month (billed monthly)", "$0", "$299", "$1,200"],
+                     ["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
+                     ["Audit log", "No", "90 days", "1 year"]], heading=["Compare plans"])
+    t.name, t.doc_id, t.source = "plans", "acme/plans.md", "acme/plans.md"
+    t.metadata = {"date": "2024-07-01", "status": "current", "product": "cloud"}
+    write_tables(tmp_path / "t.sqlite", [t])
+    db = TableDB(tmp_path / "t.sqlite")
+    [plans] = db.tables()
+    return db, plans
+
+
+def test_words_of_a_label_in_another_order_still_find_it(tmp_path):
+    from ragkit.generate.sql import relax_words
+
+    assert relax_words("SELECT value FROM plans WHERE feature LIKE '%monthly price%' AND plan LIKE '%Team%'") == (
+        "SELECT value FROM plans WHERE (feature LIKE '%monthly%' AND feature LIKE '%price%') AND plan LIKE '%Team%'")
+    assert relax_words("SELECT value FROM plans WHERE plan LIKE '%Team%'") is None  # one word: nothing to split
+    assert relax_words("SELECT value FROM plans WHERE feature LIKE 'price of%'") is None  # not a plain %...%
+    db, plans = _matrix_db(tmp_path)
+    llm = ScriptedLLM("SELECT value FROM plans WHERE plan = 'Business' AND feature = 'Monthly price'")
+    out = SqlTool(SqlConfig(), lambda: llm).run("Monthly price of Business?", [(plans, _hit("plans"))], db)
+    assert out.answer.extras["rows"] == [[1200]] and len(llm.prompts) == 1
+    assert [e.text.split(":")[1].strip() for e in out.events if "relaxed" in e.data] == [
+        "no rows; text comparisons relaxed to LIKE", "no rows; LIKE patterns split into their words"]
+
+
+def test_the_schema_lists_a_matrix_s_labels_and_the_document_s_date_and_status(tmp_path):
+    db, plans = _matrix_db(tmp_path)
+    llm = ScriptedLLM("SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%audit%'")
+    cfg = SqlConfig(sample_rows=2)  # the sample shows only the price rows; the labels are all listed
+    out = SqlTool(cfg, lambda: llm).run("How many days of audit log on Team?", [(plans, _hit("plans"))], db)
+    assert out.answer.extras["rows"] == [[90]]
+    schema = llm.prompts[0]
+    assert "-- Compare plans (date 2024-07-01; status current)" in schema and "product" not in schema
+    assert "one of: Price per month (billed monthly); Alert rules; Log retention; Audit log" in schema
+    assert "Audit log | " not in schema  # not among the 2 sample rows
+    llm = ScriptedLLM("SELECT 1 FROM plans")
+    SqlTool(SqlConfig(schema_metadata=[]), lambda: llm).run("x?", [(plans, _hit("plans"))], db)
+    assert "-- Compare plans\n" in llm.prompts[0]

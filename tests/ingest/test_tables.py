@@ -207,3 +207,10 @@ def test_a_matrix_description_names_its_row_labels():
     plain = build_table(["Plan", "Price"], [["Team", "$299"], ["Business", "$1,200"]])
     plain.name = "prices"
     assert "Plan:" not in describe(plain)
+
+
+def test_a_matrix_labelled_by_a_reserved_word_gets_a_name_column_not_a_value_look_alike():
+    t = build_table(["Limit", "Cloud", "Self-hosted"],
+                    [["Query timeout", "60 seconds", "120 seconds"], ["Rows returned", "1,000 rows", "1,000 rows"]],
+                    heading=["Limits"])
+    assert [c.name for c in t.columns] == ["limit_name", "item", "value", "unit", "as_written"]

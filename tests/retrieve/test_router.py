@@ -150,3 +150,50 @@ def test_both_keeps_the_passages_as_further_sources(routed):
     assert a.extras["route"] == "both" and a.extras["rows"] == [[299]]
     assert a.sources[0].chunk.metadata["table"] == "plans__limits" and len(a.sources) > 1
     assert len({h.chunk_id for h in a.sources}) == len(a.sources)
+
+
+class RecordingSQL(EchoSQL):
+    """EchoSQL that keeps the schema each question was shown."""
+
+    def __init__(self) -> None:
+        self.schemas: list[str] = []
+
+    def chat(self, messages, **kw):
+        self.schemas.append(messages[1]["content"].split("\n\nQuestion:")[0])
+        return super().chat(messages, **kw)
+
+
+@pytest.mark.parametrize("rules", [False, True])
+def test_table_search_runs_through_the_rerankers_and_the_schema_shows_date_and_status(tmp_path, rules):
+    """Two versions of a price list with the same shape; the deprecated one matches the question's words better.
+    With one table shown, the rules reranker (status=deprecated demoted) decides which one the model sees; either
+    way its schema comment carries the document's date and status."""
+    from ragkit import Engine
+    from ragkit.plugins import registry
+
+    registry.register(EchoGenerator)
+    llm = EchoGenerator.the_llm = RecordingSQL()
+    table = "| Plan | Alert rules |\n|---|---|\n| Team | {} |\n| Business | {} |\n"
+    write_tree(tmp_path / "docs", {
+        "plans.md": "---\ndate: 2024-07-01\nstatus: current\n---\n# Plans\n\n## Limits\n\n" + table.format(200, 1000),
+        "plans-2023.md": "---\ndate: 2023-01-05\nstatus: deprecated\n---\n# Plans 2023\n\n## Alert rules limits "
+                         "per plan\n\n" + table.format(100, 500)})
+    overrides = {"ingest.tables": True, "router.enabled": True, "sql.max_tables": 1,
+                 "router.rules": [{"pattern": "SQL:", "route": "sql"}], "generator": {"name": EchoGenerator.name}}
+    if rules:
+        overrides["rerankers"] = [{"name": "rules", "rules": [{"when": "status=deprecated", "boost": 0.01}]}]
+    try:
+        with Engine.open(tmp_path / "idx", overrides=overrides) as eng:
+            eng.ingest([tmp_path / "docs"])
+            names = {t.name for t in eng.reader().tables().tables()}
+            current = next(n for n in names if "2023" not in n)
+            old = next(n for n in names if "2023" in n)
+            a = eng.query("Alert rules limits per plan? SQL: SELECT 1")
+    finally:
+        EchoGenerator.the_llm = None
+        registry._classes.pop(("generator", EchoGenerator.name), None)
+    shown = a.extras["tables"]
+    assert shown == [current if rules else old]
+    [schema] = llm.schemas
+    assert f"CREATE TABLE {shown[0]} (" in schema
+    assert ("(date 2024-07-01; status current)" if rules else "(date 2023-01-05; status deprecated)") in schema
