@@ -929,7 +929,10 @@ def _sql_goals(runs: list[dict]) -> str:
         lines.append(f"- {r['model']}: " + "; ".join(parts) + ".")
     if not any(r["model"] == "qwen1.5b" for r in runs):
         lines.append("- qwen1.5b: not measured yet, so the 80% exact-match goal is not judged.")
-    return "\n\nGoals:\n\n" + "\n".join(lines)
+    why = ("\n\nThe questions still answered wrong, question by question, and what they need are in the notes "
+           "beside the script (`benchmarks/sql_tool.md`, its last section)." if any("missed" in x for x in lines)
+           else "")
+    return "\n\nGoals:\n\n" + "\n".join(lines) + why
 
 
 def sql_matrix_probe() -> str:
