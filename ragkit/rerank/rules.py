@@ -3,6 +3,7 @@
     [[rerankers]]
     name = "rules"
     prefer_newest = true                       # among versions of one page, demote the older ones
+    newest_query_not = "\\b20\\d\\d\\b"        # ... but not for a question that names a year
     rules = [{ when = "status=deprecated", boost = 0.5 }, { when = "product in cloud,all", boost = 1.2 }]
     source_priority = ["admin/**", "guides/**"]  # doc_id globs, earlier = more trusted
 
@@ -64,6 +65,9 @@ class RulesReranker(Plugin):
         version_key: str = Field("title", description="metadata field shared by the versions of one page")
         date_field: str = Field("date", description="metadata field holding the version date (ISO text or number)")
         older_factor: float = Field(0.5, ge=0, le=1, description="multiplier for every version but the newest")
+        newest_query_not: Regex = Field(None, description="questions matching this regular expression "
+                                                          "(case-insensitive) keep older versions where they rank, "
+                                                          "e.g. a question that names a year")
         source_priority: list[str] = Field(default_factory=list, description="doc_id globs, most trusted first")
         priority_step: float = Field(0.2, ge=0, description="boost of the first pattern; later ones get less")
 
@@ -80,7 +84,7 @@ class RulesReranker(Plugin):
                 if flt.test(meta):
                     factors[i] *= boost
             factors[i] *= self._priority(h.doc_id)
-        if self.params.prefer_newest:
+        if self.params.prefer_newest and not self._asks_about_older(query):
             for i in self._older_versions(hits):
                 factors[i] *= self.params.older_factor
         for h, f in zip(hits, factors):
@@ -90,6 +94,10 @@ class RulesReranker(Plugin):
         for rank, h in enumerate(ranked, 1):
             h.ranks["rules"] = rank
         return ranked
+
+    def _asks_about_older(self, query: str) -> bool:
+        pattern = self.params.newest_query_not
+        return pattern is not None and re.search(pattern, query, re.I) is not None
 
     def _priority(self, doc_id: str) -> float:
         pats = self.params.source_priority

@@ -49,6 +49,18 @@ def test_prefer_newest_only_touches_versions_of_the_same_page():
     assert out[-1].score == pytest.approx(1.5)
 
 
+def test_prefer_newest_steps_aside_for_a_question_about_an_older_version():
+    def order(question):
+        hits = [hit("v2022", 3.0, title="Rate limits", date="2022-03-01"),
+                hit("v2024", 2.0, title="Rate limits", date="2024-09-10")]
+        return [h.doc_id for h in make(prefer_newest=True, newest_query_not=r"\b20\d\d\b").process(question, hits)]
+
+    assert order("What is the REST API rate limit?") == ["v2024", "v2022"]
+    assert order("What was the REST API rate limit in 2022?") == ["v2022", "v2024"]
+    with pytest.raises(ConfigError, match="regular expression"):
+        make(prefer_newest=True, newest_query_not="(")
+
+
 def test_a_rule_with_a_query_condition_applies_only_to_matching_questions():
     rules = [{"query": r"self-hosted|on-prem", "query_not": "cloud", "when": "product=cloud", "boost": 0.5}]
 
