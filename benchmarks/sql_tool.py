@@ -10,7 +10,8 @@ Both engines (routed and passages-only) use the same query config, ``--config`` 
 examples/prefer-newest.toml: the Beacon corpus keeps superseded pages, and the rules reranker demotes them for the
 passages and, since the SQL tool's table search runs through the rerankers, for the tables too).
 
-The index (corpora/beacon with ``ingest.tables = true``) is built once under .cache/indexes/beacon-tables.
+The index (corpora/beacon with ``ingest.tables = true``) is built once under .cache/indexes/beacon-tables-<hash>
+(named after ragkit/ingest/tables.py, see ``table_index``).
 Writes benchmarks/results/sql_tool.json (unless ``--out``).
 """
 

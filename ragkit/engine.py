@@ -260,11 +260,10 @@ class Engine:
             passages a generator reads), so a rule that demotes a deprecated page demotes its tables too."""
             only_tables = to_filter(flt) & Filter.parse("table?")
             k = self.config.sql.max_tables
-            first = self.first_stage(query, k=k, filter=only_tables,
-                                     depth=max(self.config.retrieval.candidates, k) if self.rerankers else k)
-            if not self.rerankers or not first.hits:
-                return first.hits[:k]
-            return pipeline.post_stage(query, first, self.rerankers, k).hits
+            if not self.rerankers:
+                return self.first_stage(query, k=k, filter=only_tables, depth=k).hits
+            first = self.first_stage(query, k=k, filter=only_tables, depth=max(self.config.retrieval.candidates, k))
+            return pipeline.post_stage(query, first, self.rerankers, k).hits if first.hits else []
 
         return TableRoute(self.router, self.sql_tool, self.reader(), search)
 

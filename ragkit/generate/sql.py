@@ -263,13 +263,13 @@ def extract_sql(reply: str) -> str:
     return m.group(0).strip() if m else reply.strip()
 
 
-def schema_text(table: Table, sample: list[list[Any]], metadata: Sequence[str] = (),
-                labels: Sequence[str] = ()) -> str:
+def schema_text(table: Table, sample: list[list[Any]], metadata: Sequence[str] = (), labels: str = "") -> str:
     """A table as the model sees it: CREATE TABLE with typed columns (units and original headers as comments),
     where it comes from (title, headings and the document's ``metadata`` fields it has, e.g. its date and
     status, so the model can tell the current version of a table from an older one), and sample rows. For a
-    matrix in long form, ``labels`` (its row labels) are listed beside the label column, so the model compares
-    with a label that exists even when the sample rows do not show it."""
+    matrix in long form, ``labels`` (its row labels, from :func:`ragkit.index.tables.row_labels`) are listed
+    beside the label column, so the model compares with a label that exists even when the sample rows do not
+    show it."""
     from ragkit.index.tables import SQL_TYPES, is_long_form
 
     meta = "; ".join(f"{k} {table.metadata[k]}" for k in metadata if table.metadata.get(k) not in (None, ""))
@@ -278,7 +278,7 @@ def schema_text(table: Table, sample: list[list[Any]], metadata: Sequence[str] =
     for i, c in enumerate(table.columns):
         note = ", ".join(x for x in (c.unit, f'"{c.header}"' if c.header else "") if x)
         if i == 0 and labels and is_long_form(table):
-            note += f" one of: {_label_list(labels)}"
+            note += f" one of: {labels}"
         comma = "," if i < len(table.columns) - 1 else ""
         lines.append(f"  {c.name} {SQL_TYPES.get(c.type, 'TEXT')}{comma}" + (f"  -- {note}" if note else ""))
     lines.append(");")
@@ -288,13 +288,6 @@ def schema_text(table: Table, sample: list[list[Any]], metadata: Sequence[str] =
         lines.extend(" | ".join("NULL" if v is None else str(v) for v in row) for row in sample)
         lines.append("*/")
     return "\n".join(lines)
-
-
-def _label_list(labels: Sequence[str]) -> str:
-    from ragkit.ingest.tables import MAX_LABEL_CHARS
-
-    text = "; ".join(labels)
-    return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS].rsplit(";", 1)[0] + "; ..."
 
 
 def _fmt(value: Any) -> str:
@@ -362,13 +355,11 @@ class SqlTool:
             return []
         return view.rows(name, None if view.n_rows(name) <= 2 * n else n)
 
-    def _labels(self, view: Any, table: Table) -> list[str]:
-        """The row labels of a matrix in long form (none for another table), in the order of the page."""
-        from ragkit.index.tables import is_long_form
+    def _labels(self, view: Any, table: Table) -> str:
+        """The row labels of a matrix in long form ("" for another table), in the order of the page."""
+        from ragkit.index.tables import is_long_form, row_labels
 
-        if not is_long_form(table):
-            return []
-        return list(dict.fromkeys(str(r[0]) for r in view.rows(table.name, MAX_LABEL_ROWS) if r[0] is not None))
+        return row_labels(view.rows(table.name, MAX_LABEL_ROWS)) if is_long_form(table) else ""
 
     def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any,
                  events: list[Event]) -> tuple[str, Result]:

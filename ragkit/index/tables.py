@@ -31,9 +31,19 @@ SAFE_FUNCTIONS = frozenset({
 LONG_COLUMNS = ("value", "unit", "as_written")  # the last columns of a matrix stored in long form
 
 
+MAX_LABEL_CHARS = 600  # row labels of a matrix listed in its description chunk and beside its schema
+
+
 def is_long_form(table: Table) -> bool:
     """A matrix stored in long form: ``<label>, <item>, value, unit, as_written`` (``ragkit.ingest.tables``)."""
     return len(table.columns) == 5 and tuple(c.name for c in table.columns[2:]) == LONG_COLUMNS
+
+
+def row_labels(rows: Iterable[Sequence[Any]]) -> str:
+    """The row labels of a matrix in long form (the first column of its rows), each once, in the order of the
+    page, joined by "; " and cut at a label boundary after ``MAX_LABEL_CHARS`` characters."""
+    text = "; ".join(dict.fromkeys(str(r[0]) for r in rows if r[0] is not None))
+    return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS].rsplit(";", 1)[0] + "; ..."
 
 
 _CATALOG_SQL = f"""CREATE TABLE {CATALOG} (name TEXT PRIMARY KEY, doc_id TEXT NOT NULL, source TEXT NOT NULL,

@@ -22,12 +22,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ragkit.index.tables import LONG_COLUMNS, is_long_form
+from ragkit.index.tables import LONG_COLUMNS, is_long_form, row_labels
 from ragkit.types import Table, TableColumn
 
 MAX_ROWS = 200_000  # rows kept per table; a bigger sheet is cut (and the loader says so)
 MAX_COLUMNS = 100  # columns kept per table (each may store up to three SQL columns; SQLite allows 2000)
-MAX_LABEL_CHARS = 600  # row labels of a matrix in its description chunk
 NUMERIC_SHARE = 0.6  # a column is numeric when at least this share of its non-empty cells are numbers
 _NULLS = {"", "-", "–", "—", "n/a", "na", "null", "none", "?"}
 _NUMBER = re.compile(
@@ -423,15 +422,12 @@ def column_text(c: TableColumn) -> str:
 
 def describe(table: Table, sample: int = 3) -> str:
     """The text indexed for a table (so retrieval finds it): its name, where it is, its columns, a few rows; for
-    a matrix in long form also its row labels (at most ``MAX_LABEL_CHARS`` characters of them)."""
+    a matrix in long form also its row labels (:func:`ragkit.index.tables.row_labels`)."""
     where = " > ".join([table.title, *table.heading]) if table.title else " > ".join(table.heading)
     lines = [f"Table {table.name}: {where}".rstrip(": "),
              f"{len(table.rows)} rows. Columns: " + ", ".join(column_text(c) for c in table.columns)]
     if is_long_form(table):  # a matrix: its row labels are what questions name ("alert rules", "log retention")
-        labels = list(dict.fromkeys(str(r[0]) for r in table.rows if r[0] is not None))
-        text = "; ".join(labels)
-        lines.append(f"{table.columns[0].header or table.columns[0].name}: "
-                     + (text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS].rsplit(";", 1)[0] + "; ..."))
+        lines.append(f"{table.columns[0].header or table.columns[0].name}: {row_labels(table.rows)}")
     heads = [c.name for c in table.columns]
     for row in table.rows[:sample]:
         lines.append("; ".join(f"{h} = {v}" for h, v in zip(heads, row) if v is not None))
