@@ -68,3 +68,11 @@ def test_prefer_newest_demotes_deprecated_pages_unless_the_question_asks_about_a
     for q in ("How much did the Team plan cost in the 2023 price list?", "What was the previous Team price?",
               "Which limits did the deprecated page list?"):
         assert order(q) == ["old.md", "new.md"], q
+
+    def versions(question):  # two dated versions of one page: prefer_newest, with the same exception
+        hits = [Hit(Chunk("v22#0", "v22.md", "t", 0, {"title": "Rate limits", "date": "2022-03-01"}), 1.0),
+                Hit(Chunk("v24#0", "v24.md", "t", 0, {"title": "Rate limits", "date": "2024-09-10"}), 0.8)]
+        return [h.doc_id for h in rules.process(question, hits)]
+
+    assert versions("What is the REST API rate limit?") == ["v24.md", "v22.md"]
+    assert versions("What was the REST API rate limit in 2022?") == ["v22.md", "v24.md"]

@@ -8,7 +8,8 @@
              read-only connection under a row limit, a time limit and an authorizer (``ragkit.index.tables``)
     guards   a query that names columns its table lacks moves to the one candidate table that has them; text
              equality that finds nothing is relaxed to LIKE; a COUNT of one cell of a matrix in long form reads
-             the cell's value; a matrix's values read over every feature at once go back for repair
+             the cell's value; a COUNT over a yes/no matrix counts its yes cells; a matrix's values read over
+             every feature at once, or over every item while the question names some, go back for repair
     repair   on a refusal, an error or an empty result the model gets one more try with the error text
     answer   the result in words, citing the table's description chunk as ``[1]``; the SQL, columns and rows in
              ``Answer.extras``
@@ -187,6 +188,22 @@ def retarget(sql: str, tables: Sequence[Table]) -> str | None:
     return tree.sql(dialect="sqlite")
 
 
+def _own(select: Any, kind: Any) -> list[Any]:
+    """The ``kind`` nodes of one SELECT itself, not those inside its sub-queries."""
+    return [n for n in select.find_all(kind) if n.find_ancestor(type(select)) is select]
+
+
+def _pinned(where: Any) -> set[str]:
+    """The columns an AND of conditions compares with a text literal (``=`` or ``LIKE``), lower-cased."""
+    from sqlglot import exp
+
+    if where is None:
+        return set()
+    conds = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    return {pair[0].name.lower() for c in conds
+            if isinstance(c, (exp.EQ, exp.Like, exp.ILike)) and (pair := _text_comparison(c)) is not None}
+
+
 def _long_table(select: Any, tables: Sequence[Table]) -> Table | None:
     """The matrix in long form that one SELECT reads, when it reads exactly one table (its own FROM and joins,
     not those of its sub-queries) and that table is one."""
@@ -194,7 +211,7 @@ def _long_table(select: Any, tables: Sequence[Table]) -> Table | None:
 
     from ragkit.index.tables import is_long_form
 
-    read = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+    read = _own(select, exp.Table)
     if len(read) != 1:
         return None
     return next((t for t in tables if t.name.lower() == read[0].name.lower() and is_long_form(t)), None)
@@ -216,11 +233,7 @@ def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
     where = tree.args.get("where")
     if table is None or where is None or where.find(exp.Or, exp.Not):
         return None
-    pinned = set()
-    for cond in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
-        if isinstance(cond, (exp.EQ, exp.Like, exp.ILike)) and (pair := _text_comparison(cond)) is not None:
-            pinned.add(pair[0].name.lower())
-    if not {table.columns[0].name.lower(), table.columns[1].name.lower()} <= pinned:
+    if not {table.columns[0].name.lower(), table.columns[1].name.lower()} <= _pinned(where):
         return None
     changed = False
     for e in tree.expressions:
@@ -231,6 +244,33 @@ def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
     return tree.sql(dialect="sqlite") if changed else None
 
 
+def count_flags(sql: str, tables: Sequence[Table]) -> str | None:
+    """A top-level ``COUNT`` over a yes/no matrix in long form (:func:`ragkit.index.tables.is_flag_form`) whose
+    filter pins a row label or an item but says nothing of the cells, e.g. ``SELECT COUNT(*) FROM roles WHERE
+    role = 'Viewer'``, counts the no cells too, while the question ("how many permissions does the Viewer role
+    have") counts the yes cells: ``value = 1`` is added to the filter. None when the query is not of that shape."""
+    import sqlglot
+    from sqlglot import exp
+
+    from ragkit.index.tables import is_flag_form
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    if not isinstance(tree, exp.Select) or len(list(tree.find_all(exp.Select))) != 1:
+        return None
+    table = _long_table(tree, tables)
+    where = tree.args.get("where")
+    if table is None or not is_flag_form(table) or where is None or where.find(exp.Or, exp.Not):
+        return None
+    if not any(isinstance(e.unalias(), exp.Count) for e in tree.expressions):
+        return None
+    if not {table.columns[0].name.lower(), table.columns[1].name.lower()} & _pinned(where):
+        return None
+    if {c.name.lower() for c in where.find_all(exp.Column)} & {"value", "as_written"}:
+        return None
+    tree.set("where", exp.Where(this=exp.and_(where.this.copy(), exp.column("value").eq(1))))
+    return tree.sql(dialect="sqlite")
+
+
 def mixed_features(sql: str, tables: Sequence[Table]) -> str | None:
     """Why a query that reads a long-form matrix's ``value`` without saying which row label it means is
     meaningless, as an error for the repair attempt; None when the query is not such a query. ``SELECT value
@@ -239,18 +279,57 @@ def mixed_features(sql: str, tables: Sequence[Table]) -> str | None:
     import sqlglot
     from sqlglot import exp
 
+    from ragkit.index.tables import is_flag_form
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    for select in tree.find_all(exp.Select):
+        table = _long_table(select, tables)
+        if table is None or is_flag_form(table) or select.args.get("group"):
+            continue
+        label = table.columns[0].name.lower()
+        shown, filtered = _scope_columns(select)
+        if "value" in shown and label not in shown and label not in filtered:
+            return (f"the query reads value from {table.name} for every {label} at once (different quantities and "
+                    f"units): add a condition on {label}, e.g. {label} LIKE '%...%' with the words of the question")
+    return None
+
+
+def _scope_columns(select: Any) -> tuple[set[str], set[str]]:
+    """The columns one SELECT selects and the columns its WHERE names, lower-cased, without its sub-queries'."""
+    from sqlglot import exp
+
+    where = select.args.get("where")
+    shown = {c.name.lower() for c in _own(select, exp.Column) if where is None or not c.find_ancestor(exp.Where)}
+    filtered = {c.name.lower() for c in _own(select, exp.Column) if where is not None and c.find_ancestor(exp.Where)}
+    return shown, filtered
+
+
+def named_items(question: str, items: Iterable[str]) -> list[str]:
+    """The items (a matrix's column headers: plans, products) that ``question`` names, as whole words."""
+    return [i for i in items if i and re.search(r"(?<!\w)" + re.escape(i) + r"(?!\w)", question, re.I)]
+
+
+def unnamed_item(sql: str, tables: Sequence[Table], question: str, items: dict[str, list[str]]) -> str | None:
+    """Why a query that reads a long-form matrix's ``value`` for every item while the question names some of
+    them is wrong, as an error for the repair attempt; None when the query is not such a query. "What is the
+    monthly price of the Business plan" answered by ``SELECT value FROM plans WHERE feature LIKE '%price%'``
+    lists every plan's price. ``items`` maps a table's name to its item column's values (its original column
+    headers); a query that filters, selects or groups by the item column is left alone."""
+    import sqlglot
+    from sqlglot import exp
+
     tree = sqlglot.parse_one(sql, read="sqlite")
     for select in tree.find_all(exp.Select):
         table = _long_table(select, tables)
         if table is None or select.args.get("group"):
             continue
-        label = table.columns[0].name.lower()
-        shown = {c.name.lower() for e in select.expressions for c in e.find_all(exp.Column)}
-        where = select.args.get("where")
-        filtered = where is not None and any(c.name.lower() == label for c in where.find_all(exp.Column))
-        if "value" in shown and label not in shown and not filtered:
-            return (f"the query reads value from {table.name} for every {label} at once (different quantities and "
-                    f"units): add a condition on {label}, e.g. {label} LIKE '%...%' with the words of the question")
+        item = table.columns[1].name.lower()
+        named = named_items(question, items.get(table.name, []))
+        shown, filtered = _scope_columns(select)
+        if named and "value" in shown and item not in shown | filtered:
+            values = ", ".join(f"'{n}'" for n in named)
+            return (f"the question names {item} {values}, but the query reads value from {table.name} for every "
+                    f"{item}: add a condition on {item}, e.g. {item} LIKE '%{named[0]}%'")
     return None
 
 
@@ -361,20 +440,30 @@ class SqlTool:
 
         return row_labels(view.rows(table.name, MAX_LABEL_ROWS)) if is_long_form(table) else ""
 
-    def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any,
-                 events: list[Event]) -> tuple[str, Result]:
+    def _items(self, view: Any, tables: Sequence[Table]) -> dict[str, list[str]]:
+        """The item column's values (the original column headers) of each matrix in long form."""
+        from ragkit.index.tables import is_long_form
+
+        return {t.name: [str(v) for v in dict.fromkeys(r[1] for r in view.rows(t.name, MAX_LABEL_ROWS))
+                         if v is not None] for t in tables if is_long_form(t)}
+
+    def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any, events: list[Event],
+                 question: str = "") -> tuple[str, Result]:
         """Check and run one query; an empty result is retried with text comparisons relaxed, a missing column on
         the one candidate table that has every column named. Raises SqlRejected or QueryError."""
         tables = [t for t, _ in chosen]
         names = [t.name for t in tables]
         checked = check_sql(sql, names)
-        if (cell := count_cell(checked, tables)) is not None:
-            cell = check_sql(cell, names)
-            events.append(Event("sql", f"sql: a COUNT of one matrix cell read as the cell's value: {cell}",
-                                {"sql": checked, "cell": cell}))
-            checked = cell
+        for rewrite, how in ((count_cell, "a COUNT of one matrix cell read as the cell's value"),
+                             (count_flags, "a COUNT over a yes/no matrix counts its yes cells")):
+            if (new := rewrite(checked, tables)) is not None:
+                new = check_sql(new, names)
+                events.append(Event("sql", f"sql: {how}: {new}", {"sql": checked, "rewritten": new}))
+                checked = new
         if (mixed := mixed_features(checked, tables)) is not None:
             raise QueryError(mixed)
+        if question and (unnamed := unnamed_item(checked, tables, question, self._items(view, tables))):
+            raise QueryError(unnamed)
 
         def run(q: str) -> Result:
             return view.run(q, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)
@@ -421,7 +510,7 @@ class SqlTool:
             usage["completion_tokens"] += reply.usage.completion_tokens
             sql = extract_sql(reply.text)
             try:
-                sql, result = self._execute(sql, chosen, view, events)
+                sql, result = self._execute(sql, chosen, view, events, query)
                 events.append(Event("sql", f"sql: {sql}", {"sql": sql, "attempt": attempt + 1}))
                 error = ""
                 break

@@ -29,6 +29,8 @@ SAFE_FUNCTIONS = frozenset({
     "typeof", "sign", "ceil", "ceiling", "floor", "trunc",
 })
 LONG_COLUMNS = ("value", "unit", "as_written")  # the last columns of a matrix stored in long form
+# the header of the value column of a yes/no matrix in long form (its cells: 1 for yes, 0 for no)
+FLAG_VALUE_HEADER = "1 where the cell says yes, 0 where it says no: count the yes cells with value = 1"
 
 
 MAX_LABEL_CHARS = 600  # row labels of a matrix listed in its description chunk and beside its schema
@@ -37,6 +39,11 @@ MAX_LABEL_CHARS = 600  # row labels of a matrix listed in its description chunk 
 def is_long_form(table: Table) -> bool:
     """A matrix stored in long form: ``<label>, <item>, value, unit, as_written`` (``ragkit.ingest.tables``)."""
     return len(table.columns) == 5 and tuple(c.name for c in table.columns[2:]) == LONG_COLUMNS
+
+
+def is_flag_form(table: Table) -> bool:
+    """A yes/no matrix in long form: its ``value`` is 1 for a yes cell and 0 for a no cell."""
+    return is_long_form(table) and table.columns[2].header == FLAG_VALUE_HEADER
 
 
 def row_labels(rows: Iterable[Sequence[Any]]) -> str:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ragkit.index.tables import LONG_COLUMNS, is_long_form, row_labels
+from ragkit.index.tables import FLAG_VALUE_HEADER, LONG_COLUMNS, is_long_form, row_labels
 from ragkit.types import Table, TableColumn
 
 MAX_ROWS = 200_000  # rows kept per table; a bigger sheet is cut (and the loader says so)
@@ -156,7 +156,7 @@ def build_table(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, title: 
     if width < 2 or not body:
         return None
     typed = [[classify_cell(r[j]) for r in body] for j in range(width)]
-    if long_matrices and is_matrix(typed):
+    if long_matrices and (is_matrix(typed) or is_flag_matrix(typed)):
         return long_table(header, body, typed, title=title, heading=heading)
     taken: set[str] = set()
     columns: list[TableColumn] = []
@@ -214,10 +214,7 @@ def is_matrix(typed: list[list[tuple[str, Any, str]]]) -> bool:
     items (plans, products, regions), e.g. a price list with one column per plan. A table of entities whose
     quantities differ in unit from row to row (an API limit in requests, another in queries) differs along its
     rows too and stays as it is."""
-    if len(typed) < 3 or len(typed[0]) < 2:
-        return False
-    labels = [v for k, v, _ in typed[0] if k != "null"]
-    if not labels or any(k not in ("text", "null") for k, _, _ in typed[0]) or len(set(labels)) != len(labels):
+    if len(typed) < 3 or len(typed[0]) < 2 or not _label_column(typed):
         return False
     mixed = sum(_mixed_units(cells) for cells in typed[1:])
     if mixed < 2 or 2 * mixed < len(typed) - 1:
@@ -226,6 +223,32 @@ def is_matrix(typed: list[list[tuple[str, Any, str]]]) -> bool:
                  for i in range(len(typed[0]))
                  if sum(typed[j][i][0] in ("integer", "decimal") for j in range(1, len(typed))) >= 2]
     return len(row_units) >= 2 and 3 * sum(len(u) == 1 for u in row_units) >= 2 * len(row_units)
+
+
+_YES = {"yes", "y", "true", "✓", "✔", "✅", "☑"}
+_NO = {"no", "n", "false", "✗", "✘", "❌", "×", "☐"}
+
+
+def flag(text: Any) -> int | None:
+    """1 for a cell that says yes (yes, true, a check mark), 0 for one that says no, None for anything else."""
+    word = clean_cell(text).lower()
+    return 1 if word in _YES else 0 if word in _NO else None
+
+
+def _label_column(typed: list[list[tuple[str, Any, str]]]) -> bool:
+    labels = [v for k, v, _ in typed[0] if k != "null"]
+    return bool(labels) and all(k in ("text", "null") for k, _, _ in typed[0]) and len(set(labels)) == len(labels)
+
+
+def is_flag_matrix(typed: list[list[tuple[str, Any, str]]]) -> bool:
+    """True for a yes/no matrix: the first column labels the rows (text, each label once) and every other cell
+    is yes or no (or a check mark, or empty), with at least one of each, over at least two items and two rows,
+    e.g. permissions by role. Questions count its yes cells ("how many permissions does the Viewer role
+    have"), which needs the matrix in long form."""
+    if len(typed) < 3 or len(typed[0]) < 2 or not _label_column(typed):
+        return False
+    cells = [flag(v) for col in typed[1:] for k, v, _ in col if k != "null"]
+    return bool(cells) and None not in cells and 0 in cells and 1 in cells
 
 
 def item_name(title: str, heading: Sequence[str], taken: set[str]) -> str:
@@ -245,8 +268,9 @@ def item_name(title: str, heading: Sequence[str], taken: set[str]) -> str:
 def long_table(header: Sequence[str], body: list[list[Any]], typed: list[list[tuple[str, Any, str]]], *,
                title: str = "", heading: Sequence[str] = ()) -> Table:
     """A matrix as one row per (label, item): ``<label>, <item>, value, unit, as_written``. ``value`` holds the
-    cell's number (NULL for words such as "Unlimited" or "Yes"), ``unit`` its unit, ``as_written`` the cell's
-    text; an empty cell gives no row."""
+    cell's number (NULL for words such as "Unlimited"; in a yes/no matrix, see :func:`is_flag_matrix`, 1 for yes
+    and 0 for no), ``unit`` its unit, ``as_written`` the cell's text; an empty cell gives no row."""
+    flags = is_flag_matrix(typed)
     label = sql_name(header[0], "label")
     if label.endswith("_value") and label[:-6] in _RESERVED:  # "Limit": limit_name, not limit_value beside value
         label = label[:-6] + "_name"
@@ -258,15 +282,17 @@ def long_table(header: Sequence[str], body: list[list[Any]], typed: list[list[tu
             kind, value, unit = typed[j][i]
             if kind == "null":
                 continue
-            numeric = kind in ("integer", "decimal")
-            rows.append([typed[0][i][1], name, value if numeric else None, unit or None, clean_cell(r[j])])
+            number = flag(value) if flags else value if kind in ("integer", "decimal") else None
+            rows.append([typed[0][i][1], name, number, unit or None, clean_cell(r[j])])
     numbers = [r[2] for r in rows if r[2] is not None]
     kind = "integer" if numbers and all(isinstance(v, int) for v in numbers) else "decimal"
+    value = (FLAG_VALUE_HEADER if flags else
+             f"the {header[0] or 'row'}'s number for this {item} (a count, price or size): select it; COUNT(*) "
+             "would count rows, not this number")
     columns = [
         TableColumn(label, header[0] or "label", "text"),
         TableColumn(item, f"{item} (a column of the original table: {', '.join(items)})", "text"),
-        TableColumn("value", f"the {header[0] or 'row'}'s number for this {item} (a count, price or size): "
-                             "select it; COUNT(*) would count rows, not this number", kind),
+        TableColumn("value", value, "integer" if flags else kind),
         TableColumn("unit", "the value's unit", "text"),
         TableColumn("as_written", "the cell as written (words such as Unlimited or Yes are only here)", "text")]
     return Table(columns=columns, rows=rows, title=title, heading=list(heading))

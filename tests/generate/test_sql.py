@@ -202,7 +202,7 @@ def test_a_count_of_one_matrix_cell_reads_the_cells_value(tmp_path):
     llm = ScriptedLLM(f"```sql\n{pinned}\n```")
     out = SqlTool(SqlConfig(), lambda: llm).run("How many alert rules does Team allow?", [(plans, _hit("plans"))], db)
     assert out.answer.extras["rows"] == [[200]] and "200" in out.answer.text
-    assert any("cell" in e.data for e in out.events)
+    assert any("rewritten" in e.data for e in out.events)
     llm = ScriptedLLM("SELECT COUNT(*) FROM plans WHERE feature = 'SSO' AND as_written = 'Yes'")
     out = SqlTool(SqlConfig(), lambda: llm).run("How many plans offer SSO?", [(plans, _hit("plans"))], db)
     assert out.answer.extras["rows"] == [[1]]
@@ -273,3 +273,61 @@ def test_the_schema_lists_a_matrix_s_labels_and_the_document_s_date_and_status(t
     llm = ScriptedLLM("SELECT 1 FROM plans")
     SqlTool(SqlConfig(schema_metadata=[]), lambda: llm).run("x?", [(plans, _hit("plans"))], db)
     assert "-- Compare plans\n" in llm.prompts[0]
+
+
+def test_a_subquery_s_label_filter_does_not_cover_the_outer_query(tmp_path):
+    from ragkit.generate.sql import mixed_features
+
+    db, plans = _matrix_db(tmp_path)
+    outer_unfiltered = ("SELECT value - (SELECT value FROM plans WHERE plan = 'Business' AND feature = 'Alert rules') "
+                        "FROM plans WHERE plan = 'Business'")
+    assert "add a condition on feature" in mixed_features(outer_unfiltered, [plans])
+    both = ("SELECT value - (SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%alert%') FROM plans "
+            "WHERE plan = 'Business' AND feature LIKE '%alert%'")
+    assert mixed_features(both, [plans]) is None
+
+
+def test_a_query_over_every_item_goes_back_when_the_question_names_one(tmp_path):
+    from ragkit.generate.sql import named_items, unnamed_item
+
+    db, plans = _matrix_db(tmp_path)
+    items = {"plans": ["Free", "Team", "Business"]}
+    listed = "SELECT value FROM plans WHERE feature LIKE '%price%'"
+    why = unnamed_item(listed, [plans], "What is the monthly price of the Business plan?", items)
+    assert "names plan 'Business'" in why and "plan LIKE '%Business%'" in why
+    # the question names no plan, or the query filters, selects or groups by plan: left alone
+    assert unnamed_item(listed, [plans], "Which monthly prices are there?", items) is None
+    assert unnamed_item(listed + " AND plan = 'Business'", [plans], "Price of the Business plan?", items) is None
+    assert unnamed_item("SELECT plan, value FROM plans WHERE feature LIKE '%price%'", [plans],
+                        "Is the Business plan the dearest?", items) is None
+    assert named_items("The Teams page and the business plan", ["Team", "Business"]) == ["Business"]
+    llm = ScriptedLLM(listed, listed + " AND plan LIKE '%Business%'")
+    out = SqlTool(SqlConfig(), lambda: llm).run("What is the monthly price of the Business plan?",
+                                                [(plans, _hit("plans"))], db)
+    assert "names plan 'Business'" in llm.prompts[1]
+    assert out.answer.extras["rows"] == [[1200]]
+
+
+def test_a_count_over_a_yes_no_matrix_counts_its_yes_cells(tmp_path):
+    from ragkit.generate.sql import count_flags, mixed_features
+
+    t = build_table(["Permission", "Owner", "Admin", "Viewer"],
+                    [["Run queries", "yes", "yes", "yes"], ["Create API keys", "yes", "yes", "no"],
+                     ["Delete the organisation", "✓", "✗", "✗"]], heading=["Roles"])
+    t.name, t.doc_id, t.source = "roles", "acme/roles.md", "acme/roles.md"
+    write_tables(tmp_path / "t.sqlite", [t])
+    db = TableDB(tmp_path / "t.sqlite")
+    [roles] = db.tables()
+    count = "SELECT COUNT(*) FROM roles WHERE role LIKE '%Viewer%'"
+    assert count_flags(count, [roles]) == "SELECT COUNT(*) FROM roles WHERE role LIKE '%Viewer%' AND value = 1"
+    assert count_flags(count + " AND as_written = 'yes'", [roles]) is None  # it says which cells already
+    assert count_flags("SELECT COUNT(*) FROM roles", [roles]) is None  # pins no role and no permission
+    assert mixed_features("SELECT SUM(value) FROM roles WHERE role = 'Admin'", [roles]) is None  # one kind of cell
+    for question, sql, n in (("How many permissions does the Viewer role have?", count, 1),
+                             ("How many permissions does the Admin role have?",
+                              "SELECT SUM(value) FROM roles WHERE role = 'Admin'", 2),
+                             ("How many roles can create API keys?",
+                              "SELECT COUNT(*) FROM roles WHERE permission LIKE '%API keys%'", 2)):
+        llm = ScriptedLLM(sql)
+        out = SqlTool(SqlConfig(), lambda: llm).run(question, [(roles, _hit("roles"))], db)
+        assert out.answer.extras["rows"] == [[n]], question

@@ -214,3 +214,26 @@ def test_a_matrix_labelled_by_a_reserved_word_gets_a_name_column_not_a_value_loo
                     [["Query timeout", "60 seconds", "120 seconds"], ["Rows returned", "1,000 rows", "1,000 rows"]],
                     heading=["Limits"])
     assert [c.name for c in t.columns] == ["limit_name", "item", "value", "unit", "as_written"]
+
+
+def test_a_yes_no_matrix_is_stored_in_long_form_with_1_for_yes():
+    from ragkit.index.tables import is_flag_form
+
+    t = build_table(["Permission", "Owner", "Admin", "Viewer"],
+                    [["Run queries", "yes", "Yes", "✓"], ["Delete the organisation", "yes", "no", "✗"],
+                     ["See invoices", "true", "false", ""]], heading=["Roles"])
+    assert [c.name for c in t.columns] == ["permission", "role", "value", "unit", "as_written"]
+    assert is_flag_form(t) and t.columns[2].type == "integer"
+    got = {(r[0], r[1]): r[2:] for r in t.rows}
+    assert got[("Run queries", "Viewer")] == [1, None, "✓"]
+    assert got[("Delete the organisation", "Admin")] == [0, None, "no"]
+    assert got[("See invoices", "Admin")] == [0, None, "false"]
+    assert ("See invoices", "Viewer") not in got  # an empty cell gives no row
+    # a price matrix is in long form too, but its value is a number, not a flag
+    assert not is_flag_form(build_table(MATRIX[0], MATRIX[1:]))
+    # not yes/no matrices: one kind of answer only, a cell that is neither, a single item column
+    assert build_table(["Permission", "Owner", "Admin"], [["Run", "yes", "yes"], ["Delete", "yes", "yes"]]
+                       ).columns[1].name == "owner"
+    assert build_table(["Permission", "Owner", "Admin"], [["Run", "yes", "no"], ["Delete", "yes", "ask"]]
+                       ).columns[1].name == "owner"
+    assert build_table(["Feature", "Enabled"], [["SSO", "yes"], ["SCIM", "no"]]).columns[1].name == "enabled"
