@@ -9,7 +9,8 @@
     guards   a query that names columns its table lacks moves to the one candidate table that has them; text
              equality that finds nothing is relaxed to LIKE; a COUNT of one cell of a matrix in long form reads
              the cell's value; a COUNT over a yes/no matrix counts its yes cells; a matrix's values read over
-             every feature at once, or over every item while the question names some, go back for repair
+             every feature at once, or over every item while the question names some, and a whole column of
+             numbers in several units ranked or aggregated, go back for repair
     repair   on a refusal, an error or an empty result the model gets one more try with the error text
     answer   the result in words, citing the table's description chunk as ``[1]``; the SQL, columns and rows in
              ``Answer.extras``
@@ -32,7 +33,7 @@ from ragkit.index.tables import SAFE_FUNCTIONS, QueryError, Result
 from ragkit.types import Answer, Event, Hit, Table
 
 # sqlglot's names for the functions SAFE_FUNCTIONS allows (it parses some into its own expression types)
-_SQLGLOT_SAFE = SAFE_FUNCTIONS | {"if", "timetostr", "strposition", "tsordstotimestamp", "tsordstodate",
+_SQLGLOT_SAFE = SAFE_FUNCTIONS | {"if", "case", "timetostr", "strposition", "tsordstotimestamp", "tsordstodate",
                                   "trycast", "strtotime", "datestrtodate", "timestrtotime", "anyvalue", "concat",
                                   "dpipe", "unixtotime", "timetounix", "collate"}
 _SYSTEM = re.compile(r"^(sqlite_|ragkit_)", re.I)
@@ -271,11 +272,55 @@ def count_flags(sql: str, tables: Sequence[Table]) -> str | None:
     return tree.sql(dialect="sqlite")
 
 
-def mixed_features(sql: str, tables: Sequence[Table]) -> str | None:
-    """Why a query that reads a long-form matrix's ``value`` without saying which row label it means is
-    meaningless, as an error for the repair attempt; None when the query is not such a query. ``SELECT value
-    ... WHERE plan = 'Team'`` returns every feature's number at once (a price, a size, a count) and
-    ``SUM(value)`` adds them up; a query that filters on the label column, selects it or groups is left alone."""
+def _scope_columns(select: Any) -> tuple[set[str], set[str]]:
+    """The columns one SELECT selects (or orders, joins, groups by) and the columns its WHERE names, lower-cased,
+    without its sub-queries'."""
+    from sqlglot import exp
+
+    own = _own(select, exp.Column)
+    filtered = {c.name.lower() for c in own if c.find_ancestor(exp.Where)}
+    return {c.name.lower() for c in own if not c.find_ancestor(exp.Where)}, filtered
+
+
+def named_items(question: str, items: Iterable[str]) -> list[str]:
+    """The items (a matrix's column headers: plans, products) that ``question`` names, as whole words."""
+    return [i for i in items if i and re.search(r"(?<!\w)" + re.escape(i) + r"(?!\w)", question, re.I)]
+
+
+_STOP = {"how", "many", "much", "what", "which", "the", "and", "does", "did", "can", "for", "with", "from", "per",
+         "have", "has", "are", "is", "plan", "plans", "now", "than", "more", "most"}
+
+
+def _words(text: str) -> set[str]:
+    return {w[:-1] if w.endswith("s") and len(w) > 3 else w
+            for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in _STOP}
+
+
+def best_label(question: str, labels: Sequence[str]) -> str | None:
+    """The one row label sharing the most words with ``question`` (plurals folded, common words left out); None
+    when no label shares a word or two share the most."""
+    asked = _words(question)
+    scored = sorted(((len(asked & _words(lab)), lab) for lab in labels), key=lambda x: -x[0])
+    if not scored or scored[0][0] == 0 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+        return None
+    return scored[0][1]
+
+
+def matrix_filters(sql: str, tables: Sequence[Table], question: str = "",
+                   matrices: dict[str, tuple[list[str], list[str]]] | None = None) -> str | None:
+    """Why a query that reads a long-form matrix's ``value`` without saying which cells it means is wrong, as an
+    error for the repair attempt; None when the query is not such a query. Two ways to miss:
+
+    * no row label: ``SELECT value ... WHERE plan = 'Team'`` returns every feature's number at once (a price, a
+      size, a count) and ``SUM(value)`` adds them up (not checked for a yes/no matrix, whose cells are all one
+      kind);
+    * no item while the question names some: "the monthly price of the Business plan" answered by
+      ``SELECT value ... WHERE feature LIKE '%price%'`` lists every plan's price.
+
+    ``matrices`` maps a table's name to its row labels and its items (the original column headers); the error
+    shows the whole filter the question needs, with the label sharing the most words with the question, so a
+    repair that adds one condition keeps the other. A query that selects, filters on or groups by the column is
+    left alone; each SELECT is checked on its own (a sub-query's filter does not cover the query around it)."""
     import sqlglot
     from sqlglot import exp
 
@@ -284,52 +329,66 @@ def mixed_features(sql: str, tables: Sequence[Table]) -> str | None:
     tree = sqlglot.parse_one(sql, read="sqlite")
     for select in tree.find_all(exp.Select):
         table = _long_table(select, tables)
-        if table is None or is_flag_form(table) or select.args.get("group"):
+        if table is None or select.args.get("group"):
             continue
-        label = table.columns[0].name.lower()
+        label, item = table.columns[0].name.lower(), table.columns[1].name.lower()
         shown, filtered = _scope_columns(select)
-        if "value" in shown and label not in shown and label not in filtered:
-            return (f"the query reads value from {table.name} for every {label} at once (different quantities and "
-                    f"units): add a condition on {label}, e.g. {label} LIKE '%...%' with the words of the question")
+        if "value" not in shown:
+            continue
+        labels, items = (matrices or {}).get(table.name, ([], []))
+        named = named_items(question, items)
+        no_label = label not in shown | filtered and not is_flag_form(table)
+        no_item = bool(named) and item not in shown | filtered
+        if not (no_label or no_item):
+            continue
+        hint = best_label(question, labels)
+        label_cond = f"{label} LIKE '%{hint}%'" if hint else f"{label} LIKE '%...%' (the words of the question)"
+        values = ", ".join(f"'{n}'" for n in named)
+        item_cond = f"{item} LIKE '%{named[0]}%'" if len(named) == 1 else f"{item} IN ({values})"
+        why = []
+        if no_label:
+            why.append(f"for every {label} at once (different quantities and units)")
+        if no_item:
+            why.append(f"for every {item}, but the question names {item} {values}")
+        if no_label and named:
+            fix = f"add a condition on {label} and keep one on {item}, e.g. WHERE {label_cond} AND {item_cond}"
+        elif no_label:
+            fix = f"add a condition on {label}, e.g. {label_cond}"
+        else:
+            fix = f"add a condition on {item} and keep the one on {label}, e.g. WHERE {label_cond} AND {item_cond}"
+        return f"the query reads value from {table.name} {' and '.join(why)}: {fix}"
     return None
 
 
-def _scope_columns(select: Any) -> tuple[set[str], set[str]]:
-    """The columns one SELECT selects and the columns its WHERE names, lower-cased, without its sub-queries'."""
-    from sqlglot import exp
-
-    where = select.args.get("where")
-    shown = {c.name.lower() for c in _own(select, exp.Column) if where is None or not c.find_ancestor(exp.Where)}
-    filtered = {c.name.lower() for c in _own(select, exp.Column) if where is not None and c.find_ancestor(exp.Where)}
-    return shown, filtered
+_RANKING = ("max", "min", "sum", "avg", "total")
 
 
-def named_items(question: str, items: Iterable[str]) -> list[str]:
-    """The items (a matrix's column headers: plans, products) that ``question`` names, as whole words."""
-    return [i for i in items if i and re.search(r"(?<!\w)" + re.escape(i) + r"(?!\w)", question, re.I)]
-
-
-def unnamed_item(sql: str, tables: Sequence[Table], question: str, items: dict[str, list[str]]) -> str | None:
-    """Why a query that reads a long-form matrix's ``value`` for every item while the question names some of
-    them is wrong, as an error for the repair attempt; None when the query is not such a query. "What is the
-    monthly price of the Business plan" answered by ``SELECT value FROM plans WHERE feature LIKE '%price%'``
-    lists every plan's price. ``items`` maps a table's name to its item column's values (its original column
-    headers); a query that filters, selects or groups by the item column is left alone."""
+def mixed_units(sql: str, tables: Sequence[Table], units: dict[str, dict[str, list[str]]]) -> str | None:
+    """Why a query that ranks or aggregates a whole numeric column holding several units is meaningless, as an
+    error for the repair attempt; None when the query is not such a query. "Which plan has the most months of
+    metrics retention" answered by ``SELECT plan FROM plans ORDER BY metrics DESC`` puts 30 days above 25
+    months. ``units`` maps a table's name to its numeric columns with a ``<name>_unit`` column and the units
+    that column holds; only a SELECT without a WHERE (every row) is checked, and one that names the unit column
+    anywhere is left alone."""
     import sqlglot
     from sqlglot import exp
 
     tree = sqlglot.parse_one(sql, read="sqlite")
     for select in tree.find_all(exp.Select):
-        table = _long_table(select, tables)
-        if table is None or select.args.get("group"):
+        read = _own(select, exp.Table)
+        if len(read) != 1 or select.args.get("where") is not None:
             continue
-        item = table.columns[1].name.lower()
-        named = named_items(question, items.get(table.name, []))
-        shown, filtered = _scope_columns(select)
-        if named and "value" in shown and item not in shown | filtered:
-            values = ", ".join(f"'{n}'" for n in named)
-            return (f"the question names {item} {values}, but the query reads value from {table.name} for every "
-                    f"{item}: add a condition on {item}, e.g. {item} LIKE '%{named[0]}%'")
+        mixed = {c: u for c, u in units.get(read[0].name, {}).items() if len(u) > 1}
+        named = {c.name.lower() for c in _own(select, exp.Column)}
+        ranked = {c.name.lower() for f in _own(select, exp.AggFunc) if f.key in _RANKING
+                  for c in f.find_all(exp.Column)}
+        order = select.args.get("order")
+        if order is not None:
+            ranked |= {c.name.lower() for c in order.find_all(exp.Column) if not c.find_ancestor(exp.Count)}
+        for col in sorted(ranked & set(mixed)):
+            if f"{col}_unit" not in named:
+                return (f"{col} in {read[0].name} holds numbers in different units ({', '.join(mixed[col])}): "
+                        f"compare them within one unit, e.g. WHERE {col}_unit = '{mixed[col][-1]}'")
     return None
 
 
@@ -440,12 +499,30 @@ class SqlTool:
 
         return row_labels(view.rows(table.name, MAX_LABEL_ROWS)) if is_long_form(table) else ""
 
-    def _items(self, view: Any, tables: Sequence[Table]) -> dict[str, list[str]]:
-        """The item column's values (the original column headers) of each matrix in long form."""
+    def _matrices(self, view: Any, tables: Sequence[Table]) -> dict[str, tuple[list[str], list[str]]]:
+        """The row labels and the items (the original column headers) of each matrix in long form."""
         from ragkit.index.tables import is_long_form
 
-        return {t.name: [str(v) for v in dict.fromkeys(r[1] for r in view.rows(t.name, MAX_LABEL_ROWS))
-                         if v is not None] for t in tables if is_long_form(t)}
+        out = {}
+        for t in tables:
+            if is_long_form(t):
+                rows = view.rows(t.name, MAX_LABEL_ROWS)
+                out[t.name] = tuple([str(v) for v in dict.fromkeys(r[i] for r in rows) if v is not None]
+                                    for i in (0, 1))
+        return out
+
+    def _units(self, view: Any, tables: Sequence[Table]) -> dict[str, dict[str, list[str]]]:
+        """Each table's numeric columns that have a ``<name>_unit`` column, with the units it holds."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for t in tables:
+            names = [c.name.lower() for c in t.columns]
+            pairs = [(names.index(n), names.index(n + "_unit")) for n, c in zip(names, t.columns)
+                     if c.type in ("integer", "decimal") and n + "_unit" in names]
+            if pairs:
+                rows = view.rows(t.name, MAX_LABEL_ROWS)
+                out[t.name] = {names[i]: [str(u) for u in dict.fromkeys(r[j] for r in rows) if u is not None]
+                               for i, j in pairs}
+        return out
 
     def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any, events: list[Event],
                  question: str = "") -> tuple[str, Result]:
@@ -460,10 +537,10 @@ class SqlTool:
                 new = check_sql(new, names)
                 events.append(Event("sql", f"sql: {how}: {new}", {"sql": checked, "rewritten": new}))
                 checked = new
-        if (mixed := mixed_features(checked, tables)) is not None:
-            raise QueryError(mixed)
-        if question and (unnamed := unnamed_item(checked, tables, question, self._items(view, tables))):
-            raise QueryError(unnamed)
+        if (unclear := matrix_filters(checked, tables, question, self._matrices(view, tables))) is not None:
+            raise QueryError(unclear)
+        if (units := mixed_units(checked, tables, self._units(view, tables))) is not None:
+            raise QueryError(units)
 
         def run(q: str) -> Result:
             return view.run(q, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)

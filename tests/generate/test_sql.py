@@ -32,7 +32,8 @@ OK = ["SELECT plan FROM plans WHERE price > 100 ORDER BY log_retention DESC LIMI
       "SELECT ROUND(SUM(price) * 1.0 / COUNT(*), 2) AS mean, strftime('%Y', '2024-01-01') FROM plans",
       # AND / OR / COLLATE are operators, though sqlglot types them as functions
       "SELECT plan FROM plans WHERE price > 100 AND log_retention >= 15 OR plan LIKE '%free%'",
-      "SELECT plan FROM plans WHERE plan = 'team' COLLATE NOCASE AND NOT price < 0"]
+      "SELECT plan FROM plans WHERE plan = 'team' COLLATE NOCASE AND NOT price < 0",
+      "SELECT SUM(CASE WHEN price > 100 THEN 1 ELSE 0 END) FROM plans"]
 
 
 @pytest.mark.parametrize("sql", OK)
@@ -209,7 +210,7 @@ def test_a_count_of_one_matrix_cell_reads_the_cells_value(tmp_path):
 
 
 def test_values_read_over_every_feature_of_a_matrix_go_back_for_repair(tmp_path):
-    from ragkit.generate.sql import mixed_features
+    from ragkit.generate.sql import matrix_filters
 
     t = build_table(["Feature", "Free", "Team", "Business"],
                     [["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
@@ -223,10 +224,10 @@ def test_values_read_over_every_feature_of_a_matrix_go_back_for_repair(tmp_path)
     out = SqlTool(SqlConfig(), lambda: llm).run("Team and Business together cost?", [(plans, _hit("plans"))], db)
     assert "add a condition on feature" in llm.prompts[1]
     assert out.answer.extras["rows"] == [[1499]]
-    assert mixed_features("SELECT value FROM plans WHERE plan = 'Team'", [plans]) is not None
-    assert mixed_features("SELECT feature, value FROM plans WHERE plan = 'Team'", [plans]) is None
-    assert mixed_features("SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%rules%'", [plans]) is None
-    assert mixed_features("SELECT COUNT(*) FROM plans WHERE plan = 'Team'", [plans]) is None
+    assert matrix_filters("SELECT value FROM plans WHERE plan = 'Team'", [plans]) is not None
+    assert matrix_filters("SELECT feature, value FROM plans WHERE plan = 'Team'", [plans]) is None
+    assert matrix_filters("SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%rules%'", [plans]) is None
+    assert matrix_filters("SELECT COUNT(*) FROM plans WHERE plan = 'Team'", [plans]) is None
     grouped = ScriptedLLM("SELECT feature, MAX(value) FROM plans GROUP BY feature")
     out = SqlTool(SqlConfig(), lambda: grouped).run("Largest per feature?", [(plans, _hit("plans"))], db)
     assert out.answer is not None and len(grouped.prompts) == 1
@@ -276,40 +277,47 @@ def test_the_schema_lists_a_matrix_s_labels_and_the_document_s_date_and_status(t
 
 
 def test_a_subquery_s_label_filter_does_not_cover_the_outer_query(tmp_path):
-    from ragkit.generate.sql import mixed_features
+    from ragkit.generate.sql import matrix_filters
 
     db, plans = _matrix_db(tmp_path)
     outer_unfiltered = ("SELECT value - (SELECT value FROM plans WHERE plan = 'Business' AND feature = 'Alert rules') "
                         "FROM plans WHERE plan = 'Business'")
-    assert "add a condition on feature" in mixed_features(outer_unfiltered, [plans])
+    assert "add a condition on feature" in matrix_filters(outer_unfiltered, [plans])
     both = ("SELECT value - (SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%alert%') FROM plans "
             "WHERE plan = 'Business' AND feature LIKE '%alert%'")
-    assert mixed_features(both, [plans]) is None
+    assert matrix_filters(both, [plans]) is None
 
 
 def test_a_query_over_every_item_goes_back_when_the_question_names_one(tmp_path):
-    from ragkit.generate.sql import named_items, unnamed_item
+    from ragkit.generate.sql import best_label, matrix_filters, named_items
 
     db, plans = _matrix_db(tmp_path)
-    items = {"plans": ["Free", "Team", "Business"]}
+    labels = ["Price per month (billed monthly)", "Alert rules", "Log retention", "Audit log"]
+    matrices = {"plans": (labels, ["Free", "Team", "Business"])}
     listed = "SELECT value FROM plans WHERE feature LIKE '%price%'"
-    why = unnamed_item(listed, [plans], "What is the monthly price of the Business plan?", items)
-    assert "names plan 'Business'" in why and "plan LIKE '%Business%'" in why
+    question = "What is the monthly price of the Business plan?"
+    why = matrix_filters(listed, [plans], question, matrices)
+    assert "names plan 'Business'" in why
+    assert "WHERE feature LIKE '%Price per month (billed monthly)%' AND plan LIKE '%Business%'" in why
+    # no label either: one error that asks for both conditions
+    why = matrix_filters("SELECT value FROM plans", [plans], question, matrices)
+    assert "every feature at once" in why and "every plan" in why and "AND plan LIKE '%Business%'" in why
     # the question names no plan, or the query filters, selects or groups by plan: left alone
-    assert unnamed_item(listed, [plans], "Which monthly prices are there?", items) is None
-    assert unnamed_item(listed + " AND plan = 'Business'", [plans], "Price of the Business plan?", items) is None
-    assert unnamed_item("SELECT plan, value FROM plans WHERE feature LIKE '%price%'", [plans],
-                        "Is the Business plan the dearest?", items) is None
+    assert matrix_filters(listed, [plans], "Which monthly prices are there?", matrices) is None
+    assert matrix_filters(listed + " AND plan = 'Business'", [plans], question, matrices) is None
+    assert matrix_filters("SELECT plan, value FROM plans WHERE feature LIKE '%price%'", [plans],
+                          "Is the Business plan the dearest?", matrices) is None
     assert named_items("The Teams page and the business plan", ["Team", "Business"]) == ["Business"]
+    assert best_label("How many alert rules does Team allow?", labels) == "Alert rules"
+    assert best_label("How many days of logs?", ["Log retention", "Log ingest"]) is None  # a tie: no hint
     llm = ScriptedLLM(listed, listed + " AND plan LIKE '%Business%'")
-    out = SqlTool(SqlConfig(), lambda: llm).run("What is the monthly price of the Business plan?",
-                                                [(plans, _hit("plans"))], db)
+    out = SqlTool(SqlConfig(), lambda: llm).run(question, [(plans, _hit("plans"))], db)
     assert "names plan 'Business'" in llm.prompts[1]
     assert out.answer.extras["rows"] == [[1200]]
 
 
 def test_a_count_over_a_yes_no_matrix_counts_its_yes_cells(tmp_path):
-    from ragkit.generate.sql import count_flags, mixed_features
+    from ragkit.generate.sql import count_flags, matrix_filters
 
     t = build_table(["Permission", "Owner", "Admin", "Viewer"],
                     [["Run queries", "yes", "yes", "yes"], ["Create API keys", "yes", "yes", "no"],
@@ -322,7 +330,7 @@ def test_a_count_over_a_yes_no_matrix_counts_its_yes_cells(tmp_path):
     assert count_flags(count, [roles]) == "SELECT COUNT(*) FROM roles WHERE role LIKE '%Viewer%' AND value = 1"
     assert count_flags(count + " AND as_written = 'yes'", [roles]) is None  # it says which cells already
     assert count_flags("SELECT COUNT(*) FROM roles", [roles]) is None  # pins no role and no permission
-    assert mixed_features("SELECT SUM(value) FROM roles WHERE role = 'Admin'", [roles]) is None  # one kind of cell
+    assert matrix_filters("SELECT SUM(value) FROM roles WHERE role = 'Admin'", [roles]) is None  # one kind of cell
     for question, sql, n in (("How many permissions does the Viewer role have?", count, 1),
                              ("How many permissions does the Admin role have?",
                               "SELECT SUM(value) FROM roles WHERE role = 'Admin'", 2),
@@ -331,3 +339,31 @@ def test_a_count_over_a_yes_no_matrix_counts_its_yes_cells(tmp_path):
         llm = ScriptedLLM(sql)
         out = SqlTool(SqlConfig(), lambda: llm).run(question, [(roles, _hit("roles"))], db)
         assert out.answer.extras["rows"] == [[n]], question
+
+
+def test_a_whole_column_in_several_units_is_not_ranked_as_one(tmp_path):
+    from ragkit.generate.sql import mixed_units
+
+    t = build_table(["Plan", "Metrics", "Logs"], [["Free", "30 days", "7 days"], ["Team", "13 months", "15 days"],
+                                                  ["Enterprise", "25 months", "30 days"]])
+    t.name, t.doc_id, t.source = "retention", "acme/retention.md", "acme/retention.md"
+    write_tables(tmp_path / "t.sqlite", [t])
+    db = TableDB(tmp_path / "t.sqlite")
+    [retention] = db.tables()
+    assert [c.name for c in retention.columns] == ["plan", "metrics", "metrics_unit", "logs"]
+    units = {"retention": {"metrics": ["days", "months"]}}
+    ranked = "SELECT plan, metrics FROM retention ORDER BY metrics DESC LIMIT 1"
+    assert "different units (days, months)" in mixed_units(ranked, [retention], units)
+    assert "different units" in mixed_units("SELECT MAX(metrics) FROM retention", [retention], units)
+    # one unit (logs), a filter, the unit column named, or no ranking: left alone
+    for sql in ("SELECT plan FROM retention ORDER BY logs DESC", "SELECT MAX(metrics) FROM retention WHERE plan = 'Team'",
+                "SELECT plan, metrics, metrics_unit FROM retention ORDER BY metrics DESC",
+                "SELECT metrics FROM retention",
+                "SELECT plan, COUNT(metrics) FROM retention GROUP BY plan ORDER BY COUNT(metrics) DESC"):
+        assert mixed_units(sql, [retention], units) is None, sql
+    llm = ScriptedLLM(ranked, "SELECT plan, metrics FROM retention WHERE metrics_unit = 'months' "
+                              "ORDER BY metrics DESC LIMIT 1")
+    out = SqlTool(SqlConfig(), lambda: llm).run("Which plan keeps metrics the most months?",
+                                                [(retention, _hit("retention"))], db)
+    assert "different units (days, months)" in llm.prompts[1]
+    assert out.answer.extras["rows"] == [["Enterprise", 25]]
