@@ -218,22 +218,33 @@ def _long_table(select: Any, tables: Sequence[Table]) -> Table | None:
     return next((t for t in tables if t.name.lower() == read[0].name.lower() and is_long_form(t)), None)
 
 
+def _matrix_select(sql: str, tables: Sequence[Table]) -> tuple[Any, Table, Any] | None:
+    """(tree, table, WHERE) of a query that is one SELECT (no sub-query) over one matrix in long form, filtered by
+    an AND of conditions (no OR, no NOT); None otherwise."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    if not isinstance(tree, exp.Select) or len(list(tree.find_all(exp.Select))) != 1:
+        return None
+    table = _long_table(tree, tables)
+    where = tree.args.get("where")
+    if table is None or where is None or where.find(exp.Or, exp.Not):
+        return None
+    return tree, table, where
+
+
 def count_cell(sql: str, tables: Sequence[Table]) -> str | None:
     """A top-level ``COUNT`` over a matrix in long form whose filter pins one label and one item, e.g.
     ``SELECT COUNT(*) FROM plans WHERE feature LIKE 'Alert rules' AND plan = 'Team'``, counts the one cell it
     pins (0 or 1), while the question ("how many alert rules ...") asks for the number in that cell: the COUNT
     becomes the ``value`` column. None when the query is not of that shape (a count of items, e.g. of the plans
     that offer a feature, pins no item and is left alone)."""
-    import sqlglot
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(sql, read="sqlite")
-    if not isinstance(tree, exp.Select) or len(list(tree.find_all(exp.Select))) != 1 or tree.args.get("group"):
+    if (found := _matrix_select(sql, tables)) is None or found[0].args.get("group"):
         return None
-    table = _long_table(tree, tables)
-    where = tree.args.get("where")
-    if table is None or where is None or where.find(exp.Or, exp.Not):
-        return None
+    tree, table, where = found
     if not {table.columns[0].name.lower(), table.columns[1].name.lower()} <= _pinned(where):
         return None
     changed = False
@@ -250,18 +261,13 @@ def count_flags(sql: str, tables: Sequence[Table]) -> str | None:
     filter pins a row label or an item but says nothing of the cells, e.g. ``SELECT COUNT(*) FROM roles WHERE
     role = 'Viewer'``, counts the no cells too, while the question ("how many permissions does the Viewer role
     have") counts the yes cells: ``value = 1`` is added to the filter. None when the query is not of that shape."""
-    import sqlglot
     from sqlglot import exp
 
     from ragkit.index.tables import is_flag_form
 
-    tree = sqlglot.parse_one(sql, read="sqlite")
-    if not isinstance(tree, exp.Select) or len(list(tree.find_all(exp.Select))) != 1:
+    if (found := _matrix_select(sql, tables)) is None or not is_flag_form(found[1]):
         return None
-    table = _long_table(tree, tables)
-    where = tree.args.get("where")
-    if table is None or not is_flag_form(table) or where is None or where.find(exp.Or, exp.Not):
-        return None
+    tree, table, where = found
     if not any(isinstance(e.unalias(), exp.Count) for e in tree.expressions):
         return None
     if not {table.columns[0].name.lower(), table.columns[1].name.lower()} & _pinned(where):
@@ -493,12 +499,6 @@ class SqlTool:
             return []
         return view.rows(name, None if view.n_rows(name) <= 2 * n else n)
 
-    def _labels(self, view: Any, table: Table) -> str:
-        """The row labels of a matrix in long form ("" for another table), in the order of the page."""
-        from ragkit.index.tables import is_long_form, row_labels
-
-        return row_labels(view.rows(table.name, MAX_LABEL_ROWS)) if is_long_form(table) else ""
-
     def _matrices(self, view: Any, tables: Sequence[Table]) -> dict[str, tuple[list[str], list[str]]]:
         """The row labels and the items (the original column headers) of each matrix in long form."""
         from ragkit.index.tables import is_long_form
@@ -525,9 +525,10 @@ class SqlTool:
         return out
 
     def _execute(self, sql: str, chosen: list[tuple[Table, Hit]], view: Any, events: list[Event],
-                 question: str = "") -> tuple[str, Result]:
-        """Check and run one query; an empty result is retried with text comparisons relaxed, a missing column on
-        the one candidate table that has every column named. Raises SqlRejected or QueryError."""
+                 unclear: Callable[[str], str | None]) -> tuple[str, Result]:
+        """Check and run one query; a query ``unclear`` explains as wrong goes back (QueryError); an empty result
+        is retried with text comparisons relaxed, a missing column on the one candidate table that has every
+        column named. Raises SqlRejected or QueryError."""
         tables = [t for t, _ in chosen]
         names = [t.name for t in tables]
         checked = check_sql(sql, names)
@@ -537,10 +538,8 @@ class SqlTool:
                 new = check_sql(new, names)
                 events.append(Event("sql", f"sql: {how}: {new}", {"sql": checked, "rewritten": new}))
                 checked = new
-        if (unclear := matrix_filters(checked, tables, question, self._matrices(view, tables))) is not None:
-            raise QueryError(unclear)
-        if (units := mixed_units(checked, tables, self._units(view, tables))) is not None:
-            raise QueryError(units)
+        if (why := unclear(checked)) is not None:
+            raise QueryError(why)
 
         def run(q: str) -> Result:
             return view.run(q, names, max_rows=self.cfg.max_rows, timeout=self.cfg.timeout)
@@ -570,10 +569,19 @@ class SqlTool:
         if not chosen:
             return SqlOutcome(None, "no table fits the question",
                               [Event("sql", "sql: no table fits the question", {"tables": []})])
-        names = [t.name for t, _ in chosen]
+        from ragkit.index.tables import row_labels
+
+        tables = [t for t, _ in chosen]
+        names = [t.name for t in tables]
         events = [Event("sql", "sql: tables " + ", ".join(names), {"tables": names})]
+        matrices, units = self._matrices(view, tables), self._units(view, tables)
+
+        def unclear(sql: str) -> str | None:
+            return matrix_filters(sql, tables, query, matrices) or mixed_units(sql, tables, units)
+
         schema = "\n\n".join(schema_text(t, self._sample(view, t.name), self.cfg.schema_metadata,
-                                           self._labels(view, t)) for t, _ in chosen)
+                                           row_labels(matrices[t.name][0]) if t.name in matrices else "")
+                               for t in tables)
         messages = [{"role": "system", "content": SYSTEM_PROMPT},
                     {"role": "user", "content": f"{schema}\n\nQuestion: {query}"}]
         llm = self._llm()
@@ -587,7 +595,7 @@ class SqlTool:
             usage["completion_tokens"] += reply.usage.completion_tokens
             sql = extract_sql(reply.text)
             try:
-                sql, result = self._execute(sql, chosen, view, events, query)
+                sql, result = self._execute(sql, chosen, view, events, unclear)
                 events.append(Event("sql", f"sql: {sql}", {"sql": sql, "attempt": attempt + 1}))
                 error = ""
                 break

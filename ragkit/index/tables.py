@@ -46,10 +46,10 @@ def is_flag_form(table: Table) -> bool:
     return is_long_form(table) and table.columns[2].header == FLAG_VALUE_HEADER
 
 
-def row_labels(rows: Iterable[Sequence[Any]]) -> str:
+def row_labels(labels: Iterable[Any]) -> str:
     """The row labels of a matrix in long form (the first column of its rows), each once, in the order of the
     page, joined by "; " and cut at a label boundary after ``MAX_LABEL_CHARS`` characters."""
-    text = "; ".join(dict.fromkeys(str(r[0]) for r in rows if r[0] is not None))
+    text = "; ".join(dict.fromkeys(str(v) for v in labels if v is not None))
     return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS].rsplit(";", 1)[0] + "; ..."
 
 

@@ -453,7 +453,7 @@ def describe(table: Table, sample: int = 3) -> str:
     lines = [f"Table {table.name}: {where}".rstrip(": "),
              f"{len(table.rows)} rows. Columns: " + ", ".join(column_text(c) for c in table.columns)]
     if is_long_form(table):  # a matrix: its row labels are what questions name ("alert rules", "log retention")
-        lines.append(f"{table.columns[0].header or table.columns[0].name}: {row_labels(table.rows)}")
+        lines.append(f"{table.columns[0].header or table.columns[0].name}: {row_labels(r[0] for r in table.rows)}")
     heads = [c.name for c in table.columns]
     for row in table.rows[:sample]:
         lines.append("; ".join(f"{h} = {v}" for h, v in zip(heads, row) if v is not None))

@@ -125,6 +125,15 @@ class ScriptedLLM:
         return Completion(self.replies.pop(0), Usage(10, 5))
 
 
+def _stored(tmp_path, table, name):
+    """``table`` written alone as ``name`` (from acme/<name>.md) and read back: the database and its table."""
+    table.name, table.doc_id, table.source = name, f"acme/{name}.md", f"acme/{name}.md"
+    write_tables(tmp_path / "t.sqlite", [table])
+    db = TableDB(tmp_path / "t.sqlite")
+    [stored] = db.tables()
+    return db, stored
+
+
 def _hit(name):
     return Hit(Chunk(f"acme/plans.md#table-0", "acme/plans.md", "Table plans", 1_000_000,
                      {"table": name, "title": "Plans", "source": "acme/plans.md"}), 1.0)
@@ -189,10 +198,7 @@ def test_a_count_of_one_matrix_cell_reads_the_cells_value(tmp_path):
     t = build_table(["Feature", "Free", "Team", "Business"],
                     [["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
                      ["Price", "$0", "$299", "$1,200"], ["SSO", "No", "No", "Yes"]], heading=["Compare plans"])
-    t.name, t.doc_id, t.source = "plans", "acme/plans.md", "acme/plans.md"
-    write_tables(tmp_path / "t.sqlite", [t])
-    db = TableDB(tmp_path / "t.sqlite")
-    [plans] = db.tables()
+    db, plans = _stored(tmp_path, t, "plans")
     pinned = "SELECT COUNT(*) FROM plans WHERE plan = 'Team' AND feature LIKE '%alert rules%'"
     assert count_cell(pinned, [plans]) == "SELECT value FROM plans WHERE plan = 'Team' AND feature LIKE '%alert rules%'"
     # a count of plans (no plan pinned), an OR, a grouped count: left alone
@@ -215,10 +221,7 @@ def test_values_read_over_every_feature_of_a_matrix_go_back_for_repair(tmp_path)
     t = build_table(["Feature", "Free", "Team", "Business"],
                     [["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
                      ["Price", "$0", "$299", "$1,200"]], heading=["Compare plans"])
-    t.name, t.doc_id, t.source = "plans", "acme/plans.md", "acme/plans.md"
-    write_tables(tmp_path / "t.sqlite", [t])
-    db = TableDB(tmp_path / "t.sqlite")
-    [plans] = db.tables()
+    db, plans = _stored(tmp_path, t, "plans")
     llm = ScriptedLLM("SELECT SUM(value) FROM plans WHERE plan IN ('Team', 'Business')",
                       "SELECT SUM(value) FROM plans WHERE plan IN ('Team', 'Business') AND feature LIKE '%price%'")
     out = SqlTool(SqlConfig(), lambda: llm).run("Team and Business together cost?", [(plans, _hit("plans"))], db)
@@ -238,12 +241,8 @@ def _matrix_db(tmp_path):
                     [["Price per month (billed monthly)", "$0", "$299", "$1,200"],
                      ["Alert rules", "5", "200", "1,000"], ["Log retention", "7 days", "15 days", "30 days"],
                      ["Audit log", "No", "90 days", "1 year"]], heading=["Compare plans"])
-    t.name, t.doc_id, t.source = "plans", "acme/plans.md", "acme/plans.md"
     t.metadata = {"date": "2024-07-01", "status": "current", "product": "cloud"}
-    write_tables(tmp_path / "t.sqlite", [t])
-    db = TableDB(tmp_path / "t.sqlite")
-    [plans] = db.tables()
-    return db, plans
+    return _stored(tmp_path, t, "plans")
 
 
 def test_words_of_a_label_in_another_order_still_find_it(tmp_path):
@@ -322,10 +321,7 @@ def test_a_count_over_a_yes_no_matrix_counts_its_yes_cells(tmp_path):
     t = build_table(["Permission", "Owner", "Admin", "Viewer"],
                     [["Run queries", "yes", "yes", "yes"], ["Create API keys", "yes", "yes", "no"],
                      ["Delete the organisation", "✓", "✗", "✗"]], heading=["Roles"])
-    t.name, t.doc_id, t.source = "roles", "acme/roles.md", "acme/roles.md"
-    write_tables(tmp_path / "t.sqlite", [t])
-    db = TableDB(tmp_path / "t.sqlite")
-    [roles] = db.tables()
+    db, roles = _stored(tmp_path, t, "roles")
     count = "SELECT COUNT(*) FROM roles WHERE role LIKE '%Viewer%'"
     assert count_flags(count, [roles]) == "SELECT COUNT(*) FROM roles WHERE role LIKE '%Viewer%' AND value = 1"
     assert count_flags(count + " AND as_written = 'yes'", [roles]) is None  # it says which cells already
@@ -346,10 +342,7 @@ def test_a_whole_column_in_several_units_is_not_ranked_as_one(tmp_path):
 
     t = build_table(["Plan", "Metrics", "Logs"], [["Free", "30 days", "7 days"], ["Team", "13 months", "15 days"],
                                                   ["Enterprise", "25 months", "30 days"]])
-    t.name, t.doc_id, t.source = "retention", "acme/retention.md", "acme/retention.md"
-    write_tables(tmp_path / "t.sqlite", [t])
-    db = TableDB(tmp_path / "t.sqlite")
-    [retention] = db.tables()
+    db, retention = _stored(tmp_path, t, "retention")
     assert [c.name for c in retention.columns] == ["plan", "metrics", "metrics_unit", "logs"]
     units = {"retention": {"metrics": ["days", "months"]}}
     ranked = "SELECT plan, metrics FROM retention ORDER BY metrics DESC LIMIT 1"
