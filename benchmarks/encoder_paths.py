@@ -14,8 +14,8 @@ benchmarks/results/encoder_paths.json.
     python benchmarks/encoder_paths.py                           # full SciFact (5183 docs, 300 queries)
     python benchmarks/encoder_paths.py --limit 300 --queries 40 --out encoder_paths_smoke   # a quick smoke test
 
-ONNX Runtime was tried too: torch.onnx's TorchScript export of this model (torch 2.13, transformers 5) produced
-hidden states far from torch's (max difference ~1.0), so it is not measured here.
+ONNX Runtime is not a path here: ragkit uses it for queries only (ragkit/embedding/onnx_query.py, float32, the same
+vectors as fp32 to ~1e-6); cold_start.py and batch_scaling.py measure it.
 """
 
 from __future__ import annotations

@@ -541,21 +541,37 @@ def serve_batching() -> str:
         out += ("\n\nThe same comparison with queries through ONNX Runtime (`[embedder] query_runtime = auto`, the "
                 "default: one thread per model call, float32), both servers alike:\n\n"
                 + _batching_run(load("serve_batching_onnx")))
-        onnx, torch_run = load("serve_batching_onnx"), load("serve_batching")
-        at16 = {(r["batching"], r["clients"]): r["throughput_rps"] for r in onnx["runs"]}
-        old16 = {(r["batching"], r["clients"]): r["throughput_rps"] for r in torch_run["runs"]}
-        if (True, 16) in at16 and (False, 16) in old16 and (False, 16) in at16:
-            out += (f"\n\nWith ONNX queries the ratio is small because the unbatched server got cheaper, not "
-                    f"because batching got worse: at 16 clients the server without batching answers "
-                    f"{at16[(False, 16)]} requests/s (against {old16[(False, 16)]} with torch fp32 queries in "
-                    f"`serve_batching.json`, another run), and with batching {at16[(True, 16)]}, "
-                    f"{at16[(True, 16)] / old16[(False, 16)]:.2f}x the torch server without batching. The ratio goal "
-                    f"is judged within one run, so it stays missed.")
+        onnx = load("serve_batching_onnx")
+        window = onnx["batch_stats"]["query_embeddings"]["window_ms"]
+        out += (f"\n\nIn this run the batching server's window for query embeddings was {window:g} ms "
+                f"(`serve.batch_window_ms = auto`)." if onnx["server_overrides"] == [] else "")
+        if not any(r.get("baseline") for r in onnx["runs"]):
+            out += ("\n\nThis run had no server as ragkit served before batching; `serve_load.py --compare-batching "
+                    "--baseline` adds one.")
+    if (RESULTS / "serve_batching_window.json").exists():
+        out += ("\n\nThe batch window with ONNX queries: the batching server with a 5 ms window, the same with no "
+                "window, and no batching, side by side:\n\n" + _batching_run(load("serve_batching_window"), goal=False)
+                + _window_verdict(load("serve_batching_window")))
     return out
 
 
-def _batching_run(d: dict) -> str:
-    rows = [[r["clients"], "on" if r["batching"] else "off", f"{r['duration_s']:.0f}", r["requests"], r["errors"],
+def _window_verdict(d: dict) -> str:
+    rps = {(r.get("server") or ("on" if r["batching"] else "off"), r["clients"]): r["throughput_rps"]
+           for r in d["runs"]}
+    extra = next(r["server"] for r in d["runs"] if r.get("server"))
+    ratios = ", ".join(f"{c}: {rps[(extra, c)] / rps[('on', c)]:.2f}x" for c in sorted({c for _, c in rps}))
+    return f"\n\nRequests/s with no window / with the {d['batch_stats']['query_embeddings']['window_ms']:g} ms " \
+           f"window, by clients: {ratios}."
+
+
+def _server_label(r: dict) -> str:
+    if r.get("server"):
+        return "on, " + ", ".join(f"`{o}`" for o in r["overrides"] if o != "serve.batching=true")
+    return "off, torch fp32 queries (before)" if r.get("baseline") else "on" if r["batching"] else "off"
+
+
+def _batching_run(d: dict, goal: bool = True) -> str:
+    rows = [[r["clients"], _server_label(r), f"{r['duration_s']:.0f}", r["requests"], r["errors"],
              r["throughput_rps"], r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"],
              r.get("server_cpu_ms_per_request", "–")] for r in d["runs"]]
     out = table(["clients", "batching", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms",
@@ -563,12 +579,30 @@ def _batching_run(d: dict) -> str:
     ratios = ", ".join(f"{s['clients']}: {s['rps_ratio']}x" for s in d["summary"])
     g, e = d["goal"], d["batch_stats"]["query_embeddings"]
     verdict = "not run at 16 clients" if g["met"] is None else ("met" if g["met"] else "missed")
-    return out + (f"\n\nThroughput with batching / without, by clients: {ratios}. Goal (>= {g['rps_ratio']}x at "
-                  f"{g['clients']} clients, p95 no worse, zero errors): **{verdict}**. The batching server ran "
+    judged = (f" Goal (>= {g['rps_ratio']}x at {g['clients']} clients, p95 no worse, zero errors): **{verdict}**."
+              if goal else "")
+    return out + (f"\n\nThroughput with batching / without, by clients: {ratios}.{judged} The batching server ran "
                   f"{e['requests']} query embeddings in {e['batches']} model calls (largest batch {e['largest']}, "
                   f"window {e['window_ms']:g} ms, at most {e['max_batch']}). ({d['mode']}, `/v1/retrieve` k={d['k']}, "
                   f"{d['index']}; load average {' / '.join(map(str, d['load_avg_1min']))} over the run; measured "
-                  f"{d['date']})") + _batching_shortfall(d)
+                  f"{d['date']})") + (_batching_shortfall(d) + _versus_before(d) if goal else "")
+
+
+def _versus_before(d: dict) -> str:
+    """With a baseline server in the run: today's default server against ragkit's server before batching."""
+    rows = [s for s in d["summary"] if s.get("rps_vs_baseline")]
+    if not rows:
+        return ""
+    at = {s["clients"]: s for s in rows}
+    ratios = ", ".join(f"{s['clients']}: {s['rps_vs_baseline']}x" for s in rows)
+    out = (f"\n\nThe same run had a third server, configured as ragkit served before micro-batching and the ONNX "
+           f"query path (`{'`, `'.join(d['baseline_overrides'])}`). Throughput of the batching server / that "
+           f"server, by clients: {ratios}.")
+    if 16 in at:
+        s = at[16]
+        out += (f" At 16 clients: {s['rps_vs_baseline']}x the requests/s, p95 {s['p95_on_ms']} ms against "
+                f"{s['p95_baseline_ms']} ms, errors {s['errors'] + s['errors_baseline']}.")
+    return out
 
 
 def _batching_shortfall(d: dict) -> str:
@@ -584,18 +618,37 @@ def _batching_shortfall(d: dict) -> str:
             f"ratio follows the ratio of server CPU per request: {at['cpu_ms_off']} / {at['cpu_ms_on']} ms = "
             f"{cpu_ratio:.2f}x at {g['clients']} clients. {g['rps_ratio']:g}x would need the batching server at "
             f"<= {need:.1f} ms of CPU per request, {100 * (1 - need / at['cpu_ms_on']):.0f}% less than measured; "
-            f"`benchmarks/serve_load.md` (\"Why batching stops near 2.5x\") says where that CPU goes."
+            f"`benchmarks/serve_load.md` says where that CPU goes, and [what batching can save]"
+            f"(#what-batching-can-save-query-embedding-by-batch-size) how much of the model's share a batch reaches."
             + _server_cores(d, g["clients"]))
 
 
 def _server_cores(d: dict, clients: int) -> str:
     """How much of the machine each server used at ``clients``: CPU ms per request x requests per second."""
     used = {r["batching"]: r["server_cpu_ms_per_request"] * r["throughput_rps"] / 1000 for r in d["runs"]
-            if r["clients"] == clients and r.get("server_cpu_ms_per_request")}
+            if r["clients"] == clients and r.get("server_cpu_ms_per_request") and not r.get("baseline")
+            and not r.get("server")}
     if len(used) < 2:
         return ""
     return (f" At {clients} clients the batching server used {used[True]:.2f} of the {d['machine']['cpus']} "
             f"cores and the unbatched one {used[False]:.2f}; the clients ran on the same cores.")
+
+
+def batch_scaling() -> str:
+    """CPU per query embedding by batch size, per query path, and the bound it puts on batching: batch_scaling.json."""
+    d = load("batch_scaling")
+    sizes = [str(n) for n in d["sizes"]]
+    rows = [[name, *(f"{p['cpu_ms_per_query'][n]:.2f}" for n in sizes), f"{p['batch16_vs_alone']}x",
+             f"{p['bound_at_16']}x"] for name, p in d["paths"].items()]
+    out = table(["query path", *(f"batch {n}" for n in sizes), "alone / batch 16", "most batching gives at 16"], rows)
+    return out + (f"\n\nCPU milliseconds per query embedding, one thread per model call as the batching server runs "
+                  f"them ({d['queries']} {d['dataset']} {d['split']} questions, consecutive batches, "
+                  f"{d['seconds_per_point']:g} CPU s per point). The rest of an in-process hybrid retrieval (BM25, "
+                  f"faiss, RRF, chunk texts; k=10) cost {d['rest_of_retrieval_cpu_ms']} ms per query; the last "
+                  f"column is (model alone + rest) / (cheapest model cost at a batch of at most 16 + rest), an upper "
+                  f"bound on the server's throughput ratio that HTTP handling only lowers. (CPU bf16 support: "
+                  f"{', '.join(d['cpu_bf16']) or 'none'}; load average {' / '.join(map(str, d['load_avg_1min']))}; "
+                  f"measured {d['date']})")
 
 
 def encoder_paths() -> str:
@@ -1004,8 +1057,10 @@ def sections() -> list[Section]:
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
         Section("Server micro-batching", "serve_load.py", tuple(
-            n for n in ("serve_batching", "serve_batching_bf16", "serve_batching_onnx")
+            n for n in ("serve_batching", "serve_batching_bf16", "serve_batching_onnx", "serve_batching_window")
             if (RESULTS / f"{n}.json").exists()), serve_batching),
+        Section("What batching can save: query embedding by batch size", "batch_scaling.py",
+                ("batch_scaling",) if (RESULTS / "batch_scaling.json").exists() else (), batch_scaling),
         Section("Cold start", "cold_start.py", ("cold_start",), cold_start),
         Section("Encoder paths on the CPU", "encoder_paths.py", ("encoder_paths",), encoder_paths),
         Section("Embedded and PostgreSQL stores on SciFact", "store_parity.py",

@@ -8,6 +8,8 @@ turn. Reports throughput, p50/p95/p99 latency and errors, and writes benchmarks/
     python benchmarks/serve_load.py --clients 1,4,16 --duration 30 --mode bm25
     python benchmarks/serve_load.py --compare-batching       # serve.batching on vs off: two servers, alternating
                                                              # runs at 1/4/16/64 clients -> serve_batching.json
+    python benchmarks/serve_load.py --compare-batching --baseline --name serve_batching_onnx
+                                                             # a third server: torch fp32 queries, no batching
 
 Acceptance: zero errors at 16 concurrent clients for 60 s. Batching goal: >= 3x the hybrid requests/s at 16
 clients with a p95 no worse than without batching, zero errors.
@@ -165,6 +167,11 @@ def main() -> None:
                     "serve.max_concurrent_retrievals=2 (repeatable)")
     ap.add_argument("--compare-batching", action="store_true", help="two servers, serve.batching on and off; each "
                     "client count runs on both, alternating which goes first")
+    ap.add_argument("--baseline", action="store_true", help="with --compare-batching: a third server as ragkit "
+                    "served before batching (torch fp32 queries, no batching)")
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME:OVERRIDE",
+                    help="with --compare-batching: one more server NAME, batching on, with this config override "
+                         "(repeat the NAME for several overrides)")
     args = ap.parse_args()
     counts = [int(c) for c in (args.clients or ("1,4,16,64" if args.compare_batching else "1,16")).split(",")
               if c.strip()]
@@ -226,50 +233,76 @@ def batch_stats(url: str, key: str) -> dict:
     return httpx.get(f"{url}/v1/stats", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()["batching"]
 
 
+BASELINE = ["serve.batching=false", "embedder.query_runtime=torch", "embedder.precision=fp32"]
+
+
 def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], counts: list[int]) -> None:
-    """Both servers run side by side (one idles while the other is loaded); for each client count, the one that
-    goes first alternates."""
-    ports = {True: args.port or free_port(), False: free_port()}
-    procs = {}
+    """The servers run side by side (the others idle while one is loaded); for each client count, the order
+    rotates. With ``--baseline`` a third server runs as ragkit served before micro-batching and the faster query
+    paths existed: queries through sentence-transformers in float32, no batching."""
+    servers = {"on": [*args.set, "serve.batching=true"], "off": [*args.set, "serve.batching=false"]}
+    if args.baseline:
+        servers["baseline"] = [*args.set, *BASELINE]
+    for spec in args.extra:
+        name, _, override = spec.partition(":")
+        if not name or not override or name in ("on", "off", "baseline"):
+            raise SystemExit(f"--extra {spec!r}: expected NAME:OVERRIDE with a new NAME")
+        servers.setdefault(name, [*args.set, "serve.batching=true"]).append(override)
+    procs, urls = {}, {}
     try:
-        for on, port in ports.items():
-            procs[on] = start_server(index, port, keys, [*args.set, f"serve.batching={str(on).lower()}"])
-        urls = {on: f"http://127.0.0.1:{port}" for on, port in ports.items()}
-        for on in (True, False):
-            run_load(urls[on], key, qs, 4, 3, args.k, args.mode)  # warm-up
+        for name, overrides in servers.items():
+            port = args.port if name == "on" and args.port else free_port()
+            procs[name] = start_server(index, port, keys, overrides)
+            urls[name] = f"http://127.0.0.1:{port}"
+        for name in servers:
+            run_load(urls[name], key, qs, 4, 3, args.k, args.mode)  # warm-up
         runs, load_avg = [], [round(os.getloadavg()[0], 2)]
+        names = list(servers)
         for i, c in enumerate(counts):
-            for on in ((True, False) if i % 2 == 0 else (False, True)):
-                res = run_load(urls[on], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k,
-                               args.mode, procs[on].pid)
-                res["batching"] = on
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                res = run_load(urls[name], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k,
+                               args.mode, procs[name].pid)
+                res["batching"] = name == "on"
+                if name == "baseline":
+                    res["baseline"] = True
+                elif name not in ("on", "off"):
+                    res["server"], res["overrides"] = name, servers[name][len(args.set):]
                 runs.append(res)
-                report_line(res, f"batching {'on ' if on else 'off'} ")
+                report_line(res, f"{name:<8} ")
             load_avg.append(round(os.getloadavg()[0], 2))
-        stats = batch_stats(urls[True], key)
+        stats = batch_stats(urls["on"], key)
     finally:
         for proc in procs.values():
             proc.terminate()
             proc.wait(30)
-    by = {(r["batching"], r["clients"]): r for r in runs}
+    by = {(r.get("server") or ("baseline" if r.get("baseline") else "on" if r["batching"] else "off"), r["clients"]): r
+          for r in runs}
     summary = []
     for c in counts:
-        on, off = by[(True, c)], by[(False, c)]
-        summary.append({"clients": c, "rps_ratio": round(on["throughput_rps"] / off["throughput_rps"], 2)
-                        if off["throughput_rps"] else None,
-                        "p95_on_ms": on["latency_ms"]["p95"], "p95_off_ms": off["latency_ms"]["p95"],
-                        "cpu_ms_on": on["server_cpu_ms_per_request"], "cpu_ms_off": off["server_cpu_ms_per_request"],
-                        "errors": on["errors"] + off["errors"]})
+        on, off = by[("on", c)], by[("off", c)]
+        row = {"clients": c, "rps_ratio": round(on["throughput_rps"] / off["throughput_rps"], 2)
+               if off["throughput_rps"] else None,
+               "p95_on_ms": on["latency_ms"]["p95"], "p95_off_ms": off["latency_ms"]["p95"],
+               "cpu_ms_on": on["server_cpu_ms_per_request"], "cpu_ms_off": off["server_cpu_ms_per_request"],
+               "errors": on["errors"] + off["errors"]}
+        base = by.get(("baseline", c))
+        if base is not None:
+            row.update({"rps_vs_baseline": round(on["throughput_rps"] / base["throughput_rps"], 2)
+                        if base["throughput_rps"] else None, "p95_baseline_ms": base["latency_ms"]["p95"],
+                        "errors_baseline": base["errors"]})
+        summary.append(row)
     at16 = next((s for s in summary if s["clients"] == 16), None)
     goal = {"clients": 16, "rps_ratio": 3.0, "p95_no_worse": True, "errors_required": 0,
             "met": None if at16 is None else bool(at16["rps_ratio"] and at16["rps_ratio"] >= 3.0
                                                   and at16["p95_on_ms"] <= at16["p95_off_ms"] and not at16["errors"])}
     path = write_result(args.name or "serve_batching", {
         "index": index.name, "endpoint": "/v1/retrieve", "mode": args.mode, "k": args.k,
-        "server_overrides": args.set, "duration_s": args.duration, "runs": runs, "summary": summary, "goal": goal,
+        "server_overrides": args.set, "baseline_overrides": BASELINE if args.baseline else None,
+        "duration_s": args.duration, "runs": runs, "summary": summary, "goal": goal,
         "batch_stats": stats, "load_avg_1min": load_avg,
-        "note": "two servers (serve.batching on / off) on the same 2-CPU machine as the clients, alternating which "
-                "runs first at each client count; batch_stats: the batching server's counters over the whole run "
+        "note": "servers (serve.batching on / off, and with --baseline the server as it was before batching: "
+                "torch fp32 queries, no batching) on the same 2-CPU machine as the clients, rotating which runs "
+                "first at each client count; batch_stats: the batching server's counters over the whole run "
                 "(warm-up included)."})
     print(f"wrote {path}")
 

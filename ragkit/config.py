@@ -87,8 +87,17 @@ class ServeConfig(_Strict):
                                            "0 = no limit")
     batching: bool = Field(True, description="compute concurrent requests' query embeddings (and cross-encoder "
                            "pairs) in one model call; false: each request alone")
-    batch_window_ms: float = Field(5.0, ge=0, le=1000, description="longest a request waits for others to join its "
-                                   "batch (it does not wait when no other request is retrieving)")
+    batch_window_ms: float | Literal["auto"] = Field(
+        "auto", description="milliseconds: longest a request waits for others to join its batch (it does not wait "
+                            "when no other request is retrieving); auto: 0 for query embeddings through ONNX Runtime "
+                            "(a query costs as much in a batch as alone), 5 otherwise")
+
+    @field_validator("batch_window_ms")
+    @classmethod
+    def _window(cls, v: float | str) -> float | str:
+        if v != "auto" and not 0 <= v <= 1000:
+            raise ValueError("must be 'auto' or between 0 and 1000 milliseconds")
+        return v
     batch_max: int = Field(32, ge=1, le=1024, description="most requests in one batch")
     batch_workers: int = Field(0, ge=0, le=64, description="batches computed at once, each on one thread "
                                "(0 = one per CPU core)")

@@ -26,6 +26,8 @@ def test_toml_and_overrides(tmp_path):
     ("[retrievl]\nk = 3\n", "unknown setting 'retrievl'"),
     ("[retrieval]\nmode = 'fuzzy'\n", "retrieval.mode"),
     ("[retrieval]\nk = 0\n", "retrieval.k"),
+    ("[serve]\nbatch_window_ms = -1\n", "serve.batch_window_ms"),
+    ("[serve]\nbatch_window_ms = 'soon'\n", "serve.batch_window_ms"),
 ])
 def test_malformed_config_is_one_line(tmp_path, text, msg):
     p = tmp_path / "ragkit.toml"
@@ -40,3 +42,8 @@ def test_missing_file_and_bad_override(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="expected key.path=value"):
         load_config(None, ["retrieval.k"])
+
+
+def test_the_batch_window_is_auto_unless_given():
+    assert load_config().serve.batch_window_ms == "auto"
+    assert load_config(None, ["serve.batch_window_ms=2.5"]).serve.batch_window_ms == 2.5

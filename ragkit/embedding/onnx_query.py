@@ -27,6 +27,11 @@ import numpy as np
 
 EXPORT_VERSION = 1
 FILES = ("model.onnx", "tokenizer.json", "meta.json")
+# The fixed cost of one model call, in tokens of work: MiniLM-L6 on one thread cost about 3.7 ms alone and 2.8 ms
+# per query in a call of 16 at 17 tokens each, which fits ~1 ms per call plus ~0.16 ms per token
+# (benchmarks/batch_scaling.md).
+CALL_TOKENS = 6.0
+MAX_CALL = 64  # texts in one model call, as documents are embedded
 
 
 def runtime_available() -> bool:
@@ -131,10 +136,20 @@ class OnnxQueryEncoder:
         opts.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(path / "model.onnx"), opts, providers=["CPUExecutionProvider"])
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def encode(self, texts: Sequence[str], by_length: bool = True) -> np.ndarray:
+        """One vector per text, in order. Texts of different lengths run in separate model calls where padding
+        them to one length would cost more than the extra call (see :func:`length_groups`); ``by_length=False``
+        runs them all in one call padded to the longest (for comparison)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not len(texts):
+            return out
         encs = self._tok.encode_batch(list(texts))
+        lengths = [len(e.ids) for e in encs]
+        for group in length_groups(lengths) if by_length else [list(range(len(encs)))]:
+            out[group] = self._run([encs[i] for i in group])
+        return out
+
+    def _run(self, encs: list) -> np.ndarray:
         width = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), width), np.int64)
         mask = np.zeros_like(ids)
@@ -142,5 +157,34 @@ class OnnxQueryEncoder:
         for i, e in enumerate(encs):
             n = len(e.ids)
             ids[i, :n], mask[i, :n], types[i, :n] = e.ids, e.attention_mask, e.type_ids
-        out = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-        return np.ascontiguousarray(out, dtype=np.float32)
+        return self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+
+
+def length_groups(lengths: Sequence[int], call_tokens: float = CALL_TOKENS, most: int = MAX_CALL) \
+        -> list[list[int]]:
+    """Split texts of these token lengths into model calls at the least estimated cost, as lists of indexes (at
+    most ``most`` texts a call).
+
+    A call pads every text to its longest, and its cost is taken as ``call_tokens`` (the fixed cost of one call,
+    in tokens) plus texts x longest length. Texts of one length always share a call; over the distinct lengths in
+    order, the cheapest split into runs of neighbours is found exactly (dynamic programming over the cut points).
+    A batch of a 10-token and a 60-token question runs as two calls, where one padded call would pay for 120
+    tokens."""
+    by_length: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_length.setdefault(n, []).append(i)
+    sizes = sorted(by_length)
+    texts = np.cumsum([0] + [len(by_length[n]) for n in sizes])  # texts[j]: how many are shorter than sizes[j]
+    best = [0.0] + [float("inf")] * len(sizes)  # best[j]: cheapest cost of the texts of the j shortest lengths
+    cut = [0] * (len(sizes) + 1)
+    for j in range(1, len(sizes) + 1):
+        for i in range(j):
+            cost = best[i] + call_tokens + (texts[j] - texts[i]) * sizes[j - 1]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(sizes)
+    while j > 0:
+        group = [i for n in sizes[cut[j]:j] for i in by_length[n]]
+        groups.extend(group[at:at + most] for at in range(0, len(group), most))
+        j = cut[j]
+    return groups

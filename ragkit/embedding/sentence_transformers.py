@@ -161,6 +161,11 @@ class SentenceTransformerEmbedder(Plugin):
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_queries([text])[0]
 
+    @property
+    def query_path(self) -> str:
+        """The path queries take here, ``onnx`` or ``torch`` (decided, and the ONNX encoder loaded, on first use)."""
+        return "onnx" if self._query_encoder() else "torch"
+
     def _query_encoder(self):
         if self._queries is None:
             with _QUERY_LOCK:

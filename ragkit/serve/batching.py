@@ -201,19 +201,28 @@ def _flags() -> set:
     return flags
 
 
+WINDOW_MS = 5.0  # how long a batch waits for more requests, where a batch makes each of its items cheaper
+
+
 class Batching:
     """The server's batchers over one engine: query embeddings, and each cross-encoder reranker's pairs.
     ``install`` routes the engine's query embedding and the rerankers' scoring through them; ``uninstall`` puts
     the direct calls back."""
 
-    def __init__(self, engine: Any, *, window_ms: float, max_batch: int, workers: int = 0) -> None:
-        """``workers``: model calls run at once per batcher (0: one per CPU core)."""
+    def __init__(self, engine: Any, *, window_ms: float | str = "auto", max_batch: int, workers: int = 0) -> None:
+        """``workers``: model calls run at once per batcher (0: one per CPU core). ``window_ms="auto"``: no wait
+        for query embeddings through ONNX Runtime, whose cost per query is the same in a batch as alone
+        (benchmarks/batch_scaling.py), so waiting for batch-mates only adds latency; :data:`WINDOW_MS` for the
+        torch query path and for reranker pairs."""
         self.engine = engine
-        kw = {"window_ms": window_ms, "max_batch": max_batch, "workers": workers or os.cpu_count() or 1}
-        self.embed = MicroBatcher(self._embed_texts, name="embed", **kw)
+        kw = {"max_batch": max_batch, "workers": workers or os.cpu_count() or 1}
+        window = WINDOW_MS if window_ms == "auto" else float(window_ms)
+        onnx = getattr(engine.embedder, "query_path", None) == "onnx"
+        self.embed = MicroBatcher(self._embed_texts, name="embed", window_ms=0.0 if window_ms == "auto" and onnx
+                                  else window, **kw)
         self.rerank: dict[str, MicroBatcher] = {}
         for i, plugin in enumerate(self._batchable()):
-            self.rerank[f"rerank{i}"] = MicroBatcher(plugin.score, name="rerank", **kw)
+            self.rerank[f"rerank{i}"] = MicroBatcher(plugin.score, name="rerank", window_ms=window, **kw)
         self._torch_threads: int | None = None
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:

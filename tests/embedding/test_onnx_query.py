@@ -31,13 +31,47 @@ def test_onnx_queries_equal_torch_fp32_vectors(cache):
     torch_path = SentenceTransformerEmbedder(precision="fp32", query_runtime="torch")
     onnx_path = SentenceTransformerEmbedder(precision="fp32", query_runtime="onnx")
     want = torch_path.embed_queries(QUERIES)
-    got = onnx_path.embed_queries(QUERIES)  # one padded batch of four lengths
+    got = onnx_path.embed_queries(QUERIES)  # four lengths: grouped by length into model calls
     assert got.dtype == np.float32 and got.shape == want.shape
     assert np.abs(got - want).max() < 1e-5
     assert np.abs(onnx_path.embed_query(QUERIES[0]) - want[0]).max() < 1e-5  # alone, unpadded
     folders = list(cache.iterdir())
     assert len(folders) == 1 and onnx_query.is_exported(folders[0])
     assert json.loads((folders[0] / "meta.json").read_text())["max_seq_length"] == 256
+    # the same vectors, in the caller's order, whether a batch runs in length groups or in one padded call
+    encoder = onnx_query.OnnxQueryEncoder(folders[0])
+    mixed = [QUERIES[2], "log retention", QUERIES[0], "key rotation", QUERIES[3], "log retention"]
+    grouped, padded = encoder.encode(mixed), encoder.encode(mixed, by_length=False)
+    assert np.abs(grouped - padded).max() < 1e-5
+    assert np.abs(grouped[0] - want[2]).max() < 1e-5 and np.abs(grouped[2] - want[0]).max() < 1e-5
+    assert np.array_equal(grouped[1], grouped[5])
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def _cost(groups, lengths, call):
+    return sum(call + len(g) * max(lengths[i] for i in g) for g in groups)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_length_groups_cover_each_text_once_at_no_more_cost_than_one_call_or_one_each(seed):
+    rng = np.random.default_rng(seed)
+    lengths = [int(n) for n in rng.integers(4, 80, size=int(rng.integers(1, 40)))]
+    groups = onnx_query.length_groups(lengths, call_tokens=6.0)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    cost = _cost(groups, lengths, 6.0)
+    assert cost <= _cost([list(range(len(lengths)))], lengths, 6.0)
+    assert cost <= _cost([[i] for i in range(len(lengths))], lengths, 6.0)
+    for g in groups:  # every group is a run of neighbouring lengths: no length of another group inside its range
+        lo, hi = min(lengths[i] for i in g), max(lengths[i] for i in g)
+        assert not any(lo < lengths[i] < hi for other in groups if other is not g for i in other)
+
+
+def test_length_groups_share_a_call_for_equal_lengths_and_split_far_apart_ones():
+    assert onnx_query.length_groups([17, 17, 17, 17]) == [[0, 1, 2, 3]]
+    assert sorted(onnx_query.length_groups([10, 60])) == [[0], [1]]  # padding 10 to 60 costs more than a call
+    assert sorted(onnx_query.length_groups([12, 13])) == [[0, 1]]  # one token of padding is cheaper
+    assert onnx_query.length_groups([]) == []
+    assert [len(g) for g in onnx_query.length_groups([9] * 130, most=64)] == [64, 64, 2]
 
 
 def test_the_export_is_float32_and_leaves_a_bf16_model_as_it_was(cache):

@@ -136,3 +136,20 @@ def test_stats_need_a_key_and_count_the_default_batching(http):
         assert http["acme"].post("/v1/retrieve", json={"query": "rotate keys", "mode": "hybrid"}).status_code == 200
     stats = http["acme"].get("/v1/stats").json()["batching"]  # on by default
     assert stats["query_embeddings"]["requests"] >= 2 and "rerank" not in stats
+    assert stats["query_embeddings"]["window_ms"] == 0  # queries go through ONNX Runtime: no wait for batch-mates
+
+
+def test_the_auto_window_waits_only_where_a_batch_is_cheaper(tenant_index, tiny_cross_encoder):
+    from ragkit import Engine
+    from ragkit.serve.batching import WINDOW_MS, Batching
+
+    reranker = {"rerankers": [{"name": "cross-encoder", "model": str(tiny_cross_encoder), "depth": 5}]}
+    for runtime, embed_window in (("onnx", 0.0), ("torch", WINDOW_MS)):
+        config = {"embedder": {"name": "sentence-transformers", "query_runtime": runtime}, **reranker}
+        with Engine.open(tenant_index, config) as engine:
+            assert engine.embedder.query_path == runtime
+            stats = Batching(engine, max_batch=8).stats()
+            assert stats["query_embeddings"]["window_ms"] == embed_window
+            assert [r["window_ms"] for r in stats["rerank"]] == [WINDOW_MS]  # pairs of a cross-encoder do batch
+            stats = Batching(engine, window_ms=20, max_batch=8).stats()  # a number given applies to both
+            assert stats["query_embeddings"]["window_ms"] == 20 and stats["rerank"][0]["window_ms"] == 20
