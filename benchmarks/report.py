@@ -96,6 +96,8 @@ def beacon() -> str:
     out += (f"\n\nExtractive answers (default generator, hybrid top 5) that cite a gold document: "
             f"**{d['extractive_answer_cites_gold']:.1%}** of {d['questions']} questions ({by_type}). "
             f"({d['documents']} documents, {d['chunks']} chunks, measured {d['date']})")
+    if d.get("rules_config"):
+        out += f" `hybrid+rules` is hybrid with the rules reranker of `{d['rules_config']}`."
     a = d["audited"]
     out += "\n\nThe same runs judged by the audited qrels (`eval_sets/beacon/qrels/audited.tsv`):\n\n"
     out += table(["mode"] + metrics, [[m] + [f"{a[m][k]:.4f}" for k in metrics] for m in modes])
