@@ -91,6 +91,9 @@ class ServeConfig(_Strict):
         "auto", description="milliseconds: longest a request waits for others to join its batch (it does not wait "
                             "when no other request is retrieving); auto: 0 for query embeddings through ONNX Runtime "
                             "(a query costs as much in a batch as alone), 5 otherwise")
+    batch_max: int = Field(32, ge=1, le=1024, description="most requests in one batch")
+    batch_workers: int = Field(0, ge=0, le=64, description="batches computed at once, each on one thread "
+                               "(0 = one per CPU core)")
 
     @field_validator("batch_window_ms")
     @classmethod
@@ -98,9 +101,6 @@ class ServeConfig(_Strict):
         if v != "auto" and not 0 <= v <= 1000:
             raise ValueError("must be 'auto' or between 0 and 1000 milliseconds")
         return v
-    batch_max: int = Field(32, ge=1, le=1024, description="most requests in one batch")
-    batch_workers: int = Field(0, ge=0, le=64, description="batches computed at once, each on one thread "
-                               "(0 = one per CPU core)")
 
 
 class StoreConfig(_Strict):

@@ -29,7 +29,7 @@ EXPORT_VERSION = 1
 FILES = ("model.onnx", "tokenizer.json", "meta.json")
 # The fixed cost of one model call, in tokens of work: MiniLM-L6 on one thread cost about 3.7 ms alone and 2.8 ms
 # per query in a call of 16 at 17 tokens each, which fits ~1 ms per call plus ~0.16 ms per token
-# (benchmarks/batch_scaling.md).
+# (benchmarks/serve_load.md, "With ONNX queries").
 CALL_TOKENS = 6.0
 MAX_CALL = 64  # texts in one model call, as documents are embedded
 
