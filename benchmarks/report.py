@@ -533,28 +533,33 @@ def cold_start() -> str:
 
 
 def serve_batching() -> str:
-    """serve.batching on vs off, alternating runs: serve_batching.json (embedder in fp32) and, when run,
-    serve_batching_bf16.json (the embedder's precision = auto choosing bf16 on a CPU with AMX)."""
-    out = "Embedder in fp32:\n\n" + _batching_run(load("serve_batching"))
-    if (RESULTS / "serve_batching_bf16.json").exists():
-        out += ("\n\nThe same comparison with the embedder in bf16 (`[embedder] precision = auto` on a CPU with "
-                "native bf16), both servers alike:\n\n" + _batching_run(load("serve_batching_bf16")))
+    """serve.batching on vs off: the default query path first (serve_batching_onnx.json, with the server as it was
+    before batching when run with --baseline; serve_batching_window.json, the batch window), then the runs with
+    queries through torch (serve_batching.json in fp32, serve_batching_bf16.json in bf16)."""
+    parts = []
     if (RESULTS / "serve_batching_onnx.json").exists():
-        out += ("\n\nThe same comparison with queries through ONNX Runtime (`[embedder] query_runtime = auto`, the "
-                "default: one thread per model call, float32), both servers alike:\n\n"
-                + _batching_run(load("serve_batching_onnx")))
         onnx = load("serve_batching_onnx")
         window = onnx["batch_stats"]["query_embeddings"]["window_ms"]
-        out += (f"\n\nIn this run the batching server's window for query embeddings was {window:g} ms "
-                f"(`serve.batch_window_ms = auto`)." if onnx["server_overrides"] == [] else "")
+        parts.append("Queries through ONNX Runtime (`[embedder] query_runtime = auto`, the default: one thread per "
+                     "model call, float32), both batching servers alike"
+                     + (f"; the batching server's window for query embeddings was {window:g} ms "
+                        "(`serve.batch_window_ms = auto`)" if onnx["server_overrides"] == [] else "")
+                     + ":\n\n" + _batching_run(onnx))
         if not any(r.get("baseline") for r in onnx["runs"]):
-            out += ("\n\nThis run had no server as ragkit served before batching; `serve_load.py --compare-batching "
-                    "--baseline` adds one.")
+            parts.append("This run had no server as ragkit served before batching; `serve_load.py "
+                         "--compare-batching --baseline` adds one.")
     if (RESULTS / "serve_batching_window.json").exists():
-        out += ("\n\nThe batch window with ONNX queries: the batching server with a 5 ms window, the same with no "
-                "window, and no batching, side by side:\n\n" + _batching_run(load("serve_batching_window"), goal=False)
-                + _window_verdict(load("serve_batching_window")))
-    return out
+        d = load("serve_batching_window")
+        parts.append("The batch window with ONNX queries: the batching server with a 5 ms window, the same with no "
+                     "window, and no batching, side by side:\n\n" + _batching_run(d, goal=False)
+                     + _window_verdict(d))
+    parts.append("Earlier runs, from before the ONNX query path: queries through torch, as `query_runtime = torch` "
+                 "gives today. Embedder in fp32:\n\n"
+                 + _batching_run(load("serve_batching")))
+    if (RESULTS / "serve_batching_bf16.json").exists():
+        parts.append("The same comparison with the embedder in bf16 (`[embedder] precision = auto` on a CPU with "
+                     "native bf16), both servers alike:\n\n" + _batching_run(load("serve_batching_bf16")))
+    return "\n\n".join(parts)
 
 
 def _window_verdict(d: dict) -> str:
