@@ -563,18 +563,25 @@ def serve_batching() -> str:
 
 
 def _window_verdict(d: dict) -> str:
-    rps = {(r.get("server") or ("on" if r["batching"] else "off"), r["clients"]): r["throughput_rps"]
-           for r in d["runs"]}
+    rps = {(_server(r), r["clients"]): r["throughput_rps"] for r in d["runs"]}
     extra = next(r["server"] for r in d["runs"] if r.get("server"))
     ratios = ", ".join(f"{c}: {rps[(extra, c)] / rps[('on', c)]:.2f}x" for c in sorted({c for _, c in rps}))
     return f"\n\nRequests/s with no window / with the {d['batch_stats']['query_embeddings']['window_ms']:g} ms " \
            f"window, by clients: {ratios}."
 
 
+def _server(r: dict) -> str:
+    """Which server of a batching run answered: ``on``, ``off``, ``baseline`` or an ``--extra`` server's name."""
+    return r.get("server") or ("baseline" if r.get("baseline") else "on" if r["batching"] else "off")
+
+
 def _server_label(r: dict) -> str:
-    if r.get("server"):
-        return "on, " + ", ".join(f"`{o}`" for o in r["overrides"] if o != "serve.batching=true")
-    return "off, torch fp32 queries (before)" if r.get("baseline") else "on" if r["batching"] else "off"
+    name = _server(r)
+    if name == "baseline":
+        return "off, torch fp32 queries (before)"
+    if name in ("on", "off"):
+        return name
+    return "on, " + ", ".join(f"`{o}`" for o in r["overrides"] if o != "serve.batching=true")
 
 
 def _batching_run(d: dict, goal: bool = True) -> str:
@@ -633,8 +640,7 @@ def _batching_shortfall(d: dict) -> str:
 def _server_cores(d: dict, clients: int) -> str:
     """How much of the machine each server used at ``clients``: CPU ms per request x requests per second."""
     used = {r["batching"]: r["server_cpu_ms_per_request"] * r["throughput_rps"] / 1000 for r in d["runs"]
-            if r["clients"] == clients and r.get("server_cpu_ms_per_request") and not r.get("baseline")
-            and not r.get("server")}
+            if r["clients"] == clients and r.get("server_cpu_ms_per_request") and _server(r) in ("on", "off")}
     if len(used) < 2:
         return ""
     return (f" At {clients} clients the batching server used {used[True]:.2f} of the {d['machine']['cpus']} "

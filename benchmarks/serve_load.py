@@ -177,6 +177,9 @@ def main() -> None:
               if c.strip()]
     if any(not 1 <= c <= MAX_CLIENTS for c in counts) or not 0 < args.duration <= MAX_DURATION:
         raise SystemExit(f"clients must be 1..{MAX_CLIENTS} and duration 0..{MAX_DURATION} s")
+    if (args.baseline or args.extra) and not args.compare_batching:
+        raise SystemExit("--baseline and --extra add servers to --compare-batching: pass it too")
+    servers = batching_servers(args) if args.compare_batching else {}  # a bad --extra fails before the index is built
 
     from ragkit.serve.auth import hash_key, new_key
 
@@ -188,7 +191,7 @@ def main() -> None:
         keys.write_text(f'[[keys]]\nname = "bench"\nhash = "{hash_key(key)}"\ntenant = "all"\n'
                         'filter = []\nall_tenants = true\n')
         if args.compare_batching:
-            compare_batching(args, index, keys, key, qs, counts)
+            compare_batching(args, servers, index, keys, key, qs, counts)
         else:
             load_test(args, index, keys, key, qs, counts)
 
@@ -236,18 +239,26 @@ def batch_stats(url: str, key: str) -> dict:
 BASELINE = ["serve.batching=false", "embedder.query_runtime=torch", "embedder.precision=fp32"]
 
 
-def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], counts: list[int]) -> None:
-    """The servers run side by side (the others idle while one is loaded); for each client count, the order
-    rotates. With ``--baseline`` a third server runs as ragkit served before micro-batching and the faster query
-    paths existed: queries through sentence-transformers in float32, no batching."""
+def batching_servers(args) -> dict[str, list[str]]:
+    """The servers --compare-batching runs, by name, with their config overrides: ``on`` and ``off``, with
+    ``--baseline`` the server before batching, and each ``--extra`` server."""
     servers = {"on": [*args.set, "serve.batching=true"], "off": [*args.set, "serve.batching=false"]}
     if args.baseline:
         servers["baseline"] = [*args.set, *BASELINE]
     for spec in args.extra:
         name, _, override = spec.partition(":")
         if not name or not override or name in ("on", "off", "baseline"):
-            raise SystemExit(f"--extra {spec!r}: expected NAME:OVERRIDE with a new NAME")
+            raise SystemExit(f"--extra {spec!r}: expected NAME:OVERRIDE, with a NAME other than on, off and "
+                             "baseline")
         servers.setdefault(name, [*args.set, "serve.batching=true"]).append(override)
+    return servers
+
+
+def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Path, key: str, qs: list[str],
+                     counts: list[int]) -> None:
+    """The servers run side by side (the others idle while one is loaded); for each client count, the order
+    rotates. With ``--baseline`` a third server runs as ragkit served before micro-batching and the faster query
+    paths existed: queries through sentence-transformers in float32, no batching."""
     procs, urls = {}, {}
     try:
         for name, overrides in servers.items():
@@ -256,7 +267,7 @@ def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], cou
             urls[name] = f"http://127.0.0.1:{port}"
         for name in servers:
             run_load(urls[name], key, qs, 4, 3, args.k, args.mode)  # warm-up
-        runs, load_avg = [], [round(os.getloadavg()[0], 2)]
+        runs, by, load_avg = [], {}, [round(os.getloadavg()[0], 2)]
         names = list(servers)
         for i, c in enumerate(counts):
             for name in names[i % len(names):] + names[:i % len(names)]:
@@ -268,6 +279,7 @@ def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], cou
                 elif name not in ("on", "off"):
                     res["server"], res["overrides"] = name, servers[name][len(args.set):]
                 runs.append(res)
+                by[(name, c)] = res
                 report_line(res, f"{name:<8} ")
             load_avg.append(round(os.getloadavg()[0], 2))
         stats = batch_stats(urls["on"], key)
@@ -275,8 +287,6 @@ def compare_batching(args, index: Path, keys: Path, key: str, qs: list[str], cou
         for proc in procs.values():
             proc.terminate()
             proc.wait(30)
-    by = {(r.get("server") or ("baseline" if r.get("baseline") else "on" if r["batching"] else "off"), r["clients"]): r
-          for r in runs}
     summary = []
     for c in counts:
         on, off = by[("on", c)], by[("off", c)]

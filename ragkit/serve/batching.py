@@ -217,9 +217,9 @@ class Batching:
         self.engine = engine
         kw = {"max_batch": max_batch, "workers": workers or os.cpu_count() or 1}
         window = WINDOW_MS if window_ms == "auto" else float(window_ms)
-        onnx = getattr(engine.embedder, "query_path", None) == "onnx"
-        self.embed = MicroBatcher(self._embed_texts, name="embed", window_ms=0.0 if window_ms == "auto" and onnx
-                                  else window, **kw)
+        # asked only for auto: it loads the embedder's query path where nothing has yet
+        onnx = window_ms == "auto" and getattr(engine.embedder, "query_path", None) == "onnx"
+        self.embed = MicroBatcher(self._embed_texts, name="embed", window_ms=0.0 if onnx else window, **kw)
         self.rerank: dict[str, MicroBatcher] = {}
         for i, plugin in enumerate(self._batchable()):
             self.rerank[f"rerank{i}"] = MicroBatcher(plugin.score, name="rerank", window_ms=window, **kw)
