@@ -577,6 +577,8 @@ def _server(r: dict) -> str:
 
 def _server_label(r: dict) -> str:
     name = _server(r)
+    if r.get("code"):
+        return f"{'on' if r['batching'] else 'off'}, code at {r['code'][:7]}"
     if name == "baseline":
         return "off, torch fp32 queries (before)"
     if name in ("on", "off"):
@@ -599,7 +601,21 @@ def _batching_run(d: dict, goal: bool = True) -> str:
                   f"{e['requests']} query embeddings in {e['batches']} model calls (largest batch {e['largest']}, "
                   f"window {e['window_ms']:g} ms, at most {e['max_batch']}). ({d['mode']}, `/v1/retrieve` k={d['k']}, "
                   f"{d['index']}; load average {' / '.join(map(str, d['load_avg_1min']))} over the run; measured "
-                  f"{d['date']})") + (_batching_shortfall(d) + _versus_before(d) if goal else "")
+                  f"{d['date']})") + (_batching_shortfall(d) + _versus_before(d) + _versus_ref(d) if goal else "")
+
+
+def _versus_ref(d: dict) -> str:
+    """With --ref servers in the run: this code's servers against the same servers at the older commit."""
+    if not d.get("ref"):
+        return ""
+    sides = []
+    for side in ("on", "off"):
+        ratios = ", ".join(f"{s['clients']}: {s[f'rps_vs_ref_{side}']}x" for s in d["summary"])
+        cpu = ", ".join(f"{s[f'cpu_ms_ref_{side}']} → {s[f'cpu_ms_{side}']}" for s in d["summary"])
+        sides.append(f"batching {side}: {ratios} (server CPU ms per request: {cpu})")
+    return (f"\n\nThe same run also served with the code at {d['ref'][:7]}, batching on and off (`serve_load.py "
+            f"--ref`). Throughput of the code measured ({str(d.get('code'))[:7]}) / the code at {d['ref'][:7]}, "
+            f"by clients: " + "; ".join(sides) + ".")
 
 
 def _versus_before(d: dict) -> str:

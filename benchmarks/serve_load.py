@@ -10,6 +10,8 @@ turn. Reports throughput, p50/p95/p99 latency and errors, and writes benchmarks/
                                                              # runs at 1/4/16/64 clients -> serve_batching.json
     python benchmarks/serve_load.py --compare-batching --baseline --name serve_batching_onnx
                                                              # a third server: torch fp32 queries, no batching
+    python benchmarks/serve_load.py --compare-batching --ref HEAD~1
+                                                             # and on/off servers running the code at HEAD~1
 
 Acceptance: zero errors at 16 concurrent clients for 60 s. Batching goal: >= 3x the hybrid requests/s at 16
 clients with a p95 no worse than without batching, zero errors.
@@ -64,13 +66,17 @@ def queries() -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def start_server(index: Path, port: int, keys: Path, overrides: list[str]) -> subprocess.Popen:
+def start_server(index: Path, port: int, keys: Path, overrides: list[str], code: Path | None = None) -> subprocess.Popen:
+    """``code``: a folder holding another version of the ``ragkit`` package (see ``code_at``) to serve with,
+    in this environment; default: this checkout's."""
     import httpx
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [os.environ.get("PYTHONPATH")])])
     proc = subprocess.Popen([sys.executable, "-m", "ragkit", "serve", "--index", str(index), "--host", "127.0.0.1",
                              "--port", str(port), "--api-keys", str(keys),
-                             *[a for o in overrides for a in ("--set", o)]], cwd=ROOT, env=env,
+                             *[a for o in overrides for a in ("--set", o)]], cwd=code or ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while True:
@@ -83,6 +89,41 @@ def start_server(index: Path, port: int, keys: Path, overrides: list[str]) -> su
             proc.kill()
             raise SystemExit(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
         time.sleep(0.5)
+
+
+def resolve_ref(ref: str) -> str:
+    """The commit ``ref`` names in this repository, or a one-line exit."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                             capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        raise SystemExit(f"--ref {ref!r}: git is not available ({exc.strerror or exc})") from None
+    if out.returncode != 0:
+        raise SystemExit(f"--ref {ref!r}: not a commit of this repository")
+    return out.stdout.strip()
+
+
+def code_at(commit: str, into: Path) -> Path:
+    """The ``ragkit`` package as it was at ``commit``, extracted under ``into`` (git archive: no checkout)."""
+    import tarfile
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit, "ragkit"],
+                             capture_output=True, check=True, timeout=120).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def _head() -> str | None:
+    """This checkout's commit, with ``+changes`` when its ragkit package differs from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "ragkit"],
+                               timeout=30).returncode != 0
+    except OSError:
+        return None
+    return (head + "+changes" if dirty else head) or None
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -169,6 +210,9 @@ def main() -> None:
                     "client count runs on both, alternating which goes first")
     ap.add_argument("--baseline", action="store_true", help="with --compare-batching: a third server as ragkit "
                     "served before batching (torch fp32 queries, no batching)")
+    ap.add_argument("--ref", help="with --compare-batching: two more servers, on@REF and off@REF, running the "
+                    "ragkit package as it was at this git commit, so a change is measured against its parent in "
+                    "the same run")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME:OVERRIDE",
                     help="with --compare-batching: one more server NAME, batching on, with this config override "
                          "(repeat the NAME for several overrides)")
@@ -177,8 +221,9 @@ def main() -> None:
               if c.strip()]
     if any(not 1 <= c <= MAX_CLIENTS for c in counts) or not 0 < args.duration <= MAX_DURATION:
         raise SystemExit(f"clients must be 1..{MAX_CLIENTS} and duration 0..{MAX_DURATION} s")
-    if (args.baseline or args.extra) and not args.compare_batching:
-        raise SystemExit("--baseline and --extra add servers to --compare-batching: pass it too")
+    if (args.baseline or args.extra or args.ref) and not args.compare_batching:
+        raise SystemExit("--baseline, --extra and --ref add servers to --compare-batching: pass it too")
+    args.ref_commit = resolve_ref(args.ref) if args.ref else None
     servers = batching_servers(args) if args.compare_batching else {}  # a bad --extra fails before the index is built
 
     from ragkit.serve.auth import hash_key, new_key
@@ -250,7 +295,12 @@ def batching_servers(args) -> dict[str, list[str]]:
         if not name or not override or name in ("on", "off", "baseline"):
             raise SystemExit(f"--extra {spec!r}: expected NAME:OVERRIDE, with a NAME other than on, off and "
                              "baseline")
+        if "@" in name:
+            raise SystemExit(f"--extra {spec!r}: '@' is kept for --ref servers")
         servers.setdefault(name, [*args.set, "serve.batching=true"]).append(override)
+    if args.ref_commit:
+        servers[f"on@{args.ref_commit[:7]}"] = servers["on"]
+        servers[f"off@{args.ref_commit[:7]}"] = servers["off"]
     return servers
 
 
@@ -260,10 +310,12 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
     rotates. With ``--baseline`` a third server runs as ragkit served before micro-batching and the faster query
     paths existed: queries through sentence-transformers in float32, no batching."""
     procs, urls = {}, {}
+    old = tempfile.TemporaryDirectory(prefix="ragkit-ref-") if args.ref_commit else None
     try:
+        code = code_at(args.ref_commit, Path(old.name)) if old else None
         for name, overrides in servers.items():
             port = args.port if name == "on" and args.port else free_port()
-            procs[name] = start_server(index, port, keys, overrides)
+            procs[name] = start_server(index, port, keys, overrides, code if "@" in name else None)
             urls[name] = f"http://127.0.0.1:{port}"
         for name in servers:
             run_load(urls[name], key, qs, 4, 3, args.k, args.mode)  # warm-up
@@ -273,9 +325,11 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
             for name in names[i % len(names):] + names[:i % len(names)]:
                 res = run_load(urls[name], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k,
                                args.mode, procs[name].pid)
-                res["batching"] = name == "on"
+                res["batching"] = name == "on" or name.startswith("on@")
                 if name == "baseline":
                     res["baseline"] = True
+                elif "@" in name:
+                    res["server"], res["code"] = name, args.ref_commit
                 elif name not in ("on", "off"):
                     res["server"], res["overrides"] = name, servers[name][len(args.set):]
                 runs.append(res)
@@ -287,6 +341,8 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
         for proc in procs.values():
             proc.terminate()
             proc.wait(30)
+        if old is not None:
+            old.cleanup()
     summary = []
     for c in counts:
         on, off = by[("on", c)], by[("off", c)]
@@ -300,6 +356,12 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
             row.update({"rps_vs_baseline": round(on["throughput_rps"] / base["throughput_rps"], 2)
                         if base["throughput_rps"] else None, "p95_baseline_ms": base["latency_ms"]["p95"],
                         "errors_baseline": base["errors"]})
+        if args.ref_commit:  # this checkout's servers against the same servers at --ref
+            for side in ("on", "off"):
+                ref = by[(f"{side}@{args.ref_commit[:7]}", c)]
+                row[f"rps_vs_ref_{side}"] = (round(by[(side, c)]["throughput_rps"] / ref["throughput_rps"], 2)
+                                             if ref["throughput_rps"] else None)
+                row[f"cpu_ms_ref_{side}"] = ref["server_cpu_ms_per_request"]
         summary.append(row)
     at16 = next((s for s in summary if s["clients"] == 16), None)
     goal = {"clients": 16, "rps_ratio": 3.0, "p95_no_worse": True, "errors_required": 0,
@@ -308,6 +370,7 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
     path = write_result(args.name or "serve_batching", {
         "index": index.name, "endpoint": "/v1/retrieve", "mode": args.mode, "k": args.k,
         "server_overrides": args.set, "baseline_overrides": BASELINE if args.baseline else None,
+        "ref": args.ref_commit, "code": _head(),
         "duration_s": args.duration, "runs": runs, "summary": summary, "goal": goal,
         "batch_stats": stats, "load_avg_1min": load_avg,
         "note": "servers (serve.batching on / off, and with --baseline the server as it was before batching: "

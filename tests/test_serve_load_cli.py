@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("args,message", [
     (["--baseline"], "add servers to --compare-batching: pass it too"),
+    (["--ref", "HEAD"], "add servers to --compare-batching: pass it too"),
+    (["--compare-batching", "--extra", "a@b:serve.batch_max=4"], "'@' is kept for --ref servers"),
     (["--extra", "window0:serve.batch_window_ms=0"], "add servers to --compare-batching: pass it too"),
     (["--compare-batching", "--extra", "no-override"], "expected NAME:OVERRIDE"),
     (["--compare-batching", "--extra", ":serve.batch_max=4"], "expected NAME:OVERRIDE"),
@@ -26,3 +28,29 @@ def test_a_malformed_server_list_exits_before_any_work(tmp_path, args, message):
     assert proc.returncode == 1 and message in proc.stderr
     assert proc.stderr.count("\n") == 1  # one line, no traceback
     assert not (tmp_path / "cache").exists()  # no index was built
+
+
+def test_a_ref_that_is_no_commit_exits_before_any_work(tmp_path):
+    import os
+
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "serve_load.py"), "--compare-batching", "--ref",
+                           "no-such-ref-anywhere"], capture_output=True, text=True, cwd=tmp_path,
+                          env={"RAGKIT_CACHE": str(tmp_path / "cache"), "PATH": os.environ.get("PATH", "")},
+                          timeout=60)
+    assert proc.returncode == 1 and "--ref 'no-such-ref-anywhere': not a commit of this repository" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "cache").exists()
+
+
+def test_code_at_extracts_the_package_as_committed(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import serve_load
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    head = serve_load.resolve_ref("HEAD")
+    code = serve_load.code_at(head, tmp_path / "code")
+    for path in ("ragkit/__init__.py", "ragkit/serve/app.py"):
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{head}:{path}"], capture_output=True, text=True,
+                               check=True).stdout
+        assert (code / path).read_text() == shown  # the committed file, whatever the working tree holds
+    assert not (code / "tests").exists() and not (code / "benchmarks").exists()  # the package only

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragkit.config import Config, ServeConfig
@@ -29,7 +29,7 @@ from ragkit.errors import RagkitError
 from ragkit.serve import schemas as S
 from ragkit.serve.auth import ApiKey, KeyRing
 from ragkit.serve.batching import Batching
-from ragkit.serve.core import (ApiError, ServeState, check_k, check_max_tokens, check_query,
+from ragkit.serve.core import (ApiError, ServeState, check_k, check_max_tokens, check_query, json_body,
                                principal, require, retrieve, run_job, start_answer, tenant_filter)
 
 log = logging.getLogger("ragkit.serve")
@@ -106,19 +106,20 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         return {"batching": None if b is None else b.stats()}
 
     @app.post("/v1/retrieve", response_model=S.RetrieveResponse, responses=ERRORS, tags=["ragkit"])
-    def retrieve_(body: S.RetrieveRequest, key: ApiKey = Depends(principal)) -> S.RetrieveResponse:
+    def retrieve_(body: S.RetrieveRequest, key: ApiKey = Depends(principal)) -> Response:
         """Ranked chunks with per-stage scores and their metadata (source, title, page...)."""
         require(key, "retrieve")
         query = check_query(st, body.query)
         k = check_k(st, body.k)
         r = retrieve(st, query, k, tenant_filter(key, body.filter), body.mode)
         hits, timings = r.hits, r.timings
-        return S.RetrieveResponse(query=query, mode=body.mode or engine.config.retrieval.mode, k=k,
-                                  hits=[S.HitOut.of(i, h) for i, h in enumerate(hits, 1)], timings=timings)
+        return json_body(S.RetrieveResponse(query=query, mode=body.mode or engine.config.retrieval.mode, k=k,
+                                            hits=[S.HitOut.of(i, h) for i, h in enumerate(hits, 1)],
+                                            timings=timings))
 
     @app.post("/v1/query", response_model=S.QueryResponse, responses={**ERRORS, 504: {
         "model": S.ErrorResponse, "description": "no answer within serve.generation_timeout"}}, tags=["ragkit"])
-    def query_(body: S.QueryRequest, key: ApiKey = Depends(principal)) -> S.QueryResponse:
+    def query_(body: S.QueryRequest, key: ApiKey = Depends(principal)) -> Response:
         """An answer with [n] citations; ``sources[n-1]`` is what [n] cites."""
         require(key, "query")
         query = check_query(st, body.query)
@@ -131,11 +132,11 @@ def create_app(engine_or_path: Any, keys: KeyRing | str | Path | dict | None = N
         run_job(job)
         timings["generate"] = job.seconds
         timings["total"] = time.perf_counter() - t0
-        return S.QueryResponse(query=query, answer=job.final_text(),
-                               citations=[S.CitationOut.of(c) for c in job.citations()],
-                               sources=[S.HitOut.of(i, h) for i, h in enumerate(job.sources(), 1)],
-                               finish_reason=job.finish_reason, usage=job.usage(), warnings=job.warnings(),
-                               timings=timings, extras=job.extras())
+        return json_body(S.QueryResponse(query=query, answer=job.final_text(),
+                                         citations=[S.CitationOut.of(c) for c in job.citations()],
+                                         sources=[S.HitOut.of(i, h) for i, h in enumerate(job.sources(), 1)],
+                                         finish_reason=job.finish_reason, usage=job.usage(),
+                                         warnings=job.warnings(), timings=timings, extras=job.extras()))
 
     from ragkit.serve.openai_compat import router
 

@@ -138,19 +138,30 @@ class KeyRing:
         return cls(keys, source)
 
     def authenticate(self, presented: str | None) -> ApiKey | None:
+        decided, key = self.authenticate_fast(presented)
+        return key if decided else self._authenticate_scrypt(presented)
+
+    def authenticate_fast(self, presented: str | None) -> tuple[bool, ApiKey | None]:
+        """``(True, key or None)`` when a cheap check decides (a sha256 entry, or a scrypt key verified before);
+        ``(False, None)`` when only the scrypt check can tell, which costs tens of milliseconds of CPU and so
+        belongs off an event loop."""
         if not presented:
-            return None
-        raw = presented.encode("utf-8")
-        digest = hashlib.sha256(raw).digest()
+            return True, None
+        digest = hashlib.sha256(presented.encode("utf-8")).digest()
         match = None
         for k in self._sha:  # every entry is compared: no early exit
             if hmac.compare_digest(k._digest, digest) and match is None:
                 match = k
         if match is not None or not self._scrypt:
-            return match
+            return True, match
         with self._verified_lock:
             if digest in self._verified:
-                return self._verified[digest]
+                return True, self._verified[digest]
+        return False, None
+
+    def _authenticate_scrypt(self, presented: str) -> ApiKey | None:
+        raw = presented.encode("utf-8")
+        match = None
         for k in self._scrypt:
             n, r, p, salt = k._params
             got = hashlib.scrypt(raw, salt=salt, n=n, r=r, p=p, dklen=len(k._digest))
@@ -159,7 +170,7 @@ class KeyRing:
         if match is not None:
             with self._verified_lock:
                 if len(self._verified) < 10_000:
-                    self._verified[digest] = match
+                    self._verified[hashlib.sha256(raw).digest()] = match
         return match
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from ragkit.config import ServeConfig
 from ragkit.errors import ConfigError, IndexDirError, RagkitError
@@ -56,8 +59,10 @@ def state_of(request: Request) -> ServeState:
     return request.app.state.ragkit
 
 
-def principal(request: Request) -> ApiKey:
-    """FastAPI dependency: the caller's key (ANONYMOUS when the server runs without keys)."""
+async def principal(request: Request) -> ApiKey:
+    """FastAPI dependency: the caller's key (ANONYMOUS when the server runs without keys). It runs on the event
+    loop, so a request does not pay a trip through the thread pool for it; only a scrypt check that no earlier
+    request has made goes to a worker thread."""
     st = state_of(request)
     if st.keys is None:
         return ANONYMOUS
@@ -69,7 +74,9 @@ def principal(request: Request) -> ApiKey:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "malformed Authorization header: expected 'Bearer <key>'", "authentication_error",
                        "invalid_api_key", {"WWW-Authenticate": "Bearer"})
-    key = st.keys.authenticate(token.strip())
+    decided, key = st.keys.authenticate_fast(token.strip())
+    if not decided:
+        key = await run_in_threadpool(st.keys.authenticate, token.strip())
     if key is None:
         raise ApiError(401, "invalid API key", "authentication_error", "invalid_api_key",
                        {"WWW-Authenticate": "Bearer"})
@@ -78,6 +85,13 @@ def principal(request: Request) -> ApiKey:
         raise ApiError(429, f"rate limit of {key.rpm} requests per minute exceeded for key {key.name!r}",
                        "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(max(1, round(wait)))})
     return key
+
+
+def json_body(model: BaseModel) -> Response:
+    """A response model as its JSON body, serialised once by pydantic. An endpoint returning this skips FastAPI's
+    second pass over its own response (validate against ``response_model``, then encode), which cost about a sixth
+    of a BM25 request's server CPU; ``response_model`` still documents the body in /docs."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def require(key: ApiKey, endpoint: str) -> None:

@@ -22,8 +22,8 @@ from ragkit.errors import RagkitError
 from ragkit.serve import schemas as S
 from ragkit.serve.auth import ApiKey
 from ragkit.serve.core import (ApiError, AnswerJob, GenerationTimeout, ServeState, check_k, check_max_tokens,
-                               check_query, log, principal, require, retrieve, run_job, start_answer, state_of,
-                               tenant_filter, timeout_error)
+                               check_query, json_body, log, principal, require, retrieve, run_job, start_answer,
+                               state_of, tenant_filter, timeout_error)
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -78,10 +78,10 @@ def chat_completions(body: S.ChatCompletionRequest, request: Request, key: ApiKe
         return StreamingResponse(_events(st, job, cid, created, include_usage), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     run_job(job)
-    return S.ChatCompletionResponse(
+    return json_body(S.ChatCompletionResponse(
         id=cid, created=created, model=st.model_name,
         choices=[S.ChatChoice(message=S.ChatChoiceMessage(content=job.final_text()), finish_reason=job.finish_reason)],
-        usage=S.Usage(**job.usage()), sources=_sources(job), citations=[S.CitationOut.of(c) for c in job.citations()])
+        usage=S.Usage(**job.usage()), sources=_sources(job), citations=[S.CitationOut.of(c) for c in job.citations()]))
 
 
 def _sources(job: AnswerJob) -> list[S.HitOut]:

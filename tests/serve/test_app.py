@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from ragkit.serve import schemas as S
 from tests.serve.conftest import LIMITS
 
 
@@ -20,6 +21,8 @@ def test_retrieve_returns_ranked_hits_with_scores_and_sources(http):
     assert top["metadata"]["tenant"] == "acme" and top["metadata"]["source"].endswith("nightly-backups.md")
     scores = [h["score"] for h in data["hits"]]
     assert scores == sorted(scores, reverse=True)
+    assert r.headers["content-type"] == "application/json"
+    assert S.RetrieveResponse.model_validate(data).model_dump(mode="json") == data  # the documented shape, whole
 
 
 def test_query_answers_with_citations_of_its_sources(http):
@@ -30,6 +33,7 @@ def test_query_answers_with_citations_of_its_sources(http):
     for c in data["citations"]:
         assert data["sources"][c["n"] - 1]["chunk_id"] == c["chunk_id"]
         assert c["doc_id"].startswith("globex/")
+    assert S.QueryResponse.model_validate(data).model_dump(mode="json") == data
 
 
 def test_user_filter_narrows_within_the_tenant(http):
@@ -46,6 +50,10 @@ def test_health_and_docs_need_no_key_and_reveal_nothing(http):
     assert http[None].get("/docs").status_code == 200
     spec = http[None].get("/openapi.json").json()
     assert {"/v1/retrieve", "/v1/query", "/v1/chat/completions", "/v1/models"} <= set(spec["paths"])
+    for path, model in [("/v1/retrieve", "RetrieveResponse"), ("/v1/query", "QueryResponse"),
+                        ("/v1/chat/completions", "ChatCompletionResponse")]:
+        ok = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": f"#/components/schemas/{model}"}
 
 
 @pytest.mark.parametrize("headers, code", [({}, "missing_api_key"),

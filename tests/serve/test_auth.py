@@ -24,6 +24,23 @@ def test_sha256_and_scrypt_keys_authenticate_to_their_entry_only():
     assert a not in repr(ring.keys)  # the plaintext key is nowhere in what was loaded
 
 
+def test_fast_check_decides_all_but_an_unverified_scrypt_key():
+    a, b = new_key(), new_key()
+    ring = _ring({"name": "a", "hash": hash_key(a), "tenant": "acme"},
+                 {"name": "b", "hash": hash_key(b, "scrypt"), "tenant": "globex"})
+    decided, key = ring.authenticate_fast(a)
+    assert decided and key.name == "a"
+    assert ring.authenticate_fast("") == (True, None)
+    assert ring.authenticate_fast(b) == (False, None)  # only scrypt can tell, and it has not run yet
+    assert ring.authenticate_fast("wrong") == (False, None)
+    assert ring.authenticate(b).name == "b"
+    decided, key = ring.authenticate_fast(b)  # verified once: now the memo decides
+    assert decided and key.name == "b"
+    assert ring.authenticate_fast("wrong") == (False, None)  # a failed key is never memoised
+    only_sha = _ring({"name": "a", "hash": hash_key(a), "tenant": "acme"})
+    assert only_sha.authenticate_fast("wrong") == (True, None)
+
+
 def test_default_filter_is_the_tenant_and_a_custom_filter_is_kept():
     ring = _ring({"name": "a", "hash": hash_key("k1"), "tenant": "acme"},
                  {"name": "b", "hash": hash_key("k2"), "tenant": "acme", "filter": ["tenant=acme", "product=cloud"]})
