@@ -534,7 +534,8 @@ def cold_start() -> str:
 
 def serve_batching() -> str:
     """serve.batching on vs off: the default query path first (serve_batching_onnx.json, with the server as it was
-    before batching when run with --baseline; serve_batching_window.json, the batch window), then the runs with
+    before batching when run with --baseline; serve_bm25_ref.json, what a request costs beside the model;
+    serve_batching_window.json, the batch window), then the runs with
     queries through torch (serve_batching.json in fp32, serve_batching_bf16.json in bf16)."""
     parts = []
     if (RESULTS / "serve_batching_onnx.json").exists():
@@ -548,6 +549,8 @@ def serve_batching() -> str:
         if not any(r.get("baseline") for r in onnx["runs"]):
             parts.append("This run had no server as ragkit served before batching; `serve_load.py "
                          "--compare-batching --baseline` adds one.")
+    if (RESULTS / "serve_bm25_ref.json").exists():
+        parts.append(_http_share(load("serve_bm25_ref")))
     if (RESULTS / "serve_batching_window.json").exists():
         d = load("serve_batching_window")
         parts.append("The batch window with ONNX queries: the batching server with a 5 ms window, the same with no "
@@ -586,12 +589,25 @@ def _server_label(r: dict) -> str:
     return "on, " + ", ".join(f"`{o}`" for o in r["overrides"] if o != "serve.batching=true")
 
 
-def _batching_run(d: dict, goal: bool = True) -> str:
+def _runs_table(d: dict) -> str:
     rows = [[r["clients"], _server_label(r), f"{r['duration_s']:.0f}", r["requests"], r["errors"],
              r["throughput_rps"], r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"],
              r.get("server_cpu_ms_per_request", "–")] for r in d["runs"]]
-    out = table(["clients", "batching", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms",
-                 "server CPU ms/request"], rows)
+    return table(["clients", "batching", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms",
+                  "server CPU ms/request"], rows)
+
+
+def _http_share(d: dict) -> str:
+    """A BM25-only run with --ref: what a request costs the server beside the model, before and after a change."""
+    return ("BM25-only requests (nothing to embed, so the batching switch changes nothing; what is left is HTTP, "
+            "authentication, validation, the BM25 search and the JSON response), with the code measured and the "
+            f"code at {d['ref'][:7]} in the same run:\n\n" + _runs_table(d)
+            + f"\n\n({d['mode']}, `/v1/retrieve` k={d['k']}, {d['index']}; load average "
+              f"{' / '.join(map(str, d['load_avg_1min']))} over the run; measured {d['date']})" + _versus_ref(d))
+
+
+def _batching_run(d: dict, goal: bool = True) -> str:
+    out = _runs_table(d)
     ratios = ", ".join(f"{s['clients']}: {s['rps_ratio']}x" for s in d["summary"])
     g, e = d["goal"], d["batch_stats"]["query_embeddings"]
     verdict = "not run at 16 clients" if g["met"] is None else ("met" if g["met"] else "missed")
@@ -1086,7 +1102,8 @@ def sections() -> list[Section]:
         Section("Serving under load", "serve_load.py", ("serve_load", "serve_load_bm25", "serve_load_gate"),
                 serve_load),
         Section("Server micro-batching", "serve_load.py", tuple(
-            n for n in ("serve_batching", "serve_batching_bf16", "serve_batching_onnx", "serve_batching_window")
+            n for n in ("serve_batching", "serve_batching_bf16", "serve_batching_onnx", "serve_bm25_ref",
+                        "serve_batching_window")
             if (RESULTS / f"{n}.json").exists()), serve_batching),
         Section("What batching can save: query embedding by batch size", "batch_scaling.py",
                 ("batch_scaling",) if (RESULTS / "batch_scaling.json").exists() else (), batch_scaling),
