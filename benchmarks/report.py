@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -590,11 +591,40 @@ def _server_label(r: dict) -> str:
 
 
 def _runs_table(d: dict) -> str:
+    if d.get("rounds", 1) > 1:
+        return _rounds_table(d)
     rows = [[r["clients"], _server_label(r), f"{r['duration_s']:.0f}", r["requests"], r["errors"],
              r["throughput_rps"], r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"],
              r.get("server_cpu_ms_per_request", "–")] for r in d["runs"]]
     return table(["clients", "batching", "seconds", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms",
                   "server CPU ms/request"], rows)
+
+
+def _rounds_table(d: dict) -> str:
+    """A run with --rounds: one row per server and client count, medians over the rounds, and the req/s range."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for r in d["runs"]:
+        groups.setdefault((r["clients"], _server_label(r)), []).append(r)
+
+    def med(rs, get):
+        return round(statistics.median(get(r) for r in rs), 2)
+
+    rows = [[c, label, len(rs), sum(r["requests"] for r in rs), sum(r["errors"] for r in rs),
+             med(rs, lambda r: r["throughput_rps"]),
+             f"{min(r['throughput_rps'] for r in rs):.1f}–{max(r['throughput_rps'] for r in rs):.1f}",
+             med(rs, lambda r: r["latency_ms"]["p50"]), med(rs, lambda r: r["latency_ms"]["p95"]),
+             med(rs, lambda r: r["latency_ms"]["p99"]), med(rs, lambda r: r["server_cpu_ms_per_request"] or 0)]
+            for (c, label), rs in groups.items()]
+    return table(["clients", "batching", "rounds", "requests", "errors", "req/s (median)", "req/s (range)",
+                  "p50 ms", "p95 ms", "p99 ms", "server CPU ms/request"], rows) + (
+        f"\n\nEach server ran {d['rounds']} times at each client count ({d['duration_s']:g} s each, a quarter of "
+        "that with one client), the order rotating every time; the columns are medians over those runs.")
+
+
+def _ratio(s: dict, key: str) -> str:
+    """A summary ratio, with its per-round values when the run had --rounds."""
+    per = s.get(f"{key}_rounds")
+    return f"{s[key]}x" + (f" (rounds {min(per)}–{max(per)}x)" if per and None not in per else "")
 
 
 def _http_share(d: dict) -> str:
@@ -608,7 +638,7 @@ def _http_share(d: dict) -> str:
 
 def _batching_run(d: dict, goal: bool = True) -> str:
     out = _runs_table(d)
-    ratios = ", ".join(f"{s['clients']}: {s['rps_ratio']}x" for s in d["summary"])
+    ratios = ", ".join(f"{s['clients']}: {_ratio(s, 'rps_ratio')}" for s in d["summary"])
     g, e = d["goal"], d["batch_stats"]["query_embeddings"]
     verdict = "not run at 16 clients" if g["met"] is None else ("met" if g["met"] else "missed")
     judged = (f" Goal (>= {g['rps_ratio']}x at {g['clients']} clients, p95 no worse, zero errors): **{verdict}**."
@@ -626,7 +656,7 @@ def _versus_ref(d: dict) -> str:
         return ""
     sides = []
     for side in ("on", "off"):
-        ratios = ", ".join(f"{s['clients']}: {s[f'rps_vs_ref_{side}']}x" for s in d["summary"])
+        ratios = ", ".join(f"{s['clients']}: {_ratio(s, f'rps_vs_ref_{side}')}" for s in d["summary"])
         cpu = ", ".join(f"{s[f'cpu_ms_ref_{side}']} → {s[f'cpu_ms_{side}']}" for s in d["summary"])
         sides.append(f"batching {side}: {ratios} (server CPU ms per request: {cpu})")
     return (f"\n\nThe same run also served with the code at {d['ref'][:7]}, batching on and off (`serve_load.py "
@@ -640,7 +670,7 @@ def _versus_before(d: dict) -> str:
     if not rows:
         return ""
     at = {s["clients"]: s for s in rows}
-    ratios = ", ".join(f"{s['clients']}: {s['rps_vs_baseline']}x" for s in rows)
+    ratios = ", ".join(f"{s['clients']}: {_ratio(s, 'rps_vs_baseline')}" for s in rows)
     out = (f"\n\nThe same run had a third server, configured as ragkit served before micro-batching and the ONNX "
            f"query path (`{'`, `'.join(d['baseline_overrides'])}`). Throughput of the batching server / that "
            f"server, by clients: {ratios}.")
@@ -671,8 +701,11 @@ def _batching_shortfall(d: dict) -> str:
 
 def _server_cores(d: dict, clients: int) -> str:
     """How much of the machine each server used at ``clients``: CPU ms per request x requests per second."""
-    used = {r["batching"]: r["server_cpu_ms_per_request"] * r["throughput_rps"] / 1000 for r in d["runs"]
-            if r["clients"] == clients and r.get("server_cpu_ms_per_request") and _server(r) in ("on", "off")}
+    each: dict[bool, list[float]] = {}
+    for r in d["runs"]:
+        if r["clients"] == clients and r.get("server_cpu_ms_per_request") and _server(r) in ("on", "off"):
+            each.setdefault(r["batching"], []).append(r["server_cpu_ms_per_request"] * r["throughput_rps"] / 1000)
+    used = {k: statistics.median(v) for k, v in each.items()}  # over rounds, when the run had them
     if len(used) < 2:
         return ""
     return (f" At {clients} clients the batching server used {used[True]:.2f} of the {d['machine']['cpus']} "

@@ -12,6 +12,8 @@ turn. Reports throughput, p50/p95/p99 latency and errors, and writes benchmarks/
                                                              # a third server: torch fp32 queries, no batching
     python benchmarks/serve_load.py --compare-batching --ref HEAD~1
                                                              # and on/off servers running the code at HEAD~1
+    python benchmarks/serve_load.py --compare-batching --rounds 3
+                                                             # every point three times; medians compared
 
 Acceptance: zero errors at 16 concurrent clients for 60 s. Batching goal: >= 3x the hybrid requests/s at 16
 clients with a p95 no worse than without batching, zero errors.
@@ -114,6 +116,22 @@ def code_at(commit: str, into: Path) -> Path:
     return into
 
 
+def merged(runs: list[dict]) -> dict:
+    """One server's runs at one client count, over rounds: the median throughput, latencies and CPU per request,
+    the errors summed (a single run is returned as it is)."""
+    if len(runs) == 1:
+        return runs[0]
+
+    def med(values):
+        values = [v for v in values if v is not None]
+        return round(statistics.median(values), 2) if values else None
+
+    return {"clients": runs[0]["clients"], "throughput_rps": med(r["throughput_rps"] for r in runs),
+            "server_cpu_ms_per_request": med(r["server_cpu_ms_per_request"] for r in runs),
+            "latency_ms": {p: med(r["latency_ms"][p] for r in runs) for p in ("p50", "p95", "p99")},
+            "errors": sum(r["errors"] for r in runs), "requests": sum(r["requests"] for r in runs)}
+
+
 def _head() -> str | None:
     """This checkout's commit, with ``+changes`` when its ragkit package differs from it."""
     try:
@@ -213,6 +231,9 @@ def main() -> None:
     ap.add_argument("--ref", help="with --compare-batching: two more servers, on@REF and off@REF, running the "
                     "ragkit package as it was at this git commit, so a change is measured against its parent in "
                     "the same run")
+    ap.add_argument("--rounds", type=int, default=1, help="with --compare-batching: run every server this many "
+                    "times at each client count (the order rotating each time) and compare medians; the JSON keeps "
+                    "each round's ratio")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME:OVERRIDE",
                     help="with --compare-batching: one more server NAME, batching on, with this config override "
                          "(repeat the NAME for several overrides)")
@@ -223,6 +244,8 @@ def main() -> None:
         raise SystemExit(f"clients must be 1..{MAX_CLIENTS} and duration 0..{MAX_DURATION} s")
     if (args.baseline or args.extra or args.ref) and not args.compare_batching:
         raise SystemExit("--baseline, --extra and --ref add servers to --compare-batching: pass it too")
+    if not 1 <= args.rounds <= 10 or (args.rounds > 1 and not args.compare_batching):
+        raise SystemExit("--rounds is 1..10, and more than 1 only with --compare-batching")
     args.ref_commit = resolve_ref(args.ref) if args.ref else None
     servers = batching_servers(args) if args.compare_batching else {}  # a bad --extra fails before the index is built
 
@@ -322,19 +345,22 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
         runs, by, load_avg = [], {}, [round(os.getloadavg()[0], 2)]
         names = list(servers)
         for i, c in enumerate(counts):
-            for name in names[i % len(names):] + names[:i % len(names)]:
-                res = run_load(urls[name], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k,
-                               args.mode, procs[name].pid)
-                res["batching"] = name == "on" or name.startswith("on@")
-                if name == "baseline":
-                    res["baseline"] = True
-                elif "@" in name:
-                    res["server"], res["code"] = name, args.ref_commit
-                elif name not in ("on", "off"):
-                    res["server"], res["overrides"] = name, servers[name][len(args.set):]
-                runs.append(res)
-                by[(name, c)] = res
-                report_line(res, f"{name:<8} ")
+            for rnd in range(args.rounds):
+                first = (i * args.rounds + rnd) % len(names)
+                for name in names[first:] + names[:first]:
+                    res = run_load(urls[name], key, qs, c, args.duration / 4 if c == 1 else args.duration, args.k,
+                                   args.mode, procs[name].pid)
+                    res["batching"] = name == "on" or name.startswith("on@")
+                    res["round"] = rnd + 1
+                    if name == "baseline":
+                        res["baseline"] = True
+                    elif "@" in name:
+                        res["server"], res["code"] = name, args.ref_commit
+                    elif name not in ("on", "off"):
+                        res["server"], res["overrides"] = name, servers[name][len(args.set):]
+                    runs.append(res)
+                    by.setdefault((name, c), []).append(res)
+                    report_line(res, f"{name:<8} ")
             load_avg.append(round(os.getloadavg()[0], 2))
         stats = batch_stats(urls["on"], key)
     finally:
@@ -343,6 +369,7 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
             proc.wait(30)
         if old is not None:
             old.cleanup()
+    rounds, by = by, {k: merged(v) for k, v in by.items()}  # by: the median over rounds
     summary = []
     for c in counts:
         on, off = by[("on", c)], by[("off", c)]
@@ -362,6 +389,15 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
                 row[f"rps_vs_ref_{side}"] = (round(by[(side, c)]["throughput_rps"] / ref["throughput_rps"], 2)
                                              if ref["throughput_rps"] else None)
                 row[f"cpu_ms_ref_{side}"] = ref["server_cpu_ms_per_request"]
+        if args.rounds > 1:  # each ratio round by round, to show how far one run can be off
+            pairs = {"rps_ratio": ("on", "off"), "rps_vs_baseline": ("on", "baseline")}
+            if args.ref_commit:
+                pairs.update({f"rps_vs_ref_{side}": (side, f"{side}@{args.ref_commit[:7]}") for side in ("on", "off")})
+            for field_, (a, b) in pairs.items():
+                if (b, c) in rounds:
+                    row[field_ + "_rounds"] = [round(x["throughput_rps"] / y["throughput_rps"], 2)
+                                               if y["throughput_rps"] else None
+                                               for x, y in zip(rounds[(a, c)], rounds[(b, c)])]
         summary.append(row)
     at16 = next((s for s in summary if s["clients"] == 16), None)
     goal = {"clients": 16, "rps_ratio": 3.0, "p95_no_worse": True, "errors_required": 0,
@@ -370,7 +406,7 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
     path = write_result(args.name or "serve_batching", {
         "index": index.name, "endpoint": "/v1/retrieve", "mode": args.mode, "k": args.k,
         "server_overrides": args.set, "baseline_overrides": BASELINE if args.baseline else None,
-        "ref": args.ref_commit, "code": _head(),
+        "ref": args.ref_commit, "code": _head(), "rounds": args.rounds,
         "duration_s": args.duration, "runs": runs, "summary": summary, "goal": goal,
         "batch_stats": stats, "load_avg_1min": load_avg,
         "note": "servers (serve.batching on / off, and with --baseline the server as it was before batching: "

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--baseline"], "add servers to --compare-batching: pass it too"),
     (["--ref", "HEAD"], "add servers to --compare-batching: pass it too"),
     (["--compare-batching", "--extra", "a@b:serve.batch_max=4"], "'@' is kept for --ref servers"),
+    (["--rounds", "3"], "more than 1 only with --compare-batching"),
+    (["--compare-batching", "--rounds", "0"], "--rounds is 1..10"),
     (["--extra", "window0:serve.batch_window_ms=0"], "add servers to --compare-batching: pass it too"),
     (["--compare-batching", "--extra", "no-override"], "expected NAME:OVERRIDE"),
     (["--compare-batching", "--extra", ":serve.batch_max=4"], "expected NAME:OVERRIDE"),
@@ -54,3 +56,18 @@ def test_code_at_extracts_the_package_as_committed(tmp_path):
                                check=True).stdout
         assert (code / path).read_text() == shown  # the committed file, whatever the working tree holds
     assert not (code / "tests").exists() and not (code / "benchmarks").exists()  # the package only
+
+
+def test_rounds_merge_to_medians_and_sum_errors():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import serve_load
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    runs = [{"clients": 16, "throughput_rps": rps, "server_cpu_ms_per_request": cpu, "errors": err, "requests": 100,
+             "latency_ms": {"p50": p, "p95": 2 * p, "p99": 3 * p}}
+            for rps, cpu, err, p in [(100.0, 9.0, 0, 10.0), (140.0, 8.0, 1, 30.0), (120.0, None, 0, 20.0)]]
+    m = serve_load.merged(runs)
+    assert m["throughput_rps"] == 120.0 and m["server_cpu_ms_per_request"] == 8.5  # None: not measured, left out
+    assert m["latency_ms"] == {"p50": 20.0, "p95": 40.0, "p99": 60.0} and m["errors"] == 1 and m["requests"] == 300
+    assert serve_load.merged(runs[:1]) is runs[0]
