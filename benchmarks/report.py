@@ -552,6 +552,15 @@ def serve_batching() -> str:
                          "--compare-batching --baseline` adds one.")
     if (RESULTS / "serve_bm25_ref.json").exists():
         parts.append(_http_share(load("serve_bm25_ref")))
+    if (RESULTS / "serve_batching_inline.json").exists():
+        d = load("serve_batching_inline")
+        parts.append("Tried and reverted: a batcher call run in the request's own thread when nothing was queued "
+                     "and a call was free (the code measured is the commit below with that change on top; "
+                     "`benchmarks/serve_load.md` describes it). The unbatched servers of the two codes ran the "
+                     "same code, so their ratio shows the run's noise:\n\n" + _runs_table(d)
+                     + f"\n\n(hybrid, `/v1/retrieve` k={d['k']}; load average "
+                       f"{' / '.join(map(str, d['load_avg_1min']))} over the run; measured {d['date']})"
+                     + _versus_ref(d))
     if (RESULTS / "serve_batching_window.json").exists():
         d = load("serve_batching_window")
         parts.append("The batch window with ONNX queries: the batching server with a 5 ms window, the same with no "
@@ -650,6 +659,14 @@ def _batching_run(d: dict, goal: bool = True) -> str:
                   f"{d['date']})") + (_batching_shortfall(d) + _versus_before(d) + _versus_ref(d) if goal else "")
 
 
+def _code(code: str | None) -> str:
+    """A run's code as written by serve_load.py: a commit, with ``+changes`` when the package differed from it."""
+    if not code:
+        return "unknown"
+    sha, plus, rest = code.partition("+")
+    return sha[:7] + plus + rest
+
+
 def _versus_ref(d: dict) -> str:
     """With --ref servers in the run: this code's servers against the same servers at the older commit."""
     if not d.get("ref"):
@@ -660,7 +677,7 @@ def _versus_ref(d: dict) -> str:
         cpu = ", ".join(f"{s[f'cpu_ms_ref_{side}']} → {s[f'cpu_ms_{side}']}" for s in d["summary"])
         sides.append(f"batching {side}: {ratios} (server CPU ms per request: {cpu})")
     return (f"\n\nThe same run also served with the code at {d['ref'][:7]}, batching on and off (`serve_load.py "
-            f"--ref`). Throughput of the code measured ({str(d.get('code'))[:7]}) / the code at {d['ref'][:7]}, "
+            f"--ref`). Throughput of the code measured ({_code(d.get('code'))}) / the code at {d['ref'][:7]}, "
             f"by clients: " + "; ".join(sides) + ".")
 
 
@@ -1136,7 +1153,7 @@ def sections() -> list[Section]:
                 serve_load),
         Section("Server micro-batching", "serve_load.py", tuple(
             n for n in ("serve_batching", "serve_batching_bf16", "serve_batching_onnx", "serve_bm25_ref",
-                        "serve_batching_window")
+                        "serve_batching_inline", "serve_batching_window")
             if (RESULTS / f"{n}.json").exists()), serve_batching),
         Section("What batching can save: query embedding by batch size", "batch_scaling.py",
                 ("batch_scaling",) if (RESULTS / "batch_scaling.json").exists() else (), batch_scaling),
