@@ -558,9 +558,7 @@ def serve_batching() -> str:
                      "and a call was free (the code measured is the commit below with that change on top; "
                      "`benchmarks/serve_load.md` describes it). The unbatched servers of the two codes ran the "
                      "same code, so their ratio shows the run's noise:\n\n" + _runs_table(d)
-                     + f"\n\n(hybrid, `/v1/retrieve` k={d['k']}; load average "
-                       f"{' / '.join(map(str, d['load_avg_1min']))} over the run; measured {d['date']})"
-                     + _versus_ref(d))
+                     + f"\n\n(hybrid, `/v1/retrieve` k={d['k']}; {_over_the_run(d)})" + _versus_ref(d))
     if (RESULTS / "serve_batching_window.json").exists():
         d = load("serve_batching_window")
         parts.append("The batch window with ONNX queries: the batching server with a 5 ms window, the same with no "
@@ -636,13 +634,17 @@ def _ratio(s: dict, key: str) -> str:
     return f"{s[key]}x" + (f" (rounds {min(per)}–{max(per)}x)" if per and None not in per else "")
 
 
+def _over_the_run(d: dict) -> str:
+    """How busy the machine was during a serve_load.py run, and when it ran."""
+    return f"load average {' / '.join(map(str, d['load_avg_1min']))} over the run; measured {d['date']}"
+
+
 def _http_share(d: dict) -> str:
     """A BM25-only run with --ref: what a request costs the server beside the model, before and after a change."""
     return ("BM25-only requests (nothing to embed, so the batching switch changes nothing; what is left is HTTP, "
             "authentication, validation, the BM25 search and the JSON response), with the code measured and the "
             f"code at {d['ref'][:7]} in the same run:\n\n" + _runs_table(d)
-            + f"\n\n({d['mode']}, `/v1/retrieve` k={d['k']}, {d['index']}; load average "
-              f"{' / '.join(map(str, d['load_avg_1min']))} over the run; measured {d['date']})" + _versus_ref(d))
+            + f"\n\n({d['mode']}, `/v1/retrieve` k={d['k']}, {d['index']}; {_over_the_run(d)})" + _versus_ref(d))
 
 
 def _batching_run(d: dict, goal: bool = True) -> str:
@@ -655,8 +657,8 @@ def _batching_run(d: dict, goal: bool = True) -> str:
     return out + (f"\n\nThroughput with batching / without, by clients: {ratios}.{judged} The batching server ran "
                   f"{e['requests']} query embeddings in {e['batches']} model calls (largest batch {e['largest']}, "
                   f"window {e['window_ms']:g} ms, at most {e['max_batch']}). ({d['mode']}, `/v1/retrieve` k={d['k']}, "
-                  f"{d['index']}; load average {' / '.join(map(str, d['load_avg_1min']))} over the run; measured "
-                  f"{d['date']})") + (_batching_shortfall(d) + _versus_before(d) + _versus_ref(d) if goal else "")
+                  f"{d['index']}; {_over_the_run(d)})") + (
+        _batching_shortfall(d) + _versus_before(d) + _versus_ref(d) if goal else "")
 
 
 def _code(code: str | None) -> str:

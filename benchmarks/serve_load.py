@@ -68,7 +68,8 @@ def queries() -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def start_server(index: Path, port: int, keys: Path, overrides: list[str], code: Path | None = None) -> subprocess.Popen:
+def start_server(index: Path, port: int, keys: Path, overrides: list[str],
+                 code: Path | None = None) -> subprocess.Popen:
     """``code``: a folder holding another version of the ``ragkit`` package (see ``code_at``) to serve with,
     in this environment; default: this checkout's."""
     import httpx
@@ -107,13 +108,19 @@ def resolve_ref(ref: str) -> str:
 
 def code_at(commit: str, into: Path) -> Path:
     """The ``ragkit`` package as it was at ``commit``, extracted under ``into`` (git archive: no checkout)."""
+    import io
     import tarfile
 
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit, "ragkit"],
                              capture_output=True, check=True, timeout=120).stdout
-    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
+
+
+def ref_server(side: str, commit: str) -> str:
+    """The name of the ``--ref`` server with batching ``side`` (on/off) running the code at ``commit``."""
+    return f"{side}@{commit[:7]}"
 
 
 def merged(runs: list[dict]) -> dict:
@@ -322,8 +329,8 @@ def batching_servers(args) -> dict[str, list[str]]:
             raise SystemExit(f"--extra {spec!r}: '@' is kept for --ref servers")
         servers.setdefault(name, [*args.set, "serve.batching=true"]).append(override)
     if args.ref_commit:
-        servers[f"on@{args.ref_commit[:7]}"] = servers["on"]
-        servers[f"off@{args.ref_commit[:7]}"] = servers["off"]
+        for side in ("on", "off"):
+            servers[ref_server(side, args.ref_commit)] = servers[side]
     return servers
 
 
@@ -385,14 +392,15 @@ def compare_batching(args, servers: dict[str, list[str]], index: Path, keys: Pat
                         "errors_baseline": base["errors"]})
         if args.ref_commit:  # this checkout's servers against the same servers at --ref
             for side in ("on", "off"):
-                ref = by[(f"{side}@{args.ref_commit[:7]}", c)]
+                ref = by[(ref_server(side, args.ref_commit), c)]
                 row[f"rps_vs_ref_{side}"] = (round(by[(side, c)]["throughput_rps"] / ref["throughput_rps"], 2)
                                              if ref["throughput_rps"] else None)
                 row[f"cpu_ms_ref_{side}"] = ref["server_cpu_ms_per_request"]
         if args.rounds > 1:  # each ratio round by round, to show how far one run can be off
             pairs = {"rps_ratio": ("on", "off"), "rps_vs_baseline": ("on", "baseline")}
             if args.ref_commit:
-                pairs.update({f"rps_vs_ref_{side}": (side, f"{side}@{args.ref_commit[:7]}") for side in ("on", "off")})
+                pairs.update({f"rps_vs_ref_{side}": (side, ref_server(side, args.ref_commit))
+                              for side in ("on", "off")})
             for field_, (a, b) in pairs.items():
                 if (b, c) in rounds:
                     row[field_ + "_rounds"] = [round(x["throughput_rps"] / y["throughput_rps"], 2)

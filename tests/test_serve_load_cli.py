@@ -32,6 +32,15 @@ def test_a_malformed_server_list_exits_before_any_work(tmp_path, args, message):
     assert not (tmp_path / "cache").exists()  # no index was built
 
 
+def _serve_load():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import serve_load
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return serve_load
+
+
 def test_a_ref_that_is_no_commit_exits_before_any_work(tmp_path):
     import os
 
@@ -44,11 +53,7 @@ def test_a_ref_that_is_no_commit_exits_before_any_work(tmp_path):
 
 
 def test_code_at_extracts_the_package_as_committed(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import serve_load
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    serve_load = _serve_load()
     head = serve_load.resolve_ref("HEAD")
     code = serve_load.code_at(head, tmp_path / "code")
     for path in ("ragkit/__init__.py", "ragkit/serve/app.py"):
@@ -59,11 +64,7 @@ def test_code_at_extracts_the_package_as_committed(tmp_path):
 
 
 def test_rounds_merge_to_medians_and_sum_errors():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import serve_load
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    serve_load = _serve_load()
     runs = [{"clients": 16, "throughput_rps": rps, "server_cpu_ms_per_request": cpu, "errors": err, "requests": 100,
              "latency_ms": {"p50": p, "p95": 2 * p, "p99": 3 * p}}
             for rps, cpu, err, p in [(100.0, 9.0, 0, 10.0), (140.0, 8.0, 1, 30.0), (120.0, None, 0, 20.0)]]
