@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--compare-batching", "--extra", "a@b:serve.batch_max=4"], "'@' is kept for --ref servers"),
     (["--rounds", "3"], "more than 1 only with --compare-batching"),
     (["--compare-batching", "--rounds", "0"], "--rounds is 1..10"),
+    (["--compare-batching", "--ref", "HEAD"], "--ref 'HEAD': git is not available"),  # PATH is empty here
     (["--extra", "window0:serve.batch_window_ms=0"], "add servers to --compare-batching: pass it too"),
     (["--compare-batching", "--extra", "no-override"], "expected NAME:OVERRIDE"),
     (["--compare-batching", "--extra", ":serve.batch_max=4"], "expected NAME:OVERRIDE"),
